@@ -1,0 +1,42 @@
+# crypten-fl: two commands on a fresh machine — `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+DEMO ?= demo-output
+PATIENTS ?= 3000
+SEED ?= 7
+
+.PHONY: demo test test-slow lint bench clean install
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip==25.3"
+
+# torch first, from the local CPU wheel (an unpinned torch would pull a multi-GB CUDA build);
+# crypten with --no-deps (see pyproject.toml); then the project itself.
+$(STAMP): $(BIN)/python pyproject.toml
+	@echo "==> installing into $(VENV) (first run only)"
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet --no-deps "crypten==0.4.1"
+	$(BIN)/pip install --quiet -e ".[test]"
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(DEMO) build *.egg-info

@@ -1,0 +1,94 @@
+"""Shared CLI plumbing: consoles, error handling, progress bars, tables."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from mimic_etl.errors import UserError
+
+console = Console()
+err_console = Console(stderr=True)
+
+T = TypeVar("T")
+
+
+def run_or_exit(fn: Callable[[], T]) -> T:
+    """Run a library call; a UserError becomes one red line on stderr and exit code 1."""
+    try:
+        return fn()
+    except UserError as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("[bold red]interrupted[/]: no output was written")
+        raise typer.Exit(130) from None
+
+
+class RichProgress:
+    """Adapts the library's ``progress(task, done, total)`` callback to rich progress bars."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[str, TaskID] = {}
+
+    def __call__(self, task: str, done: float, total: float | None = None) -> None:
+        if task not in self._tasks:
+            self._tasks[task] = self._progress.add_task(task, total=total)
+        self._progress.update(self._tasks[task], completed=done, total=total)
+
+
+@contextlib.contextmanager
+def progress_bars() -> Iterator[RichProgress]:
+    """A rich progress display (on stderr, so stdout stays clean) yielding a ProgressFn."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        yield RichProgress(progress)
+
+
+def make_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A rich table; numbers right-aligned, floats with 3 decimals."""
+    table = Table(title=title, title_justify="left")
+    first = rows[0] if rows else [None] * len(columns)
+    for name, sample in zip(columns, first, strict=False):
+        numeric = isinstance(sample, int | float) and not isinstance(sample, bool)
+        table.add_column(name, justify="right" if numeric else "left")
+    for row in rows:
+        table.add_row(*(_fmt(v) for v in row))
+    return table
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 1e5 else f"{value:,.0f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return "" if value is None else str(value)
+
+
+def is_interactive() -> bool:
+    """True when stderr is a terminal (progress bars are still shown otherwise, without redraws)."""
+    return sys.stderr.isatty()

@@ -1,0 +1,1 @@
+"""Secure computation between hospitals: key agreement, pairwise masks, CrypTen secret sharing."""

@@ -1,0 +1,68 @@
+"""Job functions run inside real CrypTen party processes by the tests (via fedtrain.launch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
+from fedtrain.party import PartyContext
+
+
+def party_vector(seed: int, rank: int, n: int, scale: float) -> torch.Tensor:
+    """The deterministic private vector of party ``rank`` (values of both signs)."""
+    gen = torch.Generator().manual_seed(seed * 1000 + rank)
+    return torch.randn(n, generator=gen) * scale
+
+
+def textbook_sum(ctx: PartyContext) -> dict[str, Any]:
+    """CrypTen's own recipe: every party secret-shares its vector, shares are added, revealed."""
+    from fedtrain.compat import crypten
+
+    n, seed, scale = ctx.spec["n"], ctx.spec["seed"], ctx.spec["scale"]
+    mine = party_vector(seed, ctx.rank, n, scale)
+    total = None
+    for src in range(ctx.world_size):
+        enc = crypten.cryptensor(mine if src == ctx.rank else torch.zeros(n), src=src)
+        total = enc if total is None else total + enc
+    save_file({"sum": total.get_plain_text()}, str(ctx.workdir / "sum.safetensors"))
+    return {"rank": ctx.rank}
+
+
+def secure_weighted_mean(ctx: PartyContext) -> dict[str, Any]:
+    """The project's SecureAggregator, recording every share this party sends."""
+    from fedtrain.compat import crypten
+    from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
+
+    n, seed, scale = ctx.spec["n"], ctx.spec["seed"], ctx.spec["scale"]
+    mine = party_vector(seed, ctx.rank, n, scale)
+    weight = float(ctx.spec["weights"][ctx.rank])
+    comm = crypten.communicator.get()
+    sent: list[torch.Tensor] = []
+    original = comm.all_reduce
+
+    def recording_all_reduce(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        sent.append(tensor.clone())
+        return original(tensor, *args, **kwargs)
+
+    comm.all_reduce = recording_all_reduce
+    cls = SecureAggregator if ctx.spec.get("secure", True) else PlainAggregator
+    agg = cls(degree=ctx.spec.get("degree"))
+    mean, total_weight = agg.weighted_mean(mine, weight)
+    comm.all_reduce = original
+    tensors = {"mean": mean}
+    tensors.update({f"sent_{i}": t for i, t in enumerate(sent)})
+    save_file(tensors, str(ctx.workdir / "out.safetensors"))
+    return {"total_weight": total_weight, "bytes": agg.stats.bytes_sent, "calls": agg.stats.calls}
+
+
+def crash_after_event(ctx: PartyContext) -> dict[str, Any]:
+    """Rank given by spec crashes after emitting an event; the others wait in a collective."""
+    from fedtrain.compat import crypten
+
+    ctx.emit("round_done", round=1)
+    if ctx.rank == ctx.spec["crash_rank"]:
+        raise RuntimeError("simulated hospital crash")
+    crypten.communicator.get().all_reduce(torch.zeros(4, dtype=torch.int64))
+    return {}

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, str] = {
     "synth": "cli.synth",
     "extract": "cli.extract",
     "partition": "cli.partition",
+    "train": "cli.train",
 }
 
 for _name, _module in SUBCOMMANDS.items():

@@ -55,6 +55,7 @@ def init_crypten(timeout_s: float, ttp: bool) -> None:
     from fedtrain.compat import crypten, set_collective_timeout
 
     set_collective_timeout(timeout_s)
+    crypten.cfg.communicator.verbose = True  # CrypTen counts bytes and rounds only when verbose
     if ttp:
         crypten.cfg.mpc.provider = "TTP"
     crypten.init()

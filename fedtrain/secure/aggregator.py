@@ -25,12 +25,16 @@ from fedtrain.secure.keys import PUBLIC_KEY_BYTES, KeyPair
 
 @dataclass
 class AggregationStats:
-    """What aggregation cost this party: calls, elements, seconds and bytes it sent."""
+    """What aggregation cost this party: calls, elements, seconds, bytes.
+
+    ``bytes_communicated`` is CrypTen's communicator count for this party (sent + received; an
+    all-reduce counts 2 × 8 bytes per element); the plain baseline is counted the same way.
+    """
 
     calls: int = 0
     elements: int = 0
     seconds: float = 0.0
-    bytes_sent: int = 0
+    bytes_communicated: int = 0
     setup_bytes: int = 0
     per_call: list[dict[str, float]] = field(default_factory=list)
 
@@ -73,21 +77,25 @@ class SecureAggregator:
         self.stats.setup_bytes = _comm_bytes() - before + PUBLIC_KEY_BYTES * (self.world_size - 1)
         return keys
 
-    def share(self, x: torch.Tensor) -> torch.Tensor:
+    def share(self, x: torch.Tensor, precision_bits: int | None = None) -> torch.Tensor:
         """This party's additive share of Σ x: encode(x) + its pairwise masks (int64 ring)."""
         flat = x.reshape(-1)
-        share = fixed_point.encode(flat, self.precision_bits)
+        share = fixed_point.encode(flat, precision_bits or self.precision_bits)
         share += masks.mask(self.rank, self._pair_keys, self._counter, flat.numel())
         self._counter += 1
         return share
 
-    def sum(self, x: torch.Tensor) -> torch.Tensor:
-        """Σ over parties of ``x`` (same shape at every party), as float64."""
+    def sum(self, x: torch.Tensor, precision_bits: int | None = None) -> torch.Tensor:
+        """Σ over parties of ``x`` (same shape at every party), as float64.
+
+        ``precision_bits`` overrides the fractional bits for this call (fewer bits, larger range).
+        """
+        bits = precision_bits or self.precision_bits
         start, before = time.perf_counter(), _comm_bytes()
         shared = crypten.mpc.primitives.ArithmeticSharedTensor.from_shares(
-            self.share(x), precision=self.precision_bits
+            self.share(x, bits), precision=bits
         )
-        total = fixed_point.decode(shared.reveal(), self.precision_bits).reshape(x.shape)
+        total = fixed_point.decode(shared.reveal(), bits).reshape(x.shape)
         self._record(x.numel(), time.perf_counter() - start, _comm_bytes() - before)
         return total
 
@@ -104,7 +112,7 @@ class SecureAggregator:
         self.stats.calls += 1
         self.stats.elements += n
         self.stats.seconds += seconds
-        self.stats.bytes_sent += sent
+        self.stats.bytes_communicated += sent
         self.stats.per_call.append({"elements": n, "seconds": seconds, "bytes": sent})
 
 
@@ -119,13 +127,11 @@ class PlainAggregator(SecureAggregator):
         self.precision_bits, self.degree = precision_bits, degree
         self.stats = AggregationStats()
 
-    def sum(self, x: torch.Tensor) -> torch.Tensor:
+    def sum(self, x: torch.Tensor, precision_bits: int | None = None) -> torch.Tensor:
         start = time.perf_counter()
         total = x.detach().to(torch.float64).clone()
         group = crypten.communicator.get().main_group
         torch.distributed.all_reduce(total, group=group)
         n = x.numel()
-        # a ring all-reduce sends 2·(N−1)/N of the vector per party
-        sent = int(2 * (self.world_size - 1) / self.world_size * n * 8)
-        self._record(n, time.perf_counter() - start, sent)
+        self._record(n, time.perf_counter() - start, 2 * 8 * n if self.world_size > 1 else 0)
         return total

@@ -54,7 +54,8 @@ def secure_weighted_mean(ctx: PartyContext) -> dict[str, Any]:
     tensors = {"mean": mean}
     tensors.update({f"sent_{i}": t for i, t in enumerate(sent)})
     save_file(tensors, str(ctx.workdir / "out.safetensors"))
-    return {"total_weight": total_weight, "bytes": agg.stats.bytes_sent, "calls": agg.stats.calls}
+    stats = agg.stats
+    return {"total_weight": total_weight, "bytes": stats.bytes_communicated, "calls": stats.calls}
 
 
 def crash_after_event(ctx: PartyContext) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""`crypten-fl train`: federated training across hospital processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from cli.common import console, make_table, run_or_exit
+from fedtrain.run.config import STRATEGIES, TrainConfig
+from fedtrain.run.coordinator import train
+
+LABEL_METRICS = ("auroc", "accuracy", "precision", "recall", "f1", "specificity", "mse")
+
+
+class RoundDisplay:
+    """Live table of rounds: loss and validation macro-AUROC per hospital."""
+
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self.rows: dict[int, dict[str, dict[str, Any]]] = {}
+        self.status = "starting hospital processes"
+        self.live: Live | None = None
+
+    def __call__(self, rank: int, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "round":
+            self.rows.setdefault(int(event["round"]), {})[str(event["hospital"])] = event
+            self.status = f"round {event['round']}/{self.rounds}"
+        elif kind == "status":
+            self.status = f"hospital {event.get('hospital', rank)}: {event['message']}"
+        if self.live is not None:
+            self.live.update(self.render())
+
+    def render(self) -> Table:
+        hospitals = sorted({h for row in self.rows.values() for h in row}, key=int)
+        table = Table(title=f"training — {self.status}", title_justify="left")
+        table.add_column("round", justify="right")
+        for h in hospitals:
+            table.add_column(f"h{h} loss", justify="right")
+            table.add_column(f"h{h} val AUROC", justify="right")
+        for r in sorted(self.rows)[-12:]:
+            cells = [str(r)]
+            for h in hospitals:
+                e = self.rows[r].get(h)
+                cells += ([f"{e['train_loss']:.4f}", f"{e['val_macro_auroc']:.3f}"]
+                          if e else ["", ""])
+            table.add_row(*cells)
+        return table
+
+
+def command(
+    fed: Annotated[Path, typer.Option(help="Federation dir written by `crypten-fl partition`.")],
+    out: Annotated[Path, typer.Option(help="Run directory to create (config, metrics, models).")],
+    strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")] = "horizontal",
+    rounds: Annotated[int, typer.Option(help="Federated rounds.")] = 20,
+    local_epochs: Annotated[int, typer.Option(help="Local epochs per round at each hospital.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    dp_epsilon: Annotated[float | None, typer.Option(
+        help="Turn on DP-SGD (Opacus) with this ε per hospital over the whole run. Off by default."
+    )] = None,
+    dp_delta: Annotated[float | None, typer.Option(
+        help="DP δ (default: 1/(10·n_train) per hospital)."
+    )] = None,
+    max_grad_norm: Annotated[float, typer.Option(help="DP-SGD per-example clipping norm.")] = 1.0,
+    secure: Annotated[bool, typer.Option(
+        "--secure/--plain",
+        help="Aggregate with CrypTen secret sharing (default) or a plaintext all-reduce.",
+    )] = True,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same run).")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last "
+                                               "completed round.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
+    d_model: Annotated[int, typer.Option(help="Transformer width.")] = 64,
+    heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
+    layers: Annotated[int, typer.Option(help="Transformer encoder layers.")] = 2,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.1,
+    pooling: Annotated[str, typer.Option(help="'cls' token or 'mean' pooling.")] = "cls",
+    timeout: Annotated[float, typer.Option(help="Seconds a hospital waits for a silent peer "
+                                                 "before the run stops.")] = 60.0,
+) -> None:
+    """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
+    config = TrainConfig(
+        fed=str(fed), strategy=strategy, rounds=rounds, local_epochs=local_epochs,
+        batch_size=batch_size, lr=lr, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
+        max_grad_norm=max_grad_norm, secure=secure, seed=seed, d_model=d_model, n_heads=heads,
+        n_layers=layers, dropout=dropout, pooling=pooling, timeout=timeout,
+    )
+    display = RoundDisplay(rounds)
+    with Live(display.render(), console=console, refresh_per_second=4) as live:
+        display.live = live
+        summary = run_or_exit(lambda: train(config, out, resume=resume, overwrite=overwrite,
+                                            on_event=display))
+    render_test_metrics(summary.test_metrics)
+    console.print(f"run written to [bold]{summary.run_dir}[/] "
+                  f"(test_metrics.json, comm.json, privacy.json)")
+
+
+def render_test_metrics(metrics: dict[str, Any]) -> None:
+    """Per-disease test table (pooled over hospitals) and per-hospital macro averages."""
+    overall = metrics["overall"]
+    rows = [[label, *(vals[m] for m in LABEL_METRICS)] for label, vals in overall["labels"].items()]
+    rows.append(["macro", *(overall["macro"][m] for m in LABEL_METRICS)])
+    console.print(make_table(f"test metrics, all hospitals ({overall.get('method', '')})",
+                             ["disease", *LABEL_METRICS], rows))
+    per = [[h, v["n"], *(v["macro"][m] for m in LABEL_METRICS)]
+           for h, v in metrics["per_hospital"].items()]
+    console.print(make_table("macro averages per hospital (each on its own test split)",
+                             ["hospital", "stays", *LABEL_METRICS], per))

@@ -1,0 +1,1 @@
+"""Running a federated training job: configuration, the hospital process, the coordinator."""

@@ -1,0 +1,85 @@
+"""TrainConfig: every option of `crypten-fl train`, validated before any process starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mimic_etl.errors import UserError
+
+STRATEGIES = ("horizontal", "centralized", "local", "fedper", "fedmtl", "vertical", "split")
+
+
+@dataclass
+class TrainConfig:
+    """Options of one training run (defaults follow the reference study)."""
+
+    fed: str
+    strategy: str = "horizontal"
+    rounds: int = 20
+    local_epochs: int = 1
+    batch_size: int = 128
+    lr: float = 1e-3
+    dp_epsilon: float | None = None
+    dp_delta: float | None = None
+    max_grad_norm: float = 1.0
+    secure: bool = True
+    seed: int = 0
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 2
+    dim_feedforward: int = 128
+    dropout: float = 0.1
+    pooling: str = "cls"
+    head_hidden: int = 64
+    personal_layers: int = 1
+    mtl_lambda: float = 0.1
+    mask_degree: int | None = None
+    timeout: float = 60.0
+    threads_per_party: int = 1
+
+    def validate(self) -> TrainConfig:
+        """Raise UserError naming the option for any value out of range."""
+        checks: list[tuple[bool, str]] = [
+            (self.strategy in STRATEGIES, f"--strategy {self.strategy!r}: choose one of "
+             + ", ".join(STRATEGIES)),
+            (self.rounds >= 1, "--rounds must be >= 1"),
+            (self.local_epochs >= 1, "--local-epochs must be >= 1"),
+            (self.batch_size >= 1, "--batch-size must be >= 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
+            (self.dp_epsilon is None or (self.dp_epsilon > 0 and math.isfinite(self.dp_epsilon)),
+             "--dp-epsilon must be a positive finite number"),
+            (self.dp_delta is None or 0 < self.dp_delta < 1, "--dp-delta must be in (0, 1)"),
+            (self.max_grad_norm > 0, "--max-grad-norm must be > 0"),
+            (self.d_model % self.n_heads == 0, "--d-model must be divisible by --heads"),
+            (self.pooling in ("cls", "mean"), "--pooling must be 'cls' or 'mean'"),
+            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (self.personal_layers >= 0, "--personal-layers must be >= 0"),
+            (self.mtl_lambda >= 0, "--mtl-lambda must be >= 0"),
+            (self.timeout > 0, "--timeout must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        if self.dp_delta is not None and self.dp_epsilon is None:
+            raise UserError("--dp-delta needs --dp-epsilon (DP-SGD is off without it)")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def load(cls, path: Path) -> TrainConfig:
+        try:
+            return cls.from_json(json.loads(Path(path).read_text())).validate()
+        except (OSError, json.JSONDecodeError, TypeError) as err:
+            raise UserError(f"{path}: not a readable training config ({err})") from err

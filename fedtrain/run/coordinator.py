@@ -1,0 +1,144 @@
+"""Coordinator of a local training run: validate, launch hospital processes, write RUN/.
+
+The coordinator holds no patient data: it passes each hospital process the path of its own
+directory only, and receives per-round progress (losses, validation AUROC of each hospital on its
+own data) and aggregate results. Outputs are written into a hidden ``.RUN.partial`` sibling and
+renamed to RUN at the end; after a failure that sibling keeps the completed rounds' checkpoints
+and ``--resume`` continues from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedtrain.launch import PartyFailure, launch
+from fedtrain.run.config import TrainConfig
+from fedtrain.run.federation import HospitalInfo, read_federation
+from fedtrain.run.outputs import write_run_outputs
+from mimic_etl.errors import UserError
+from mimic_etl.manifest import write_json
+from mimic_etl.outdir import check_output_dir
+
+JOB = "fedtrain.run.hospital:run"
+EventFn = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass
+class TrainSummary:
+    """Where the run went and what it measured."""
+
+    run_dir: Path
+    test_metrics: dict[str, Any]
+    comm: dict[str, Any]
+    privacy: dict[str, Any]
+    rounds_completed: int
+    resumed_from: int
+
+
+def partial_dir(out: Path) -> Path:
+    """The hidden sibling a run is written to before it is renamed into place."""
+    out = Path(out)
+    return out.resolve().parent / f".{out.name}.partial"
+
+
+def last_complete_round(run: Path) -> int:
+    """Highest round whose checkpoint every hospital finished (0 = none)."""
+    markers = (run / "checkpoints").glob("round_*/COMPLETE")
+    return max((int(p.parent.name.split("_")[1]) for p in markers), default=0)
+
+
+def _prepare(config: TrainConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Path, int]:
+    work = partial_dir(out)
+    if resume:
+        if not (work / "config.json").exists():
+            raise UserError(f"--resume: no interrupted run of {out} found ({work} is missing)")
+        saved = TrainConfig.load(work / "config.json").to_json()
+        mine = config.to_json()
+        changed = sorted(k for k in mine if k not in ("timeout",) and saved.get(k) != mine[k])
+        if changed:
+            raise UserError("--resume: options differ from the interrupted run: "
+                            + ", ".join(changed))
+        return work, last_complete_round(work)
+    check_output_dir(out, overwrite)
+    if work.exists():
+        if not overwrite:
+            raise UserError(f"--out {out}: an interrupted run exists ({work}); "
+                            "use --resume to continue it or --overwrite to start again")
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    write_json(work / "config.json", config.to_json())
+    return work, 0
+
+
+def _specs(config: TrainConfig, hospitals: list[HospitalInfo], work: Path, start: int
+           ) -> list[dict[str, Any]]:
+    base = {"config": config.to_json(), "run_dir": str(work), "resume_round": start,
+            "n_hospitals": len(hospitals)}
+    if config.strategy == "centralized":  # the pooled baseline: one process, every hospital
+        return [{**base, "hospital_dirs": [str(h.path) for h in hospitals], "hospital": 0}]
+    return [{**base, "hospital_dirs": [str(h.path)], "hospital": h.index} for h in hospitals]
+
+
+class _RoundLog:
+    """Collects per-round events of all parties into metrics.jsonl and COMPLETE markers."""
+
+    def __init__(self, work: Path, n_parties: int, on_event: EventFn | None) -> None:
+        self.work, self.n, self.on_event = work, n_parties, on_event
+        self.pending: dict[int, dict[int, dict[str, Any]]] = {}
+        self.completed = 0
+
+    def __call__(self, rank: int, event: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            self.on_event(rank, event)
+        if event.get("event") != "round":
+            return
+        r = int(event["round"])
+        self.pending.setdefault(r, {})[rank] = event
+        if len(self.pending[r]) == self.n:
+            per = self.pending.pop(r)
+            line = {"round": r, "hospitals": {
+                str(e.get("hospital", k)): {key: e[key] for key in
+                                            ("train_loss", "val_macro_auroc", "seconds")}
+                for k, e in sorted(per.items())}}
+            with open(self.work / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(line) + "\n")
+            (self.work / "checkpoints" / f"round_{r}" / "COMPLETE").touch()
+            self.completed = r
+
+
+def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
+          on_event: EventFn | None = None) -> TrainSummary:
+    """Run ``config`` across the hospitals of ``config.fed`` and write RUN/ at ``out``."""
+    config.validate()
+    hospitals = read_federation(Path(config.fed), config.strategy)
+    work, start = _prepare(config, Path(out), resume, overwrite)
+    if start >= config.rounds:
+        start = config.rounds
+    specs = _specs(config, hospitals, work, start)
+    log = _RoundLog(work, len(specs), on_event)
+    begin = time.perf_counter()
+    try:
+        results = launch(JOB, specs, work / "parties", timeout_s=config.timeout,
+                         threads_per_party=config.threads_per_party, on_event=log,
+                         party_name=lambda r: f"hospital {specs[r]['hospital']}"
+                         if config.strategy != "centralized" else "centralized trainer")
+    except PartyFailure as err:
+        done = last_complete_round(work)
+        raise UserError(f"{err}. Last completed round: {done}. Continue with --resume "
+                        f"(partial run kept in {work})") from None
+    write_run_outputs(work, config, results, time.perf_counter() - begin, start)
+    shutil.rmtree(work / "parties", ignore_errors=True)
+    final = Path(out)
+    if final.exists():
+        shutil.rmtree(final)
+    work.rename(final)
+    return TrainSummary(final, json.loads((final / "test_metrics.json").read_text()),
+                        json.loads((final / "comm.json").read_text()),
+                        json.loads((final / "privacy.json").read_text()),
+                        last_complete_round(final), start)

@@ -1,0 +1,111 @@
+"""A hospital's session: its own data, preprocessed with securely pooled statistics, and trainer.
+
+Opened inside the hospital's process from its own directory only. (The ``centralized`` baseline
+opens several directories in one process: that pooling is what makes it the plaintext baseline.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
+from fedtrain.models.transformer import ICUTransformer
+from fedtrain.run.config import TrainConfig
+from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
+from fedtrain.train.dp import DPConfig
+from fedtrain.train.local_trainer import LocalTrainer
+from fedtrain.train.local_trainer import TrainConfig as LocalConfig
+from mimic_etl.hospital_data import HospitalSplit, load_split
+
+#: sums of squares of raw values reach ~1e13 at full scale: 8 fractional bits keep them in range
+MOMENT_PRECISION_BITS = 8
+
+
+@dataclass
+class HospitalSession:
+    """Everything one hospital process works with."""
+
+    rank: int
+    hospitals: list[int]
+    train: ModelInputs
+    val: ModelInputs
+    tests: dict[int, ModelInputs]
+    label_names: list[str]
+    normalizer: Normalizer
+    trainer: LocalTrainer
+    aggregator: SecureAggregator
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train)
+
+
+def _concat(splits: list[HospitalSplit]) -> HospitalSplit:
+    if len(splits) == 1:
+        return splits[0]
+    first = splits[0]
+    return HospitalSplit(
+        split=first.split,
+        keys=np.concatenate([s.keys for s in splits]),
+        subject_ids=None,
+        values=np.concatenate([s.values for s in splits]),
+        mask=np.concatenate([s.mask for s in splits]),
+        static=pl.concat([s.static for s in splits], how="vertical_relaxed"),
+        labels=np.concatenate([s.labels for s in splits]),
+        feature_names=first.feature_names,
+        label_names=first.label_names,
+        manifest=first.manifest,
+    )
+
+
+def _inputs(normalizer: Normalizer, split: HospitalSplit) -> ModelInputs:
+    static = split.static if split.static.width else None
+    return normalizer.model_inputs(split.values, split.mask, static, split.labels)
+
+
+def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> HospitalSession:
+    """Load this hospital's splits, pool normalisation statistics securely, build its trainer."""
+    dirs = [Path(d) for d in spec["hospital_dirs"]]
+    hospitals = [int(spec["hospital"])] if len(dirs) == 1 else list(range(len(dirs)))
+    train = _concat([load_split(d, "train") for d in dirs])
+    val = _concat([load_split(d, "val") for d in dirs])
+    tests = {h: load_split(d, "test") for h, d in zip(hospitals, dirs, strict=True)}
+
+    aggregator_cls = SecureAggregator if config.secure else PlainAggregator
+    aggregator = aggregator_cls(degree=config.mask_degree)
+    has_static = bool(train.static.width)
+    moments = local_moments(train.values, train.mask, train.static if has_static else None)
+    normalizer = Normalizer.from_moments(aggregator.sum(moments, MOMENT_PRECISION_BITS))
+
+    torch.manual_seed(config.seed)  # same initial model at every hospital
+    model = ICUTransformer(
+        n_features=len(train.feature_names), n_static=static_width(has_static),
+        n_labels=len(train.label_names), n_bins=train.values.shape[1], d_model=config.d_model,
+        n_heads=config.n_heads, n_layers=config.n_layers,
+        dim_feedforward=config.dim_feedforward, dropout=config.dropout, pooling=config.pooling,
+        head_hidden=(config.head_hidden,),
+    )
+    dp = None
+    if config.dp_epsilon is not None:
+        dp = DPConfig(target_epsilon=config.dp_epsilon,
+                      total_epochs=config.rounds * config.local_epochs,
+                      delta=config.dp_delta, max_grad_norm=config.max_grad_norm)
+    train_inputs = _inputs(normalizer, train)
+    trainer = LocalTrainer(
+        model, train_inputs,
+        LocalConfig(lr=config.lr, batch_size=config.batch_size,
+                    seed=config.seed * 1000 + hospitals[0], num_threads=config.threads_per_party),
+        dp,
+    )
+    return HospitalSession(
+        rank=rank, hospitals=hospitals, train=train_inputs, val=_inputs(normalizer, val),
+        tests={h: _inputs(normalizer, s) for h, s in tests.items()},
+        label_names=train.label_names, normalizer=normalizer, trainer=trainer,
+        aggregator=aggregator,
+    )

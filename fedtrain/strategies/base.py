@@ -1,0 +1,114 @@
+"""The strategy interface, as run inside ONE hospital process, and parameter-sharing strategies.
+
+A strategy decides what crosses hospital boundaries in each round. The round loop itself lives
+once in fedtrain/run/hospital.py: for each round it calls ``strategy.train_round(r)``; at the end it
+evaluates ``strategy.predict``. Strategies that average (part of) the model share only a securely
+aggregated weighted mean (``ParameterSharing``); vertical and split learning override
+``train_round`` with their encrypted per-batch protocols.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from fedtrain.run.config import TrainConfig
+
+REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make a strategy available under ``cls.name``."""
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+@dataclass
+class RoundResult:
+    """What one hospital reports about one round (its own loss; nothing about its data)."""
+
+    train_loss: float
+    exchanged_elements: int = 0
+
+
+class Strategy(ABC):
+    """One federated algorithm inside one hospital process.
+
+    Args:
+        config: the run's options.
+        session: the hospital's session (trainer, data, aggregator, rank): see run/hospital.py.
+    """
+
+    name: ClassVar[str]
+    #: what this hospital reveals, in which form, to whom (written to docs and asserted in tests)
+    reveals: ClassVar[str]
+
+    def __init__(self, config: TrainConfig, session: Any) -> None:
+        self.config = config
+        self.session = session
+
+    @abstractmethod
+    def train_round(self, round_index: int) -> RoundResult:
+        """Local training plus this strategy's secure exchange for one round."""
+
+    def predict(self, inputs: Any) -> np.ndarray:
+        """Probabilities ``(N, 12)`` of this hospital's final model on ``inputs``."""
+        return self.session.trainer.predict(inputs)
+
+    def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
+        """File stem → state dict of the final model(s) this hospital writes."""
+        return {f"model_hospital_{self.session.rank}": self.session.trainer.state_dict()}
+
+
+class ParameterSharing(Strategy):
+    """Train locally, then replace the shared parameters by their secure weighted mean.
+
+    Subclasses choose which parameters are shared with :meth:`is_shared`; the weight of a hospital
+    is its number of training examples. Only the weighted sum and the total weight are revealed.
+    """
+
+    def is_shared(self, key: str) -> bool:
+        """Whether parameter ``key`` (canonical spelling) is averaged across hospitals."""
+        return True
+
+    def train_round(self, round_index: int) -> RoundResult:
+        loss = self.session.trainer.train_epochs(self.config.local_epochs)
+        return RoundResult(train_loss=loss, exchanged_elements=self.exchange())
+
+    def exchange(self) -> int:
+        """Securely average the shared parameters; returns the number of elements exchanged."""
+        state = self.session.trainer.shared_state()
+        keys = sorted(k for k in state if self.is_shared(k))
+        if not keys:
+            return 0
+        averaged = secure_mean(self.session.aggregator, {k: state[k] for k in keys},
+                               float(self.session.n_train))
+        self.session.trainer.load_shared_state(averaged)
+        return sum(t.numel() for t in averaged.values())
+
+
+def flatten(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Concatenate tensors (in sorted key order) into one float64 vector."""
+    return torch.cat([tensors[k].detach().reshape(-1).to(torch.float64) for k in sorted(tensors)])
+
+
+def unflatten(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`flatten`, restoring shapes and dtypes of ``like``."""
+    out, offset = {}, 0
+    for key in sorted(like):
+        n = like[key].numel()
+        out[key] = flat[offset : offset + n].reshape(like[key].shape).to(like[key].dtype)
+        offset += n
+    return out
+
+
+def secure_mean(aggregator: Any, tensors: dict[str, torch.Tensor], weight: float
+                ) -> dict[str, torch.Tensor]:
+    """Weighted mean of ``tensors`` over hospitals via one secure sum (weights revealed only
+    as their total)."""
+    mean, _ = aggregator.weighted_mean(flatten(tensors), weight)
+    return unflatten(mean, tensors)

@@ -1,0 +1,26 @@
+"""Horizontal federated learning: FedAvg (McMahan et al., AISTATS 2017) with secure aggregation.
+
+Every round each hospital trains the whole model on its own data for ``--local-epochs``; the new
+global model is the weighted mean of the hospitals' models (weights = training examples), computed
+from CrypTen additive shares so that only the weighted sum and the total weight are revealed.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fedtrain.strategies.base import ParameterSharing, register
+
+
+@register
+class Horizontal(ParameterSharing):
+    """FedAvg: all parameters are shared."""
+
+    name = "horizontal"
+    reveals = ("to all hospitals, each round: the weighted sum of all hospitals' model "
+               "parameters and the total number of training examples")
+
+    def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
+        if self.session.rank != 0:  # every hospital holds the same global model
+            return {}
+        return {"model": self.session.trainer.state_dict()}

@@ -1,0 +1,16 @@
+"""Local baseline: each hospital trains alone on its own data; nothing is exchanged."""
+
+from __future__ import annotations
+
+from fedtrain.strategies.base import ParameterSharing, register
+
+
+@register
+class Local(ParameterSharing):
+    """No parameter is shared; each hospital keeps and is evaluated with its own model."""
+
+    name = "local"
+    reveals = "nothing (no exchange between hospitals)"
+
+    def is_shared(self, key: str) -> bool:
+        return False

@@ -8,6 +8,7 @@ names, and progress events with its own loss and validation AUROC.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,12 @@ def _val_macro_auroc(strategy: strategies.Strategy, session: HospitalSession) ->
     return multilabel_metrics(session.val.labels.numpy(), probs)["macro"]["auroc"]
 
 
+def _injected_fault(hospital: int | str, round_index: int) -> None:
+    """Fault injection for tests of crash handling: CRYPTEN_FL_FAIL_AT="<hospital>:<round>"."""
+    if os.environ.get("CRYPTEN_FL_FAIL_AT") == f"{hospital}:{round_index}":
+        raise RuntimeError(f"injected fault after round {round_index}")
+
+
 def run(ctx: PartyContext) -> dict[str, Any]:
     """Train for the configured rounds (continuing after ``resume_round``) and evaluate."""
     config = TrainConfig.from_json(ctx.spec["config"])
@@ -66,6 +73,7 @@ def run(ctx: PartyContext) -> dict[str, Any]:
         ctx.emit("round", round=round_index, hospital=hospital, train_loss=result.train_loss,
                  val_macro_auroc=_val_macro_auroc(strategy, session),
                  seconds=time.perf_counter() - began, exchanged=result.exchanged_elements)
+        _injected_fault(hospital, round_index)
     ctx.emit("status", message="evaluating on test data")
     return _evaluate(ctx, strategy, session, run_dir)
 

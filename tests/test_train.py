@@ -1,0 +1,149 @@
+"""`crypten-fl train` end to end with real hospital processes on a small fixture federation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from helpers.cohort_fixture import random_cohort
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from cli.app import app
+from fedtrain.run.config import TrainConfig
+from fedtrain.run.coordinator import partial_dir, train
+from mimic_etl.errors import UserError
+from mimic_etl.partition.pipeline import partition
+
+runner = CliRunner()
+SMALL = {"rounds": 2, "batch_size": 64, "d_model": 16, "n_heads": 2, "n_layers": 1,
+         "dim_feedforward": 32, "head_hidden": 16, "timeout": 30}
+
+
+@pytest.fixture(scope="module")
+def fed(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("fed")
+    random_cohort(root / "cohort", n_patients=240, seed=4)
+    partition(root / "cohort", root / "fed", hospitals=3, seed=0)
+    return root / "fed"
+
+
+def _config(fed: Path, **kw: object) -> TrainConfig:
+    return TrainConfig(fed=str(fed), **{**SMALL, **kw})
+
+
+def _model(run: Path, stem: str = "model") -> dict[str, torch.Tensor]:
+    return load_file(str(run / f"{stem}.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def secure_run(fed, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "secure"
+    train(_config(fed, seed=5), out)
+    return out
+
+
+def test_secure_run_writes_every_output(secure_run: Path) -> None:
+    names = {p.name for p in secure_run.iterdir()}
+    assert {"config.json", "metrics.jsonl", "test_metrics.json", "comm.json", "privacy.json",
+            "model.safetensors", "checkpoints"} <= names
+    lines = [json.loads(x) for x in (secure_run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["round"] for x in lines] == [1, 2]
+    assert set(lines[0]["hospitals"]) == {"0", "1", "2"}
+    comm = json.loads((secure_run / "comm.json").read_text())
+    assert comm["secure"] is True
+    elements = {p["elements"] for p in comm["parties"].values()}
+    assert len(elements) == 1  # every hospital exchanged the same number of elements
+    # CrypTen counts 2 × 8 bytes per element of an all-reduce
+    assert all(p["bytes_communicated"] == 16 * p["elements"] for p in comm["parties"].values())
+    metrics = json.loads((secure_run / "test_metrics.json").read_text())
+    assert set(metrics["per_hospital"]) == {"hospital_0", "hospital_1", "hospital_2"}
+    n_test = sum(h["n"] for h in metrics["per_hospital"].values())
+    assert metrics["overall"]["labels"]["sepsis"]["n"] == n_test
+    assert not partial_dir(secure_run).exists()
+
+
+def test_secure_and_plain_aggregation_give_the_same_model(fed, secure_run, tmp_path) -> None:
+    train(_config(fed, seed=5, secure=False), tmp_path / "plain")
+    secure, plain = _model(secure_run), _model(tmp_path / "plain")
+    assert secure.keys() == plain.keys()
+    worst = max((secure[k] - plain[k]).abs().max().item() for k in secure)
+    assert worst < 1e-3  # fixed-point rounding (2^-17 per hospital per round) only
+    assert worst > 0  # the secure path really went through fixed point
+
+
+def test_crash_names_the_hospital_and_resume_gives_the_same_model(fed, secure_run, tmp_path,
+                                                                   monkeypatch) -> None:
+    out = tmp_path / "crashed"
+    monkeypatch.setenv("CRYPTEN_FL_FAIL_AT", "1:1")
+    with pytest.raises(UserError, match=r"hospital 1 failed: RuntimeError: injected fault after "
+                                        r"round 1.*Last completed round: 1.*--resume"):
+        train(_config(fed, seed=5), out)
+    assert not out.exists() and partial_dir(out).exists()
+    monkeypatch.delenv("CRYPTEN_FL_FAIL_AT")
+    summary = train(_config(fed, seed=5), out, resume=True)
+    assert summary.resumed_from == 1
+    resumed, straight = _model(out), _model(secure_run)
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
+
+
+def test_local_baseline_keeps_one_model_per_hospital_and_exchanges_nothing(fed, tmp_path) -> None:
+    summary = train(_config(fed, strategy="local", rounds=1), tmp_path / "local")
+    assert {p.name for p in summary.run_dir.glob("model*.safetensors")} == {
+        "model_hospital_0.safetensors", "model_hospital_1.safetensors",
+        "model_hospital_2.safetensors"}
+    # only the normalisation moments and the test histograms were aggregated
+    assert all(p["aggregation_calls"] == 2 for p in summary.comm["parties"].values())
+
+
+def test_centralized_baseline_runs_as_one_process(fed, tmp_path) -> None:
+    summary = train(_config(fed, strategy="centralized", rounds=1), tmp_path / "central")
+    assert list(summary.comm["parties"]) == ["pooled"]
+    assert set(summary.test_metrics["per_hospital"]) == {"hospital_0", "hospital_1", "hospital_2"}
+
+
+def test_dp_sgd_spends_the_budget_over_the_whole_run(fed, tmp_path) -> None:
+    summary = train(_config(fed, dp_epsilon=3.0, rounds=2), tmp_path / "dp")
+    for report in summary.privacy["hospitals"].values():
+        assert 2.5 < report["epsilon"] <= 3.0 + 1e-6
+        assert report["noise_multiplier"] > 0 and report["max_grad_norm"] == 1.0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--strategy", "nope"], "--strategy 'nope'"),
+    (["--dp-epsilon", "-1"], "--dp-epsilon must be a positive finite number"),
+    (["--dp-delta", "0.5"], "--dp-delta needs --dp-epsilon"),
+    (["--rounds", "0"], "--rounds must be >= 1"),
+])
+def test_bad_options_fail_before_any_process_starts(fed, tmp_path, args, message) -> None:
+    result = runner.invoke(app, ["train", "--fed", str(fed), "--out", str(tmp_path / "r"), *args])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert not (tmp_path / "r").exists() and not partial_dir(tmp_path / "r").exists()
+
+
+def test_missing_federation_and_mismatched_schema(fed, tmp_path) -> None:
+    result = runner.invoke(app, ["train", "--fed", str(tmp_path / "none"), "--out",
+                                 str(tmp_path / "r")])
+    assert result.exit_code == 1 and "directory not found" in result.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for item in fed.iterdir():
+        target = broken / item.name
+        if item.is_dir():
+            target.mkdir()
+            for f in item.iterdir():
+                target.joinpath(f.name).write_bytes(f.read_bytes())
+        else:
+            target.write_bytes(item.read_bytes())
+    manifest = json.loads((broken / "hospital_2" / "manifest.json").read_text())
+    manifest["features"] = manifest["features"][::-1]
+    (broken / "hospital_2" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match=r"hospital_2/manifest\.json: feature schema differs"):
+        train(_config(broken), tmp_path / "r2")
+    manifest["counts"]["train"] = 0
+    (broken / "hospital_2" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="hospital_2: the training split is empty"):
+        train(_config(broken), tmp_path / "r3")

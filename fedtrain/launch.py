@@ -161,22 +161,37 @@ def _spawn(rank: int, world_size: int, rendezvous: str, extra: dict[str, str], p
     return _Party(rank, pdir, process, log)
 
 
+def _failed(p: _Party) -> bool:
+    code = p.process.poll()
+    return code is not None and (code != 0 or not _finished(p))
+
+
+def _error_time(p: _Party) -> float:
+    error = p.workdir / "error.json"
+    return json.loads(error.read_text()).get("time", 0.0) if error.exists() else float("inf")
+
+
 def _supervise(parties: list[_Party], on_event: EventFn | None,
-               party_name: Callable[[int], str]) -> None:
-    """Wait for every party; on the first failure stop the others and raise PartyFailure."""
+               party_name: Callable[[int], str], grace_s: float = 1.5) -> None:
+    """Wait for every party; on a failure stop the others and raise PartyFailure.
+
+    Peers of a crashed party fail a moment later ("connection closed"); after a short grace
+    period the party whose error came first is named as the cause.
+    """
     while True:
-        done = True
         for p in parties:
             _poll_events(p, on_event)
-            code = p.process.poll()
-            if code is None:
-                done = False
-            elif code != 0 or (p.rank < len(parties) and not _finished(p)):
-                _stop(parties)
-                for q in parties:
-                    _poll_events(q, on_event)
-                raise _failure(p, code, party_name)
-        if done:
+        if any(_failed(p) for p in parties):
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline and any(p.process.poll() is None for p in parties):
+                time.sleep(0.1)
+            failed = [p for p in parties if _failed(p)]
+            _stop(parties)
+            for q in parties:
+                _poll_events(q, on_event)
+            cause = min(failed, key=_error_time)
+            raise _failure(cause, cause.process.poll(), party_name)
+        if all(p.process.poll() is not None for p in parties):
             return
         time.sleep(0.1)
 

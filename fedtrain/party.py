@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except BaseException as err:  # report, then fail: the launcher stops the other parties
         message = f"{type(err).__name__}: {err}".splitlines()[0][:500]
-        (args.workdir / "error.json").write_text(json.dumps({"message": message}))
+        (args.workdir / "error.json").write_text(json.dumps({"message": message,
+                                                            "time": time.time()}))
         traceback.print_exc(file=sys.stderr)
         return 1
 

@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from fedtrain.compat import crypten
@@ -81,7 +82,8 @@ class SecureAggregator:
         """This party's additive share of Σ x: encode(x) + its pairwise masks (int64 ring)."""
         flat = x.reshape(-1)
         share = fixed_point.encode(flat, precision_bits or self.precision_bits)
-        share += masks.mask(self.rank, self._pair_keys, self._counter, flat.numel())
+        np.add(share.numpy(), masks.mask(self.rank, self._pair_keys, self._counter,
+                                         flat.numel()).numpy(), out=share.numpy())
         self._counter += 1
         return share
 

@@ -31,25 +31,26 @@ def neighbours(rank: int, world_size: int, degree: int | None = None) -> list[in
     return sorted(ring)
 
 
+def _keystream(key: bytes, counter: int, n: int) -> np.ndarray:
+    iv = counter.to_bytes(8, "big") + bytes(8)
+    encryptor = Cipher(algorithms.AES(key[:16]), modes.CTR(iv)).encryptor()
+    stream = encryptor.update(bytes(8 * n)) + encryptor.finalize()
+    return np.frombuffer(stream, dtype=np.int64)
+
+
 def expand(key: bytes, counter: int, n: int) -> torch.Tensor:
     """AES-128-CTR keystream of ``n`` int64 values for the ``counter``-th use of ``key``.
 
     The IV holds the counter in its high 8 bytes and the block index in its low 8 bytes, so
     different counters never reuse keystream.
     """
-    iv = counter.to_bytes(8, "big") + bytes(8)
-    encryptor = Cipher(algorithms.AES(key[:16]), modes.CTR(iv)).encryptor()
-    stream = encryptor.update(bytes(8 * n)) + encryptor.finalize()
-    return torch.from_numpy(np.frombuffer(stream, dtype=np.int64).copy())
+    return torch.from_numpy(_keystream(key, counter, n).copy())
 
 
 def mask(rank: int, pair_keys: dict[int, bytes], counter: int, n: int) -> torch.Tensor:
     """This party's total mask: Σ_j ±m_ij over its neighbours (+ if rank < j, − otherwise)."""
-    total = torch.zeros(n, dtype=torch.int64)
+    total = np.zeros(n, dtype=np.int64)
     for peer, key in sorted(pair_keys.items()):
-        m = expand(key, counter, n)
-        if rank < peer:
-            total += m
-        else:
-            total -= m
-    return total
+        ufunc = np.add if rank < peer else np.subtract  # int64 arithmetic wraps modulo 2^64
+        ufunc(total, _keystream(key, counter, n), out=total)
+    return torch.from_numpy(total)

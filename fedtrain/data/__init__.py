@@ -1,0 +1,1 @@
+"""Per-hospital preprocessing: imputation, pooled normalisation, static encoding."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics: exact per-label metrics and the histogram forms summed across hospitals."""

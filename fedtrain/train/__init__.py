@@ -1,0 +1,1 @@
+"""Training inside one hospital: the local trainer and its optional DP-SGD."""

@@ -82,6 +82,7 @@ def local_moments(
 def _mean_std(moments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and safe std per column of a ``(3, C)`` moment matrix (count 0 → mean 0, std 1)."""
     count, total, squares = moments
+    count = np.rint(count)  # counts are integers; drop fixed-point noise from the secure sum
     safe = np.maximum(count, 1.0)
     mean = np.where(count > 0, total / safe, 0.0)
     std = np.sqrt(np.maximum(squares / safe - mean * mean, 0.0))
@@ -128,10 +129,10 @@ class Normalizer:
         return cls(
             feature_mean=mean[:n_features],
             feature_std=std[:n_features],
-            feature_count=moments[0, :n_features],
+            feature_count=np.rint(moments[0, :n_features]),
             static_mean=mean[n_features:],
             static_std=std[n_features:],
-            static_count=moments[0, n_features:],
+            static_count=np.rint(moments[0, n_features:]),
         )
 
     @property

@@ -25,7 +25,7 @@ import copy
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -196,8 +196,7 @@ class LocalTrainer:
 
     def shared_state(self, personal_layers: int = 0) -> dict[str, torch.Tensor]:
         """Parameters on the shared side of the cut (``personal_layers`` head layers stay local)."""
-        model = self.model
-        assert isinstance(model, ICUTransformer)
+        model = cast(ICUTransformer, self.model)  # make_private_compatible keeps the class
         return {
             k: v for k, v in self.state_dict().items() if model.is_shared_key(k, personal_layers)
         }

@@ -1,0 +1,129 @@
+"""Time one training step of the default ICU Transformer with and without DP-SGD (Opacus hooks).
+
+Both variants run the same model, batch and Adam optimizer on fixed in-memory batches (no data
+loading in the timing); the DP variant is the Opacus-compatible model (DP attention) wrapped in a
+GradSampleModule with a DPOptimizer (per-sample clipping + Gaussian noise). Batches are fixed at
+``--batch`` (Poisson sampling is off here only so both variants see identical batch sizes).
+The two variants are timed in alternating rounds and the median per round is reported.
+
+Usage: ``.venv/bin/python bench/bench_dp_step.py [--bins 24] [--features 45] [--threads N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import torch
+from opacus import PrivacyEngine
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedtrain.data.static_encoding import n_static_features
+from fedtrain.models.dp_compat import make_private_compatible
+from fedtrain.models.transformer import ICUTransformer
+
+N_STATIC = n_static_features()
+
+
+def _make_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batch: tuple[torch.Tensor, ...]
+) -> Callable[[], None]:
+    loss_fn = nn.BCEWithLogitsLoss()
+    x, s, y = batch
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(model(x, s), y).backward()
+        optimizer.step()
+
+    return step
+
+
+def build_steps(args: argparse.Namespace) -> dict[str, Callable[[], None]]:
+    """The plain and the DP-SGD training step on the same data."""
+    torch.manual_seed(0)
+    n = args.batch * 4
+    data = (
+        torch.randn(n, args.bins, 2 * args.features),
+        torch.randn(n, N_STATIC),
+        (torch.rand(n, 12) > 0.7).float(),
+    )
+    batch = tuple(t[: args.batch] for t in data)
+    plain = ICUTransformer(args.features, N_STATIC, n_bins=args.bins)
+    private = make_private_compatible(plain)
+    plain_opt = torch.optim.Adam(plain.parameters(), lr=1e-3)
+    loader = DataLoader(TensorDataset(*data), batch_size=args.batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        engine = PrivacyEngine(accountant="rdp")
+        dp_model, dp_opt, _ = engine.make_private(
+            module=private,
+            optimizer=torch.optim.Adam(private.parameters(), lr=1e-3),
+            data_loader=loader,
+            noise_multiplier=1.0,
+            max_grad_norm=1.0,
+            poisson_sampling=False,
+            grad_sample_mode="hooks",
+        )
+    return {
+        "plain": _make_step(plain.train(), plain_opt, batch),
+        "dp-sgd": _make_step(dp_model.train(), dp_opt, batch),
+    }
+
+
+def time_steps(steps: dict[str, Callable[[], None]], n_steps: int, rounds: int) -> dict[str, float]:
+    """Median over ``rounds`` of the mean ms per step, variants alternating each round."""
+    per_round: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            for _ in range(n_steps):
+                step()
+            per_round[name].append(1000 * (time.perf_counter() - start) / n_steps)
+    return {name: statistics.median(values) for name, values in per_round.items()}
+
+
+def main() -> None:
+    """Parse options, run the benchmark, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bins", type=int, default=24, help="time bins per stay (default 24)")
+    parser.add_argument("--features", type=int, default=45, help="time-series features (45)")
+    parser.add_argument("--batch", type=int, default=128, help="batch size (default 128)")
+    parser.add_argument("--steps", type=int, default=10, help="steps per timing round (10)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating timing rounds (5)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        steps = build_steps(args)
+        for step in steps.values():  # warm-up
+            for _ in range(3):
+                step()
+        ms = time_steps(steps, args.steps, args.rounds)
+    print(
+        f"machine: {platform.platform()}, python {platform.python_version()}, torch "
+        f"{torch.__version__}, cpu_count={os.cpu_count()}, torch threads={torch.get_num_threads()}"
+    )
+    print(
+        f"model: d_model 64, 2 layers, {args.bins} bins, {args.features} features, "
+        f"batch {args.batch}, Adam; median of {args.rounds} rounds × {args.steps} steps"
+    )
+    for name, value in ms.items():
+        print(f"{name:>7}: {value:8.1f} ms/step")
+    ratio = ms["dp-sgd"] / ms["plain"]
+    verdict = "within" if ratio <= 1.5 else "ABOVE"
+    print(f"  ratio: {ratio:8.2f}x  ({verdict} the 1.5x target)")
+
+
+if __name__ == "__main__":
+    main()

@@ -80,6 +80,12 @@ def command(
     layers: Annotated[int, typer.Option(help="Transformer encoder layers.")] = 2,
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.1,
     pooling: Annotated[str, typer.Option(help="'cls' token or 'mean' pooling.")] = "cls",
+    personal_layers: Annotated[int, typer.Option(
+        help="fedper/fedmtl: head layers kept at each hospital (counted from the output).",
+    )] = 1,
+    mtl_lambda: Annotated[float, typer.Option(
+        help="fedmtl: strength λ of the pull of each head toward the mean of all heads.",
+    )] = 0.1,
     timeout: Annotated[float, typer.Option(help="Seconds a hospital waits for a silent peer "
                                                  "before the run stops.")] = 60.0,
 ) -> None:
@@ -89,6 +95,7 @@ def command(
         batch_size=batch_size, lr=lr, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
         max_grad_norm=max_grad_norm, secure=secure, seed=seed, d_model=d_model, n_heads=heads,
         n_layers=layers, dropout=dropout, pooling=pooling, timeout=timeout,
+        personal_layers=personal_layers, mtl_lambda=mtl_lambda,
     )
     display = RoundDisplay(rounds)
     with Live(display.render(), console=console, refresh_per_second=4) as live:

@@ -147,3 +147,32 @@ def test_missing_federation_and_mismatched_schema(fed, tmp_path) -> None:
     (broken / "hospital_2" / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="hospital_2: the training split is empty"):
         train(_config(broken), tmp_path / "r3")
+
+
+def _hospital_models(run: Path) -> list[dict[str, torch.Tensor]]:
+    return [_model(run, f"model_hospital_{k}") for k in range(3)]
+
+
+def _head_spread(models: list[dict[str, torch.Tensor]]) -> float:
+    keys = [k for k in models[0] if k.startswith("head.")]
+    return sum(torch.stack([m[k] for m in models]).std(dim=0).sum().item() for k in keys)
+
+
+def test_fedper_shares_the_base_and_keeps_personal_heads(fed, tmp_path) -> None:
+    models = _hospital_models(train(_config(fed, strategy="fedper", rounds=2,
+                                            personal_layers=1), tmp_path / "fp").run_dir)
+    last = "head.2." if any(k.startswith("head.2.") for k in models[0]) else "head.1."
+    for key in models[0]:
+        same = all(torch.equal(models[0][key], m[key]) for m in models[1:])
+        assert same == (not key.startswith(last)), key
+
+
+def test_fedmtl_lambda_zero_is_fedper_and_large_lambda_pulls_heads_together(fed, tmp_path
+                                                                             ) -> None:
+    fedper = _hospital_models(train(_config(fed, strategy="fedper"), tmp_path / "fp").run_dir)
+    free = _hospital_models(train(_config(fed, strategy="fedmtl", mtl_lambda=0.0),
+                                  tmp_path / "m0").run_dir)
+    tied = _hospital_models(train(_config(fed, strategy="fedmtl", mtl_lambda=500.0),
+                                  tmp_path / "m1").run_dir)
+    assert all(torch.equal(a[k], b[k]) for a, b in zip(fedper, free, strict=True) for k in a)
+    assert _head_spread(tied) < 0.2 * _head_spread(free)

@@ -13,6 +13,8 @@ _MODULES = {
     "horizontal": "fedtrain.strategies.horizontal",
     "local": "fedtrain.strategies.local",
     "centralized": "fedtrain.strategies.centralized",
+    "fedper": "fedtrain.strategies.fedper",
+    "fedmtl": "fedtrain.strategies.fedmtl",
 }
 
 

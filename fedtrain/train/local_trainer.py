@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -138,8 +138,17 @@ class LocalTrainer:
             self._torch_rng = torch.get_rng_state()
             torch.set_rng_state(outer)
 
-    def train_epochs(self, n_epochs: int, progress: ProgressFn = no_progress) -> float:
-        """Train ``n_epochs`` passes; return the mean per-example loss over them."""
+    def train_epochs(
+        self,
+        n_epochs: int,
+        progress: ProgressFn = no_progress,
+        after_step: Callable[[nn.Module], None] | None = None,
+    ) -> float:
+        """Train ``n_epochs`` passes; return the mean per-example loss over them.
+
+        ``after_step(model)`` runs after every optimizer step on the plain model (e.g. FedMTL's
+        proximal pull of the head); it must not touch data, so it costs no privacy under DP.
+        """
         if self.dp_config is not None and self.epochs_done + n_epochs > self.dp_config.total_epochs:
             raise ValueError(
                 f"DP budget was calibrated for {self.dp_config.total_epochs} epochs; "
@@ -155,6 +164,9 @@ class LocalTrainer:
                     loss = self.loss_fn(self.module(x, static), labels)
                     loss.backward()
                     self.optimizer.step()
+                    if after_step is not None:
+                        with torch.no_grad():
+                            after_step(self.model)
                     if len(labels):  # Poisson sampling can draw an empty batch
                         total_loss += float(loss.detach()) * len(labels)
                         total_examples += len(labels)

@@ -1,0 +1,59 @@
+"""FedMTL: federated multi-task learning, one task (head) per hospital, coupled by a proximal term.
+
+Each hospital k solves its own task with a personal head v_k on a shared encoder w:
+
+    min_{w, v_k}  L_k(w, v_k) + (λ / 2) · ‖v_k − v̄‖²,      v̄ = (1/K) Σ_j v_j
+
+the multi-task coupling of MOCHA (Smith et al., NeurIPS 2017) in the mean-regularised form used by
+Ditto (Li et al., ICML 2021). The encoder is securely averaged each round (as in FedPer); the heads
+are securely averaged too, but the mean v̄ only serves as the anchor of the proximal term: a
+hospital's own head is never replaced and never sent in the clear. The proximal term is applied as
+a step after each optimizer step, v_k ← v_k − min(1, η·λ)·(v_k − v̄), which uses no data and so costs
+no privacy under DP-SGD. λ = 0 gives FedPer's independent heads; large λ pulls every head to the
+mean, approaching FedPer with a shared head.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from fedtrain.strategies.base import ParameterSharing, RoundResult, register, secure_mean
+
+
+@register
+class FedMTL(ParameterSharing):
+    """Shared encoder, personal heads pulled toward the secure mean of all heads."""
+
+    name = "fedmtl"
+    reveals = ("to all hospitals, each round: the weighted sum of encoder parameters with the "
+               "total number of training examples, and the unweighted mean of the heads")
+
+    def __init__(self, config, session) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(config, session)
+        self.anchor: dict[str, torch.Tensor] = self._personal(self.session.trainer.state_dict())
+
+    def is_shared(self, key: str) -> bool:
+        return self.session.trainer.model.is_shared_key(key, self.config.personal_layers)
+
+    def _personal(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in state.items() if not self.is_shared(k)}
+
+    def _pull_heads(self, model: nn.Module) -> None:
+        factor = min(1.0, self.config.lr * self.config.mtl_lambda)
+        if factor == 0.0:
+            return
+        params = dict(model.named_parameters())
+        for key, target in self.anchor.items():
+            param = params.get(key)
+            if param is not None:
+                param.sub_(factor * (param - target))
+
+    def train_round(self, round_index: int) -> RoundResult:
+        loss = self.session.trainer.train_epochs(self.config.local_epochs,
+                                                 after_step=self._pull_heads)
+        exchanged = self.exchange()
+        heads = self._personal(self.session.trainer.state_dict())
+        self.anchor = secure_mean(self.session.aggregator, heads, 1.0)
+        return RoundResult(train_loss=loss,
+                           exchanged_elements=exchanged + sum(h.numel() for h in heads.values()))

@@ -1,0 +1,22 @@
+"""FedPer (Arivazhagan et al., 2019): federated base layers, personalised head.
+
+The encoder and the first head layers are securely averaged every round; the last
+``--personal-layers`` head layers never leave the hospital, and each hospital is evaluated with
+its own head.
+"""
+
+from __future__ import annotations
+
+from fedtrain.strategies.base import ParameterSharing, register
+
+
+@register
+class FedPer(ParameterSharing):
+    """Shares the base (encoder + head layers before the cut); keeps the personal layers."""
+
+    name = "fedper"
+    reveals = ("to all hospitals, each round: the weighted sum of the base-layer parameters and "
+               "the total number of training examples; personal layers are never sent")
+
+    def is_shared(self, key: str) -> bool:
+        return self.session.trainer.model.is_shared_key(key, self.config.personal_layers)

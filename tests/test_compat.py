@@ -7,8 +7,8 @@ import sys
 
 import pytest
 import torch
-from helpers.party_jobs import party_vector
 from helpers.parties import run_job
+from helpers.party_jobs import party_vector
 from safetensors.torch import load_file
 
 from fedtrain import compat

@@ -20,12 +20,14 @@ def test_fixed_point_round_trip_within_half_a_step(values: list[float], bits: in
 
 def test_decode_of_known_negative_values() -> None:
     t = torch.tensor([-1, -65536, -65537, 65535, 0], dtype=torch.int64)
-    assert fixed_point.decode(t, 16).tolist() == [-1 / 65536, -1.0, -1 - 1 / 65536, 65535 / 65536, 0]
+    expected = [-1 / 65536, -1.0, -1 - 1 / 65536, 65535 / 65536, 0]
+    assert fixed_point.decode(t, 16).tolist() == expected
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.integers(2, 9), st.integers(1, 300), st.integers(0, 5), st.sampled_from([None, 2, 4]))
-def test_masks_cancel_exactly_mod_2_64(world: int, n: int, counter: int, degree: int | None) -> None:
+def test_masks_cancel_exactly_mod_2_64(world: int, n: int, counter: int, degree: int | None
+                                       ) -> None:
     if degree is not None and degree >= world - 1:
         degree = None
     keys = {(i, j): bytes([i, j]) * 8 for i in range(world) for j in range(world) if i < j}

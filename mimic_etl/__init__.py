@@ -1,3 +1,3 @@
-"""MIMIC-IV data engineering for crypten-fl: synthetic generator, DuckDB extraction, partitioning."""
+"""MIMIC-IV data engineering for crypten-fl: synthetic data, DuckDB extraction, partitioning."""
 
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ from mimic_etl.errors import UserError
 
 
 def check_output_dir(out: Path, overwrite: bool, option: str = "--out") -> None:
-    """Raise UserError if ``out`` exists and is a non-empty directory (or a file) without overwrite."""
+    """Raise UserError if ``out`` is a file, or a non-empty directory and not ``overwrite``."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{option} {out}: exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -40,6 +40,9 @@ def atomic_output_dir(out: Path, overwrite: bool = False, option: str = "--out")
     check_output_dir(out, overwrite, option)
     parent = out.resolve().parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; the output gets ordinary permissions
     try:
         yield tmp
     except BaseException:

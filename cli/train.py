@@ -86,6 +86,12 @@ def command(
     mtl_lambda: Annotated[float, typer.Option(
         help="fedmtl: strength λ of the pull of each head toward the mean of all heads.",
     )] = 0.1,
+    cut: Annotated[int, typer.Option(
+        help="split: head layers in the encrypted server model (1 = output layer, 2 = + hidden).",
+    )] = 1,
+    server_lr: Annotated[float, typer.Option(
+        help="split/vertical: SGD learning rate of the encrypted server/top model.",
+    )] = 0.5,
     timeout: Annotated[float, typer.Option(help="Seconds a hospital waits for a silent peer "
                                                  "before the run stops.")] = 60.0,
 ) -> None:
@@ -95,7 +101,7 @@ def command(
         batch_size=batch_size, lr=lr, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
         max_grad_norm=max_grad_norm, secure=secure, seed=seed, d_model=d_model, n_heads=heads,
         n_layers=layers, dropout=dropout, pooling=pooling, timeout=timeout,
-        personal_layers=personal_layers, mtl_lambda=mtl_lambda,
+        personal_layers=personal_layers, mtl_lambda=mtl_lambda, cut=cut, server_lr=server_lr,
     )
     display = RoundDisplay(rounds)
     with Live(display.render(), console=console, refresh_per_second=4) as live:

@@ -176,3 +176,22 @@ def test_fedmtl_lambda_zero_is_fedper_and_large_lambda_pulls_heads_together(fed,
                                   tmp_path / "m1").run_dir)
     assert all(torch.equal(a[k], b[k]) for a, b in zip(fedper, free, strict=True) for k in a)
     assert _head_spread(tied) < 0.2 * _head_spread(free)
+
+
+def test_split_learning_trains_an_encrypted_server_and_reveals_it_at_the_end(fed, tmp_path
+                                                                             ) -> None:
+    summary = train(_config(fed, strategy="split", rounds=2), tmp_path / "split")
+    model = _model(summary.run_dir)
+    assert "head.1.weight" in model  # client part and revealed server part form one model
+    for party in summary.comm["parties"].values():
+        # besides the secure averaging of client parts, the encrypted server moved data
+        assert party["crypten_bytes"] > 1.5 * party["bytes_communicated"]
+    lines = (summary.run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    macro = summary.test_metrics["overall"]["macro"]["auroc"]
+    assert 0.0 < macro < 1.0
+
+
+def test_split_and_vertical_refuse_dp_for_now(fed, tmp_path) -> None:
+    with pytest.raises(UserError, match="--dp-epsilon is not supported with --strategy split"):
+        train(_config(fed, strategy="split", dp_epsilon=3.0), tmp_path / "x")

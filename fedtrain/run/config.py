@@ -38,6 +38,8 @@ class TrainConfig:
     head_hidden: int = 64
     personal_layers: int = 1
     mtl_lambda: float = 0.1
+    cut: int = 1
+    server_lr: float = 0.5
     mask_degree: int | None = None
     timeout: float = 60.0
     threads_per_party: int = 1
@@ -65,6 +67,13 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        if self.strategy in ("split", "vertical") and self.dp_epsilon is not None:
+            raise UserError(f"--dp-epsilon is not supported with --strategy {self.strategy} yet "
+                            "(DP-SGD covers horizontal, fedper, fedmtl, local, centralized)")
+        if not 1 <= self.cut <= 2:
+            raise UserError("--cut must be 1 or 2 (head layers in the encrypted server model)")
+        if self.server_lr <= 0:
+            raise UserError("--server-lr must be > 0")
         if self.dp_delta is not None and self.dp_epsilon is None:
             raise UserError("--dp-delta needs --dp-epsilon (DP-SGD is off without it)")
         return self

@@ -26,6 +26,8 @@ from mimic_etl.manifest import write_json
 from mimic_etl.outdir import check_output_dir
 
 JOB = "fedtrain.run.hospital:run"
+#: strategies that multiply secret-shared values and so need Beaver triples from the TTP dealer
+ENCRYPTED_MODEL_STRATEGIES = ("split", "vertical")
 EventFn = Callable[[int, dict[str, Any]], None]
 
 
@@ -126,6 +128,7 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
     try:
         results = launch(JOB, specs, work / "parties", timeout_s=config.timeout,
                          threads_per_party=config.threads_per_party, on_event=log,
+                         ttp=config.strategy in ENCRYPTED_MODEL_STRATEGIES,
                          party_name=lambda r: f"hospital {specs[r]['hospital']}"
                          if config.strategy != "centralized" else "centralized trainer")
     except PartyFailure as err:

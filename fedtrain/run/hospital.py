@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from fedtrain import strategies
+from fedtrain.compat import crypten
 from fedtrain.eval.metrics import multilabel_metrics
 from fedtrain.eval.secure_metrics import pooled_metrics
 from fedtrain.party import PartyContext
@@ -29,17 +30,24 @@ def _checkpoint_path(run_dir: Path, round_index: int, hospital: int) -> Path:
     return run_dir / "checkpoints" / f"round_{round_index}" / f"hospital_{hospital}.pt"
 
 
-def _save_checkpoint(session: HospitalSession, run_dir: Path, round_index: int) -> None:
+def _save_checkpoint(strategy: strategies.Strategy, session: HospitalSession, run_dir: Path,
+                     round_index: int) -> None:
     path = _checkpoint_path(run_dir, round_index, session.hospitals[0])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save(session.trainer.checkpoint(), tmp)
+    state = {"trainer": session.trainer.checkpoint(), "strategy": strategy.extra_state(),
+             "torch_rng": torch.get_rng_state()}
+    torch.save(state, tmp)
     tmp.replace(path)
 
 
-def _restore(session: HospitalSession, run_dir: Path, round_index: int) -> None:
+def _restore(strategy: strategies.Strategy, session: HospitalSession, run_dir: Path,
+             round_index: int) -> None:
     path = _checkpoint_path(run_dir, round_index, session.hospitals[0])
-    session.trainer.restore(torch.load(path, weights_only=True))
+    state = torch.load(path, weights_only=True)
+    session.trainer.restore(state["trainer"])
+    strategy.load_extra_state(state["strategy"])
+    torch.set_rng_state(state["torch_rng"])
 
 
 def _val_macro_auroc(strategy: strategies.Strategy, session: HospitalSession) -> float:
@@ -64,16 +72,17 @@ def run(ctx: PartyContext) -> dict[str, Any]:
     strategy = strategies.get(config.strategy)(config, session)
     start = int(ctx.spec.get("resume_round", 0))
     if start:
-        _restore(session, run_dir, start)
+        _restore(strategy, session, run_dir, start)
     hospital = session.hospitals[0] if len(session.hospitals) == 1 else "pooled"
     for round_index in range(start + 1, config.rounds + 1):
         began = time.perf_counter()
         result = strategy.train_round(round_index)
-        _save_checkpoint(session, run_dir, round_index)
+        _save_checkpoint(strategy, session, run_dir, round_index)
         ctx.emit("round", round=round_index, hospital=hospital, train_loss=result.train_loss,
                  val_macro_auroc=_val_macro_auroc(strategy, session),
                  seconds=time.perf_counter() - began, exchanged=result.exchanged_elements)
         _injected_fault(hospital, round_index)
+    strategy.finish()
     ctx.emit("status", message="evaluating on test data")
     return _evaluate(ctx, strategy, session, run_dir)
 
@@ -96,13 +105,16 @@ def _evaluate(ctx: PartyContext, strategy: strategies.Strategy, session: Hospita
         tensors = {k: v.contiguous() for k, v in state.items()}
         save_file(tensors, str(run_dir / f"{stem}.safetensors"))
     stats = session.aggregator.stats
+    crypten_stats = crypten.communicator.get().get_communication_stats()
     return {
         "hospital": session.hospitals[0] if len(session.hospitals) == 1 else "pooled",
         "test": per_hospital,
         "overall": overall,
         "comm": {"bytes_communicated": stats.bytes_communicated, "setup_bytes": stats.setup_bytes,
                  "aggregation_seconds": stats.seconds, "aggregation_calls": stats.calls,
-                 "elements": stats.elements, "secure": session.aggregator.secure},
+                 "elements": stats.elements, "secure": session.aggregator.secure,
+                 "crypten_bytes": int(crypten_stats["bytes"]),
+                 "crypten_rounds": int(crypten_stats["rounds"])},
         "privacy": session.trainer.privacy_report(),
         "n_train": session.n_train,
     }

@@ -24,7 +24,10 @@ def write_run_outputs(work: Path, config: TrainConfig, results: list[dict[str, A
         "per_hospital": per_hospital,
     })
     parties = {str(res["hospital"]): res["comm"] for res in results}
-    sent = [p["bytes_communicated"] + p["setup_bytes"] for p in parties.values()]
+    # everything CrypTen moved for this party (aggregation, encrypted models, setup), plus the
+    # plain baseline's all-reduce when --plain
+    sent = [p["crypten_bytes"] + (0 if p["secure"] else p["bytes_communicated"])
+            for p in parties.values()]
     agg = [p["aggregation_seconds"] for p in parties.values()]
     write_json(work / "comm.json", {
         "strategy": config.strategy,

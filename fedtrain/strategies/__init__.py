@@ -15,6 +15,7 @@ _MODULES = {
     "centralized": "fedtrain.strategies.centralized",
     "fedper": "fedtrain.strategies.fedper",
     "fedmtl": "fedtrain.strategies.fedmtl",
+    "split": "fedtrain.strategies.split",
 }
 
 

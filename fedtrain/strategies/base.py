@@ -63,6 +63,16 @@ class Strategy(ABC):
         """File stem → state dict of the final model(s) this hospital writes."""
         return {f"model_hospital_{self.session.rank}": self.session.trainer.state_dict()}
 
+    def finish(self) -> None:  # noqa: B027  (optional hook)
+        """Called once after the last round, before the final evaluation."""
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        """State to checkpoint besides the trainer's (e.g. shares of an encrypted model)."""
+        return {}
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:  # noqa: B027
+        """Restore :meth:`extra_state`."""
+
 
 class ParameterSharing(Strategy):
     """Train locally, then replace the shared parameters by their secure weighted mean.

@@ -46,10 +46,14 @@ class RoundDisplay:
             cells = [str(r)]
             for h in hospitals:
                 e = self.rows[r].get(h)
-                cells += ([f"{e['train_loss']:.4f}", f"{e['val_macro_auroc']:.3f}"]
-                          if e else ["", ""])
+                cells += [_num(e, "train_loss", 4), _num(e, "val_macro_auroc", 3)]
             table.add_row(*cells)
         return table
+
+
+def _num(event: dict[str, Any] | None, key: str, digits: int) -> str:
+    value = event.get(key) if event else None
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def command(
@@ -91,7 +95,7 @@ def command(
     )] = 1,
     server_lr: Annotated[float, typer.Option(
         help="split/vertical: SGD learning rate of the encrypted server/top model.",
-    )] = 0.5,
+    )] = 0.05,
     timeout: Annotated[float, typer.Option(help="Seconds a hospital waits for a silent peer "
                                                  "before the run stops.")] = 60.0,
 ) -> None:

@@ -195,3 +195,32 @@ def test_split_learning_trains_an_encrypted_server_and_reveals_it_at_the_end(fed
 def test_split_and_vertical_refuse_dp_for_now(fed, tmp_path) -> None:
     with pytest.raises(UserError, match="--dp-epsilon is not supported with --strategy split"):
         train(_config(fed, strategy="split", dp_epsilon=3.0), tmp_path / "x")
+
+
+@pytest.fixture(scope="module")
+def vertical_fed(fed) -> Path:
+    out = fed.parent / "vfed"
+    partition(fed.parent / "cohort", out, hospitals=None, vertical=True, seed=0)
+    return out
+
+
+def test_vertical_trains_with_psi_alignment_and_only_the_label_party_gets_metrics(
+        vertical_fed, tmp_path) -> None:
+    summary = train(_config(vertical_fed, strategy="vertical", rounds=2), tmp_path / "v")
+    run = summary.run_dir
+    assert {p.name for p in run.glob("model_party_*.safetensors")} == {
+        "model_party_0.safetensors", "model_party_1.safetensors", "model_party_2.safetensors"}
+    # the top model stays secret-shared: three int64 shares, none of them the weights
+    shares = [load_file(str(run / f"top_share_party_{k}.safetensors")) for k in range(3)]
+    assert all(t.dtype == torch.int64 for s in shares for t in s.values())
+    assert list(summary.test_metrics["per_hospital"]) == ["hospital_0"]  # the label party
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["hospitals"]["1"]["train_loss"] is None  # no labels, no loss
+    assert lines[0]["hospitals"]["0"]["train_loss"] > 0
+
+
+def test_vertical_strategy_needs_a_vertical_partition(fed, vertical_fed, tmp_path) -> None:
+    with pytest.raises(UserError, match="--strategy vertical needs a vertical partition"):
+        train(_config(fed, strategy="vertical"), tmp_path / "a")
+    with pytest.raises(UserError, match="--strategy horizontal needs a horizontal partition"):
+        train(_config(vertical_fed), tmp_path / "b")

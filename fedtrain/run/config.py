@@ -39,7 +39,7 @@ class TrainConfig:
     personal_layers: int = 1
     mtl_lambda: float = 0.1
     cut: int = 1
-    server_lr: float = 0.5
+    server_lr: float = 0.05
     mask_degree: int | None = None
     timeout: float = 60.0
     threads_per_party: int = 1

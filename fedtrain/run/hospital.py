@@ -23,7 +23,7 @@ from fedtrain.eval.metrics import multilabel_metrics
 from fedtrain.eval.secure_metrics import pooled_metrics
 from fedtrain.party import PartyContext
 from fedtrain.run.config import TrainConfig
-from fedtrain.run.session import HospitalSession, open_session
+from fedtrain.run.session import HospitalSession
 
 
 def _checkpoint_path(run_dir: Path, round_index: int, hospital: int) -> Path:
@@ -50,10 +50,11 @@ def _restore(strategy: strategies.Strategy, session: HospitalSession, run_dir: P
     torch.set_rng_state(state["torch_rng"])
 
 
-def _val_macro_auroc(strategy: strategies.Strategy, session: HospitalSession) -> float:
-    probs = strategy.predict(session.val)
+def _val_macro_auroc(strategy: strategies.Strategy, session: HospitalSession) -> float | None:
+    """This hospital's validation macro-AUROC (None where it holds no labels)."""
+    probs = strategy.predict(session.val)  # collective for encrypted strategies
     if session.val.labels is None or not len(session.val):
-        return float("nan")
+        return None
     return multilabel_metrics(session.val.labels.numpy(), probs)["macro"]["auroc"]
 
 
@@ -63,13 +64,21 @@ def _injected_fault(hospital: int | str, round_index: int) -> None:
         raise RuntimeError(f"injected fault after round {round_index}")
 
 
+def _label_names(session: HospitalSession) -> list[str]:
+    """Label names; a vertical party without labels only needs their number."""
+    if session.label_names:
+        return list(session.label_names)
+    return [f"label_{i}" for i in range(session.n_labels)]
+
+
 def run(ctx: PartyContext) -> dict[str, Any]:
     """Train for the configured rounds (continuing after ``resume_round``) and evaluate."""
     config = TrainConfig.from_json(ctx.spec["config"])
     run_dir = Path(ctx.spec["run_dir"])
-    ctx.emit("status", message="loading data and pooling statistics securely")
-    session = open_session(ctx.rank, ctx.spec, config)
-    strategy = strategies.get(config.strategy)(config, session)
+    ctx.emit("status", message="loading its data, preparing the secure session")
+    strategy_cls = strategies.get(config.strategy)
+    session = strategy_cls.open_session(ctx.rank, ctx.spec, config)
+    strategy = strategy_cls(config, session)
     start = int(ctx.spec.get("resume_round", 0))
     if start:
         _restore(strategy, session, run_dir, start)
@@ -90,17 +99,22 @@ def run(ctx: PartyContext) -> dict[str, Any]:
 def _evaluate(ctx: PartyContext, strategy: strategies.Strategy, session: HospitalSession,
               run_dir: Path) -> dict[str, Any]:
     per_hospital: dict[str, Any] = {}
-    all_probs, all_labels = [], []
+    n_labels = getattr(session, "n_labels", len(session.label_names))
+    all_probs = [np.zeros((0, n_labels))]
+    all_labels = [np.zeros((0, n_labels))]
     for h, inputs in session.tests.items():
-        probs = strategy.predict(inputs)
+        probs = strategy.predict(inputs)  # collective for encrypted strategies
+        if inputs.labels is None:  # a vertical party without labels contributes nothing
+            continue
         labels = inputs.labels.numpy()
         own = multilabel_metrics(labels, probs, label_names=session.label_names)
         per_hospital[f"hospital_{h}"] = {"n": len(inputs), "labels": own["per_label"],
                                          "macro": own["macro"]}
         all_probs.append(probs)
         all_labels.append(labels)
+    names = _label_names(session)
     overall = pooled_metrics(session.aggregator.sum, np.concatenate(all_probs),
-                             np.concatenate(all_labels), session.label_names)
+                             np.concatenate(all_labels), names)
     for stem, state in strategy.models_to_save().items():
         tensors = {k: v.contiguous() for k, v in state.items()}
         save_file(tensors, str(run_dir / f"{stem}.safetensors"))

@@ -16,6 +16,7 @@ _MODULES = {
     "fedper": "fedtrain.strategies.fedper",
     "fedmtl": "fedtrain.strategies.fedmtl",
     "split": "fedtrain.strategies.split",
+    "vertical": "fedtrain.strategies.vertical",
 }
 
 

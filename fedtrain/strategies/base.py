@@ -31,7 +31,7 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 class RoundResult:
     """What one hospital reports about one round (its own loss; nothing about its data)."""
 
-    train_loss: float
+    train_loss: float | None  # None where the party cannot compute it (no labels)
     exchanged_elements: int = 0
 
 
@@ -50,6 +50,13 @@ class Strategy(ABC):
     def __init__(self, config: TrainConfig, session: Any) -> None:
         self.config = config
         self.session = session
+
+    @staticmethod
+    def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:
+        """Open this party's session (its data, trainer, aggregator)."""
+        from fedtrain.run.session import open_session
+
+        return open_session(rank, spec, config)
 
     @abstractmethod
     def train_round(self, round_index: int) -> RoundResult:

@@ -89,3 +89,19 @@ def blocks_to_owners(ctx: PartyContext) -> dict[str, Any]:
               str(ctx.workdir / "out.safetensors"))
     _ = crypten
     return {}
+
+
+def psi_align(ctx: PartyContext) -> dict[str, Any]:
+    """Private set intersection on ``spec["keys"]``; writes this party's aligned rows."""
+    import json
+
+    from fedtrain.compat import crypten
+    from fedtrain.secure.psi import CryptenChannel, align
+
+    comm = crypten.communicator.get()
+    before = comm.get_communication_stats()["bytes"]
+    result = align(ctx.spec["keys"], ctx.rank, ctx.world_size, CryptenChannel(),
+                   label_party=ctx.spec.get("label_party", 0))
+    (ctx.workdir / "psi_rows.json").write_text(json.dumps(result.rows.tolist()))
+    return {"size": result.size, "bytes_sent": result.bytes_sent,
+            "crypten_bytes": comm.get_communication_stats()["bytes"] - before}

@@ -1,0 +1,127 @@
+"""A vertical party's session: its own feature group of the stays all parties share.
+
+Rows are aligned across parties by private set intersection on the pseudonymous record keys;
+each party normalises its own columns with its own statistics (it holds the whole column, so
+nothing needs pooling); only the label party holds labels.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
+from fedtrain.models.transformer import ICUEncoder
+from fedtrain.run.config import TrainConfig
+from fedtrain.secure.aggregator import SecureAggregator
+from fedtrain.secure.psi import CryptenChannel, align
+from fedtrain.strategies.lockstep import all_sizes
+from mimic_etl.errors import UserError
+from mimic_etl.hospital_data import HospitalSplit, load_split
+
+SPLITS = ("train", "val", "test")
+
+
+class BottomTrainer:
+    """The bottom model of one party and its optimiser (trained by gradients from the top)."""
+
+    def __init__(self, model: nn.Module, lr: float) -> None:
+        self.model = model
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+    def privacy_report(self) -> None:
+        return None
+
+
+@dataclass
+class VerticalSession:
+    """Everything one vertical party works with; rows of every split in the agreed order."""
+
+    rank: int
+    hospitals: list[int]
+    train: ModelInputs
+    val: ModelInputs
+    tests: dict[int, ModelInputs]
+    label_names: list[str]
+    n_labels: int
+    trainer: BottomTrainer
+    aggregator: SecureAggregator
+    psi_bytes: int
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train)
+
+    @property
+    def is_label_party(self) -> bool:
+        return self.train.labels is not None
+
+
+def _aligned(split: HospitalSplit, rank: int, world: int, channel: CryptenChannel,
+             label_party: int) -> tuple[HospitalSplit, int]:
+    result = align(list(split.keys), rank, world, channel, label_party=label_party)
+    rows = np.asarray(result.rows)
+    aligned = dataclasses.replace(
+        split, keys=split.keys[rows], values=split.values[rows], mask=split.mask[rows],
+        static=split.static[rows] if split.static.width else split.static,
+        labels=None if split.labels is None else split.labels[rows],
+    )
+    return aligned, int(result.bytes_sent)
+
+
+def open_vertical_session(rank: int, spec: dict[str, Any], config: TrainConfig
+                          ) -> VerticalSession:
+    """Load this party's splits, align rows by PSI, normalise locally, build the bottom model."""
+    directory = Path(spec["hospital_dirs"][0])
+    world = int(spec["n_hospitals"])
+    label_party = int(spec.get("label_party", 0))
+    channel = CryptenChannel()
+    splits, psi_bytes = {}, 0
+    for name in SPLITS:
+        splits[name], sent = _aligned(load_split(directory, name), rank, world, channel,
+                                      label_party)
+        psi_bytes += sent
+    train = splits["train"]
+    if not train.feature_names:
+        raise UserError(f"{directory}: a vertical party needs at least one time-series feature")
+    has_static = bool(set(train.static.columns) & {"age", "sex"})
+    static = train.static if has_static else None
+    normalizer = Normalizer.from_moments(local_moments(train.values, train.mask, static))
+
+    def inputs(split: HospitalSplit) -> ModelInputs:
+        return normalizer.model_inputs(split.values, split.mask,
+                                       split.static if has_static else None, split.labels)
+
+    torch.manual_seed(config.seed * 1000 + rank)
+    bottom = ICUEncoder(
+        n_features=len(train.feature_names), n_static=static_width(has_static),
+        n_bins=train.values.shape[1], d_model=config.d_model, n_heads=config.n_heads,
+        n_layers=config.n_layers, dim_feedforward=config.dim_feedforward,
+        dropout=config.dropout, pooling=config.pooling,
+    )
+    gathered = all_sizes(len(train.label_names))
+    return VerticalSession(
+        rank=rank, hospitals=[int(spec["hospital"])], train=inputs(train),
+        val=inputs(splits["val"]), tests={int(spec["hospital"]): inputs(splits["test"])},
+        label_names=list(train.label_names), n_labels=max(gathered),
+        trainer=BottomTrainer(copy.deepcopy(bottom), config.lr),
+        aggregator=SecureAggregator(degree=config.mask_degree), psi_bytes=psi_bytes,
+    )
+

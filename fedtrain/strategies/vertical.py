@@ -1,0 +1,115 @@
+"""Vertical federated learning: parties hold different features of the same patients.
+
+Rows are aligned by private set intersection (fedtrain/secure/psi.py). Each party runs a bottom
+model (a Transformer encoder over its own feature group) in the clear; the bottom outputs are
+secret-shared, column block by column block, into an encrypted top model (an MLP whose weights
+are secret-shared among all parties, fedtrain/secure/encrypted_head.py). The logits are revealed
+only to the label party, which computes ∂L/∂z with its labels in the clear and secret-shares it
+back (labels never leave it); after the encrypted backward pass each party receives only the
+gradient of its own bottom output. Nobody sees another party's features or embeddings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn.functional import binary_cross_entropy_with_logits
+
+from fedtrain.compat import crypten
+from fedtrain.data.preprocess import ModelInputs
+from fedtrain.run.vertical_session import open_vertical_session
+from fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
+from fedtrain.strategies.base import RoundResult, Strategy, register
+
+PREDICT_CHUNK = 1024
+
+
+@register
+class Vertical(Strategy):
+    """Plaintext bottom models per party, encrypted top model, labels at one party."""
+
+    name = "vertical"
+    reveals = ("to the label party: the logits of the joint model; to each party: the gradient "
+               "of its own bottom output; to all: the number of aligned records; nothing else")
+    open_session = staticmethod(open_vertical_session)
+
+    def __init__(self, config, session) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(config, session)
+        self.world = crypten.communicator.get().get_world_size()
+        self.label_party = 0
+        torch.manual_seed(config.seed)  # the top model's public initialisation, same everywhere
+        hidden = config.head_hidden if config.cut == 2 else None
+        self.top = EncryptedHead(plain_head(self.world * config.d_model, hidden, session.n_labels))
+        self.generator = torch.Generator().manual_seed(config.seed * 7919)  # shared batch order
+
+    def _embed_blocks(self, x: torch.Tensor, s: torch.Tensor):  # type: ignore[no-untyped-def]
+        e = self.session.trainer.model(x, s)
+        shapes = [(e.shape[0], e.shape[1])] * self.world
+        blocks, enc = share_blocks(e.detach(), shapes, self.session.rank, 1)
+        return e, blocks, enc
+
+    def train_round(self, round_index: int) -> RoundResult:
+        session, trainer = self.session, self.session.trainer
+        rank, n = session.rank, session.n_train
+        trainer.model.train()
+        total_loss, seen = 0.0, 0
+        for _ in range(self.config.local_epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, self.config.batch_size):
+                idx = order[start : start + self.config.batch_size]
+                trainer.optimizer.zero_grad(set_to_none=True)
+                e, blocks, enc = self._embed_blocks(session.train.x[idx], session.train.static[idx])
+                self.top.zero_grad()
+                z = self.top(enc)
+                logits = z.get_plain_text(dst=self.label_party)
+                y = session.train.labels[idx] if rank == self.label_party else None
+                shape = (len(idx), self.session.n_labels)  # non-label parties get None above
+                g = torch.sigmoid(logits) - y if y is not None else torch.zeros(shape)
+                z.backward(crypten.cryptensor(g, src=self.label_party))
+                self.top.sgd_step(self.config.server_lr / len(idx))
+                for owner, block in enumerate(blocks):
+                    grad = block.grad.get_plain_text(dst=owner)
+                    if owner == rank:
+                        e.backward(grad / len(idx))
+                trainer.optimizer.step()
+                if y is not None:
+                    loss = binary_cross_entropy_with_logits(logits, y, reduction="sum").item()
+                    total_loss, seen = total_loss + loss / y.shape[1], seen + len(idx)
+        # only the label party can compute the loss
+        return RoundResult(train_loss=total_loss / seen if seen else None, exchanged_elements=0)
+
+    @torch.no_grad()
+    def predict(self, inputs: ModelInputs) -> np.ndarray:
+        """Collective: every party feeds its columns; probabilities reach the label party only."""
+        model = self.session.trainer.model
+        model.eval()
+        out = []
+        with crypten.no_grad():
+            for start in range(0, len(inputs), PREDICT_CHUNK):
+                x = inputs.x[start : start + PREDICT_CHUNK]
+                s = inputs.static[start : start + PREDICT_CHUNK]
+                _, _, enc = self._embed_blocks(x, s)
+                logits = self.top(enc).get_plain_text(dst=self.label_party)
+                if self.session.rank == self.label_party:  # None elsewhere
+                    out.append(torch.sigmoid(logits))
+        model.train()
+        if self.session.rank != self.label_party:
+            return np.zeros((0, self.session.n_labels), dtype=np.float32)
+        return torch.cat(out).numpy() if out else np.zeros((0, self.session.n_labels))
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        state = {f"top.{k}": v for k, v in self.top.shares().items()}
+        state["generator"] = self.generator.get_state()
+        return state
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.top.load_shares({k[len("top."):]: v for k, v in state.items()
+                              if k.startswith("top.")})
+        self.generator.set_state(state["generator"])
+
+    def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
+        rank = self.session.rank
+        saved = {f"model_party_{rank}": self.session.trainer.state_dict()}
+        # the top model stays secret-shared: each party keeps its own share (int64 ring elements)
+        saved[f"top_share_party_{rank}"] = self.top.shares()
+        return saved

@@ -59,6 +59,9 @@ def init_crypten(timeout_s: float, ttp: bool) -> None:
     if ttp:
         crypten.cfg.mpc.provider = "TTP"
     crypten.init()
+    from fedtrain.secure import audit
+
+    audit.install()
 
 
 def run_ttp_server(timeout_s: float) -> None:

@@ -20,8 +20,9 @@ from fedtrain.eval.metrics import (
     macro_average,
     metrics_from_confusion,
 )
+from fedtrain.secure import tags
 
-SumFn = Callable[[torch.Tensor], torch.Tensor]
+SumFn = Callable[..., torch.Tensor]  # aggregator.sum(vector, what=...)
 
 
 def local_summary(probs: np.ndarray, labels: np.ndarray, bins: int) -> torch.Tensor:
@@ -55,5 +56,5 @@ def metrics_from_summary(total: np.ndarray, label_names: Sequence[str], bins: in
 def pooled_metrics(sum_fn: SumFn, probs: np.ndarray, labels: np.ndarray,
                    label_names: Sequence[str], bins: int = 1000) -> dict[str, Any]:
     """Metrics over all hospitals' test data; ``sum_fn`` is the secure sum across hospitals."""
-    total = sum_fn(local_summary(probs, labels, bins)).numpy()
+    total = sum_fn(local_summary(probs, labels, bins), what=tags.METRIC_HISTOGRAMS).numpy()
     return metrics_from_summary(total, label_names, bins)

@@ -17,6 +17,7 @@ import torch
 from fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
 from fedtrain.models.transformer import ICUTransformer
 from fedtrain.run.config import TrainConfig
+from fedtrain.secure import tags
 from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
 from fedtrain.train.dp import DPConfig
 from fedtrain.train.local_trainer import LocalTrainer
@@ -81,7 +82,8 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
     aggregator = aggregator_cls(degree=config.mask_degree)
     has_static = bool(train.static.width)
     moments = local_moments(train.values, train.mask, train.static if has_static else None)
-    normalizer = Normalizer.from_moments(aggregator.sum(moments, MOMENT_PRECISION_BITS))
+    normalizer = Normalizer.from_moments(
+        aggregator.sum(moments, MOMENT_PRECISION_BITS, what=tags.MOMENTS))
 
     torch.manual_seed(config.seed)  # same initial model at every hospital
     model = ICUTransformer(

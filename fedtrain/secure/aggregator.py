@@ -21,6 +21,7 @@ import torch
 
 from fedtrain.compat import crypten
 from fedtrain.secure import fixed_point, masks
+from fedtrain.secure.audit import revealing
 from fedtrain.secure.keys import PUBLIC_KEY_BYTES, KeyPair
 
 
@@ -87,24 +88,28 @@ class SecureAggregator:
         self._counter += 1
         return share
 
-    def sum(self, x: torch.Tensor, precision_bits: int | None = None) -> torch.Tensor:
+    def sum(self, x: torch.Tensor, precision_bits: int | None = None, what: str = "sum"
+            ) -> torch.Tensor:
         """Σ over parties of ``x`` (same shape at every party), as float64.
 
-        ``precision_bits`` overrides the fractional bits for this call (fewer bits, larger range).
+        ``precision_bits`` overrides the fractional bits for this call (fewer bits, larger range);
+        ``what`` names the revealed sum for the reveal audit (fedtrain/secure/audit.py).
         """
         bits = precision_bits or self.precision_bits
         start, before = time.perf_counter(), _comm_bytes()
         shared = crypten.mpc.primitives.ArithmeticSharedTensor.from_shares(
             self.share(x, bits), precision=bits
         )
-        total = fixed_point.decode(shared.reveal(), bits).reshape(x.shape)
+        with revealing(what):
+            total = fixed_point.decode(shared.reveal(), bits).reshape(x.shape)
         self._record(x.numel(), time.perf_counter() - start, _comm_bytes() - before)
         return total
 
-    def weighted_mean(self, x: torch.Tensor, weight: float) -> tuple[torch.Tensor, float]:
+    def weighted_mean(self, x: torch.Tensor, weight: float, what: str = "weighted sum"
+                      ) -> tuple[torch.Tensor, float]:
         """(Σ w_p x_p / Σ w_p, Σ w_p): one secure sum; the division happens on the revealed sum."""
         packed = torch.cat([x.reshape(-1).to(torch.float64) * weight, torch.tensor([weight])])
-        total = self.sum(packed)
+        total = self.sum(packed, what=what)
         total_weight = float(total[-1])
         if total_weight <= 0:
             raise RuntimeError("secure weighted mean: total weight is zero")
@@ -129,7 +134,8 @@ class PlainAggregator(SecureAggregator):
         self.precision_bits, self.degree = precision_bits, degree
         self.stats = AggregationStats()
 
-    def sum(self, x: torch.Tensor, precision_bits: int | None = None) -> torch.Tensor:
+    def sum(self, x: torch.Tensor, precision_bits: int | None = None, what: str = "sum"
+            ) -> torch.Tensor:
         start = time.perf_counter()
         total = x.detach().to(torch.float64).clone()
         group = crypten.communicator.get().main_group

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from fedtrain.compat import crypten
+from fedtrain.secure import tags
+from fedtrain.secure.audit import revealing
 
 CrypTensor = crypten.CrypTensor
 
@@ -81,7 +83,7 @@ class EncryptedHead:
         plain = self.layout
         encrypted = [m for m in self.model.modules() if isinstance(m, crypten.nn.Linear)]
         linears = [m for m in plain if isinstance(m, nn.Linear)]
-        with torch.no_grad():
+        with torch.no_grad(), revealing(tags.FINAL_SERVER_WEIGHTS):
             for enc, lin in zip(encrypted, linears, strict=True):
                 lin.weight.copy_(enc.weight.get_plain_text())
                 lin.bias.copy_(enc.bias.get_plain_text())
@@ -104,7 +106,7 @@ def share_blocks(local: torch.Tensor, shapes: Sequence[tuple[int, ...]], rank: i
     return blocks, crypten.cat(blocks, dim=dim) if len(blocks) > 1 else blocks[0]
 
 
-def reveal_to_owners(enc: CrypTensor, sizes: Sequence[int], rank: int, dim: int
+def reveal_to_owners(enc: CrypTensor, sizes: Sequence[int], rank: int, dim: int, what: str
                      ) -> torch.Tensor | None:
     """Split ``enc`` into blocks of ``sizes`` along ``dim``; block k is revealed to party k only.
 
@@ -116,7 +118,8 @@ def reveal_to_owners(enc: CrypTensor, sizes: Sequence[int], rank: int, dim: int
             continue
         index = torch.arange(offset, offset + size)
         block = enc.index_select(dim, index)
-        plain = block.get_plain_text(dst=k)
+        with revealing(what):
+            plain = block.get_plain_text(dst=k)
         if k == rank:
             mine = plain
         offset += size

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fedtrain.run.config import TrainConfig
+from fedtrain.secure import tags
 
 REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -44,8 +45,11 @@ class Strategy(ABC):
     """
 
     name: ClassVar[str]
-    #: what this hospital reveals, in which form, to whom (written to docs and asserted in tests)
+    #: what this hospital reveals, in which form, to whom (docs/strategies.md)
     reveals: ClassVar[str]
+    #: the kinds of plaintext (fedtrain/secure/tags.py) a party may obtain; tests/test_reveals.py
+    #: checks the parties obtain nothing else
+    receives: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: TrainConfig, session: Any) -> None:
         self.config = config
@@ -103,7 +107,7 @@ class ParameterSharing(Strategy):
         if not keys:
             return 0
         averaged = secure_mean(self.session.aggregator, {k: state[k] for k in keys},
-                               float(self.session.n_train))
+                               float(self.session.n_train), tags.WEIGHTED_MODEL_SUM)
         self.session.trainer.load_shared_state(averaged)
         return sum(t.numel() for t in averaged.values())
 
@@ -123,9 +127,9 @@ def unflatten(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, to
     return out
 
 
-def secure_mean(aggregator: Any, tensors: dict[str, torch.Tensor], weight: float
+def secure_mean(aggregator: Any, tensors: dict[str, torch.Tensor], weight: float, what: str
                 ) -> dict[str, torch.Tensor]:
     """Weighted mean of ``tensors`` over hospitals via one secure sum (weights revealed only
-    as their total)."""
-    mean, _ = aggregator.weighted_mean(flatten(tensors), weight)
+    as their total); ``what`` names it for the reveal audit."""
+    mean, _ = aggregator.weighted_mean(flatten(tensors), weight, what=what)
     return unflatten(mean, tensors)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from fedtrain.secure import tags
 from fedtrain.strategies.base import ParameterSharing, register
 
 
@@ -16,6 +17,7 @@ class Centralized(ParameterSharing):
     """Pooled training; the single process holds every hospital's training data."""
 
     name = "centralized"
+    receives = frozenset({tags.MOMENTS, tags.METRIC_HISTOGRAMS})
     reveals = "everything: all hospitals' training data are pooled in one process (baseline)"
 
     def is_shared(self, key: str) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from fedtrain.secure import tags
 from fedtrain.strategies.base import ParameterSharing, RoundResult, register, secure_mean
 
 
@@ -26,6 +27,8 @@ class FedMTL(ParameterSharing):
     """Shared encoder, personal heads pulled toward the secure mean of all heads."""
 
     name = "fedmtl"
+    receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.MEAN_OF_HEADS,
+                          tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of encoder parameters with the "
                "total number of training examples, and the unweighted mean of the heads")
 
@@ -54,6 +57,6 @@ class FedMTL(ParameterSharing):
                                                  after_step=self._pull_heads)
         exchanged = self.exchange()
         heads = self._personal(self.session.trainer.state_dict())
-        self.anchor = secure_mean(self.session.aggregator, heads, 1.0)
+        self.anchor = secure_mean(self.session.aggregator, heads, 1.0, tags.MEAN_OF_HEADS)
         return RoundResult(train_loss=loss,
                            exchanged_elements=exchanged + sum(h.numel() for h in heads.values()))

@@ -7,6 +7,7 @@ its own head.
 
 from __future__ import annotations
 
+from fedtrain.secure import tags
 from fedtrain.strategies.base import ParameterSharing, register
 
 
@@ -15,6 +16,7 @@ class FedPer(ParameterSharing):
     """Shares the base (encoder + head layers before the cut); keeps the personal layers."""
 
     name = "fedper"
+    receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of the base-layer parameters and "
                "the total number of training examples; personal layers are never sent")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from fedtrain.secure import tags
 from fedtrain.strategies.base import ParameterSharing, register
 
 
@@ -17,6 +18,7 @@ class Horizontal(ParameterSharing):
     """FedAvg: all parameters are shared."""
 
     name = "horizontal"
+    receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of all hospitals' model "
                "parameters and the total number of training examples")
 

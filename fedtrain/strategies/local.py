@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fedtrain.secure import tags
 from fedtrain.strategies.base import ParameterSharing, register
 
 
@@ -10,6 +11,7 @@ class Local(ParameterSharing):
     """No parameter is shared; each hospital keeps and is evaluated with its own model."""
 
     name = "local"
+    receives = frozenset({tags.MOMENTS, tags.METRIC_HISTOGRAMS})
     reveals = "nothing (no exchange between hospitals)"
 
     def is_shared(self, key: str) -> bool:

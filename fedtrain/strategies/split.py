@@ -24,6 +24,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from fedtrain.compat import crypten
 from fedtrain.data.preprocess import ModelInputs
+from fedtrain.secure import tags
+from fedtrain.secure.audit import revealing
 from fedtrain.secure.encrypted_head import EncryptedHead, reveal_to_owners, share_blocks
 from fedtrain.strategies import lockstep
 from fedtrain.strategies.base import ParameterSharing, RoundResult, register
@@ -45,6 +47,9 @@ class Split(ParameterSharing):
     """Client parts averaged securely each round; encrypted server part trained per step."""
 
     name = "split"
+    receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS,
+                          tags.OWN_ROW_LOGITS,
+                          tags.OWN_CUT_GRADIENT, tags.FINAL_SERVER_WEIGHTS})
     reveals = ("to hospital k: the logits of its own rows and the gradient at the cut of its own "
                "rows; to all: each hospital's training-set size, the weighted sum of the client "
                "parts each round, and the server weights once at the end")
@@ -70,7 +75,7 @@ class Split(ParameterSharing):
         blocks, enc = share_blocks(h.detach(), [(s, h.shape[1]) for s in sizes], rank, 0)
         self.server.zero_grad()
         z = self.server(enc)
-        mine = reveal_to_owners(z, sizes, rank, 0)
+        mine = reveal_to_owners(z, sizes, rank, 0, tags.OWN_ROW_LOGITS)
         g = torch.sigmoid(mine) - y if mine is not None else torch.zeros(0, z.size(1))
         _, g_enc = share_blocks(g, [(s, z.size(1)) for s in sizes], rank, 0)
         z.backward(g_enc)
@@ -79,7 +84,8 @@ class Split(ParameterSharing):
         owners = [k for k, s in enumerate(sizes) if s]
         grad_h = None
         for k, grad in zip(owners, grads, strict=True):
-            plain = grad.get_plain_text(dst=k)
+            with revealing(tags.OWN_CUT_GRADIENT):
+                plain = grad.get_plain_text(dst=k)
             if k == rank:
                 grad_h = plain
         if mine is None:
@@ -136,7 +142,7 @@ class Split(ParameterSharing):
                 s = inputs.static[start : start + rows[rank]]
                 h = self.model.lower(x, s, self.cut)
                 _, enc = share_blocks(h, [(r, h.shape[1]) for r in rows], rank, 0)
-                mine = reveal_to_owners(self.server(enc), rows, rank, 0)
+                mine = reveal_to_owners(self.server(enc), rows, rank, 0, tags.OWN_ROW_LOGITS)
                 if mine is not None:
                     out.append(torch.sigmoid(mine))
         return torch.cat(out).numpy() if out else np.zeros((0, 12), dtype=np.float32)

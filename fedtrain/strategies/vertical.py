@@ -18,6 +18,8 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from fedtrain.compat import crypten
 from fedtrain.data.preprocess import ModelInputs
 from fedtrain.run.vertical_session import open_vertical_session
+from fedtrain.secure import tags
+from fedtrain.secure.audit import revealing
 from fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
 from fedtrain.strategies.base import RoundResult, Strategy, register
 
@@ -29,6 +31,8 @@ class Vertical(Strategy):
     """Plaintext bottom models per party, encrypted top model, labels at one party."""
 
     name = "vertical"
+    receives = frozenset({tags.OWN_BOTTOM_GRADIENT, tags.JOINT_LOGITS_TO_LABEL_PARTY,
+                          tags.METRIC_HISTOGRAMS})
     reveals = ("to the label party: the logits of the joint model; to each party: the gradient "
                "of its own bottom output; to all: the number of aligned records; nothing else")
     open_session = staticmethod(open_vertical_session)
@@ -61,14 +65,16 @@ class Vertical(Strategy):
                 e, blocks, enc = self._embed_blocks(session.train.x[idx], session.train.static[idx])
                 self.top.zero_grad()
                 z = self.top(enc)
-                logits = z.get_plain_text(dst=self.label_party)
+                with revealing(tags.JOINT_LOGITS_TO_LABEL_PARTY):
+                    logits = z.get_plain_text(dst=self.label_party)
                 y = session.train.labels[idx] if rank == self.label_party else None
                 shape = (len(idx), self.session.n_labels)  # non-label parties get None above
                 g = torch.sigmoid(logits) - y if y is not None else torch.zeros(shape)
                 z.backward(crypten.cryptensor(g, src=self.label_party))
                 self.top.sgd_step(self.config.server_lr / len(idx))
                 for owner, block in enumerate(blocks):
-                    grad = block.grad.get_plain_text(dst=owner)
+                    with revealing(tags.OWN_BOTTOM_GRADIENT):
+                        grad = block.grad.get_plain_text(dst=owner)
                     if owner == rank:
                         e.backward(grad / len(idx))
                 trainer.optimizer.step()
@@ -89,7 +95,8 @@ class Vertical(Strategy):
                 x = inputs.x[start : start + PREDICT_CHUNK]
                 s = inputs.static[start : start + PREDICT_CHUNK]
                 _, _, enc = self._embed_blocks(x, s)
-                logits = self.top(enc).get_plain_text(dst=self.label_party)
+                with revealing(tags.JOINT_LOGITS_TO_LABEL_PARTY):
+                    logits = self.top(enc).get_plain_text(dst=self.label_party)
                 if self.session.rank == self.label_party:  # None elsewhere
                     out.append(torch.sigmoid(logits))
         model.train()

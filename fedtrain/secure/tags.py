@@ -1,0 +1,15 @@
+"""Names of every kind of plaintext a party can obtain from CrypTen (see secure/audit.py).
+
+docs/strategies.md lists, per strategy, which of these each party receives; tests/test_reveals.py
+checks the list against what the parties actually obtain.
+"""
+
+MOMENTS = "sum of normalisation moments (all hospitals)"
+WEIGHTED_MODEL_SUM = "weighted sum of shared parameters and total weight"
+MEAN_OF_HEADS = "mean of personal heads"
+METRIC_HISTOGRAMS = "summed test-score histograms"
+FINAL_SERVER_WEIGHTS = "final server-model weights (end of training)"
+OWN_ROW_LOGITS = "logits of the party's own rows"
+OWN_CUT_GRADIENT = "cut-layer gradient of the party's own rows"
+JOINT_LOGITS_TO_LABEL_PARTY = "joint-model logits (label party only)"
+OWN_BOTTOM_GRADIENT = "gradient of the party's own bottom output"

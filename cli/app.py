@@ -24,6 +24,9 @@ SUBCOMMANDS: dict[str, str] = {
     "extract": "cli.extract",
     "partition": "cli.partition",
     "train": "cli.train",
+    "evaluate": "cli.evaluate",
+    "compare": "cli.compare",
+    "sweep": "cli.sweep",
 }
 
 for _name, _module in SUBCOMMANDS.items():

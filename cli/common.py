@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -87,6 +88,11 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return "" if value is None else str(value)
+
+
+def point_to_json(path: Path) -> None:
+    """Say where the machine-readable version of the tables above is (instead of dumping it)."""
+    console.print(f"[dim]machine-readable: {path}[/]", highlight=False)
 
 
 def is_interactive() -> bool:

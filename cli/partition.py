@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cli.common import console, make_table, progress_bars, run_or_exit
+from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from mimic_etl.errors import UserError
 from mimic_etl.partition import PartitionSummary, parse_split, partition
 
@@ -115,8 +114,8 @@ def command(
 
     summary = run_or_exit(run)
     console.print(_table(summary))
-    record = json.loads((summary.out / "partition.json").read_text())
-    console.print_json(json.dumps(record))
+    console.print(f"label prevalence per hospital: {summary.out / 'label_prevalence.png'}")
+    point_to_json(summary.out / "partition.json")
 
 
 def _table(summary: PartitionSummary) -> Table:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cli.common import console, make_table, run_or_exit
 from fedtrain.run.config import STRATEGIES, TrainConfig
-from fedtrain.run.coordinator import train
+from fedtrain.run.coordinator import TrainSummary, train
 
 LABEL_METRICS = ("auroc", "accuracy", "precision", "recall", "f1", "specificity", "mse")
 
@@ -36,12 +36,14 @@ class RoundDisplay:
             self.live.update(self.render())
 
     def render(self) -> Table:
-        hospitals = sorted({h for row in self.rows.values() for h in row}, key=int)
+        names = {h for row in self.rows.values() for h in row}
+        hospitals = sorted(names, key=lambda h: (not h.isdigit(), int(h) if h.isdigit() else 0, h))
         table = Table(title=f"training — {self.status}", title_justify="left")
         table.add_column("round", justify="right")
         for h in hospitals:
-            table.add_column(f"h{h} loss", justify="right")
-            table.add_column(f"h{h} val AUROC", justify="right")
+            name = f"h{h}" if h.isdigit() else h
+            table.add_column(f"{name} loss", justify="right")
+            table.add_column(f"{name} val AUROC", justify="right")
         for r in sorted(self.rows)[-12:]:
             cells = [str(r)]
             for h in hospitals:
@@ -108,10 +110,14 @@ def command(
         personal_layers=personal_layers, mtl_lambda=mtl_lambda, cut=cut, server_lr=server_lr,
     )
     display = RoundDisplay(rounds)
-    with Live(display.render(), console=console, refresh_per_second=4) as live:
-        display.live = live
-        summary = run_or_exit(lambda: train(config, out, resume=resume, overwrite=overwrite,
-                                            on_event=display))
+
+    def run_live() -> TrainSummary:
+        # the live table closes before run_or_exit prints an error line
+        with Live(display.render(), console=console, refresh_per_second=4) as live:
+            display.live = live
+            return train(config, out, resume=resume, overwrite=overwrite, on_event=display)
+
+    summary = run_or_exit(run_live)
     render_test_metrics(summary.test_metrics)
     console.print(f"run written to [bold]{summary.run_dir}[/] "
                   f"(test_metrics.json, comm.json, privacy.json)")

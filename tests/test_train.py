@@ -224,3 +224,11 @@ def test_vertical_strategy_needs_a_vertical_partition(fed, vertical_fed, tmp_pat
         train(_config(fed, strategy="vertical"), tmp_path / "a")
     with pytest.raises(UserError, match="--strategy horizontal needs a horizontal partition"):
         train(_config(vertical_fed), tmp_path / "b")
+
+
+def test_cli_centralized_run_renders_the_pooled_trainer(fed, tmp_path) -> None:
+    result = runner.invoke(app, ["train", "--fed", str(fed), "--out", str(tmp_path / "c"),
+                                 "--strategy", "centralized", "--rounds", "1", "--d-model", "16",
+                                 "--heads", "2", "--layers", "1"])
+    assert result.exit_code == 0, result.output
+    assert "pooled loss" in result.output and "macro" in result.output

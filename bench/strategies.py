@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--hospitals", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--local-epochs", type=int, default=1,
+                        help="local epochs per round (centralized/vertical: epochs per round)")
     parser.add_argument("--only", default=",".join(RUNS))
     args = parser.parse_args()
     machine = describe()
@@ -73,7 +75,8 @@ def main() -> None:
         for name in args.only.split(","):
             options = dict(RUNS[name])
             fed = work / ("vfed" if options["strategy"] == "vertical" else "fed")
-            config = TrainConfig(fed=str(fed), rounds=args.rounds, seed=args.seed, **options)
+            config = TrainConfig(fed=str(fed), rounds=args.rounds, seed=args.seed,
+                                 local_epochs=args.local_epochs, **options)
             began = time.perf_counter()
             summary = train(config, work / name)
             row = _row(name, summary, time.perf_counter() - began)
@@ -87,8 +90,9 @@ def main() -> None:
                   flush=True)
     out = ROOT / "out"
     out.mkdir(exist_ok=True)
-    (out / "strategies.json").write_text(json.dumps(
-        {"machine": machine, "rounds": args.rounds, "hospitals": args.hospitals,
+    (out / f"strategies_r{args.rounds}_e{args.local_epochs}.json").write_text(json.dumps(
+        {"machine": machine, "rounds": args.rounds, "local_epochs": args.local_epochs,
+         "hospitals": args.hospitals,
          "cohort": str(args.cohort), "rows": rows}, indent=2))
 
 

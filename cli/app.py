@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "evaluate": "cli.evaluate",
     "compare": "cli.compare",
     "sweep": "cli.sweep",
+    "node": "cli.node",
 }
 
 for _name, _module in SUBCOMMANDS.items():

@@ -92,7 +92,7 @@ def _fmt(value: Any) -> str:
 
 def point_to_json(path: Path) -> None:
     """Say where the machine-readable version of the tables above is (instead of dumping it)."""
-    console.print(f"[dim]machine-readable: {path}[/]", highlight=False)
+    console.print(f"[dim]machine-readable: {path}[/]", highlight=False, soft_wrap=True)
 
 
 def is_interactive() -> bool:

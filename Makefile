@@ -8,7 +8,7 @@ DEMO ?= demo-output
 PATIENTS ?= 3000
 SEED ?= 7
 
-.PHONY: demo test test-slow lint bench clean install
+.PHONY: demo test test-slow lint bench clean install report
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,6 +34,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow
+
+# every benchmark that backs a figure in docs/ (takes tens of minutes; prints the machine)
+bench: $(STAMP)
+	$(BIN)/python bench/secure_aggregation.py --parties 2,4,8,16,32
+	$(BIN)/python bench/bench_dp_step.py --threads 1
+	$(BIN)/python -m bench.synth_signal
+	$(BIN)/python bench/bench_extract.py
+	$(BIN)/python bench/strategies.py --cohort $(DEMO)/cohort --rounds 20
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,208 @@
+"""`crypten-fl extract`: MIMIC-IV CSVs -> an ICU cohort on a fixed time grid (DuckDB).
+
+>>> from pathlib import Path
+>>> summary = extract(Path("mimic-iv-3.1"), Path("cohort"))  # doctest: +SKIP
+>>> summary.n_bins, summary.cohort_flow[-1].step  # doctest: +SKIP
+(24, 'has_observation')
+
+The work is done by the SQL files of ``sql/`` (one concept per file, build order derived from
+their references); this package locates and checks the inputs, runs the SQL in a scratch DuckDB
+database inside the temporary output directory, and writes static.parquet, timeseries.parquet,
+labels.parquet, cohort_flow.json and manifest.json. Values are unit-harmonised and
+outlier-filtered but never imputed or normalised (that happens per hospital at train time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+
+import sql
+from mimic_etl.errors import UserError
+from mimic_etl.extract import duck, runner, tables
+from mimic_etl.extract.definitions import load_features, load_labels, template_values
+from mimic_etl.extract.summary import (
+    ExtractSummary,
+    FlowStep,
+    manifest_fields,
+    read_flow,
+    summarize,
+)
+from mimic_etl.manifest import base_manifest, describe_inputs, write_json
+from mimic_etl.outdir import atomic_output_dir, check_output_dir
+from mimic_etl.progress import ProgressFn, no_progress
+
+__all__ = ["ExtractSummary", "extract"]
+
+EXPORTS: dict[str, str] = {
+    "static": "static.parquet",
+    "timeseries": "timeseries.parquet",
+    "labels": "labels.parquet",
+}
+
+
+def extract(
+    mimic_dir: Path,
+    out: Path,
+    hours: int = 48,
+    bin_hours: int = 2,
+    min_age: int = 18,
+    min_los_hours: float | None = None,
+    threads: int | None = None,
+    memory_limit: str = "8GB",
+    overwrite: bool = False,
+    progress: ProgressFn = no_progress,
+) -> ExtractSummary:
+    """Extract the ICU cohort of a MIMIC-IV download into ``out``.
+
+    Args:
+        mimic_dir: MIMIC-IV root with ``hosp/`` and ``icu/`` (.csv.gz or .csv; v1.x to v3.1).
+        out: output directory (written atomically; must be absent or empty unless ``overwrite``).
+        hours: observation window from ICU admission, in hours.
+        bin_hours: width of a time bin; must divide ``hours``.
+        min_age: minimum age at hospital admission, in years.
+        min_los_hours: minimum ICU length of stay in hours; None keeps short stays too.
+        threads: DuckDB worker threads (None: all cores).
+        memory_limit: DuckDB memory limit (e.g. ``"8GB"``); larger operations spill to disk.
+        overwrite: replace a non-empty ``out`` once the new output is complete.
+        progress: callback receiving ``(task, done, total)``.
+
+    Raises:
+        UserError: bad option, missing/corrupt table or column, empty cohort, existing output.
+    """
+    start = time.perf_counter()
+    mimic_dir, out = Path(mimic_dir), Path(out)
+    n_bins = _check_options(mimic_dir, out, hours, bin_hours, min_age, min_los_hours, threads)
+    duck.check_memory_limit(memory_limit)
+    check_output_dir(out, overwrite)
+    inputs = tables.locate(mimic_dir)
+    features, labels = load_features(), load_labels()
+    variables = {
+        "hours": hours, "bin_hours": bin_hours, "n_bins": n_bins, "min_age": min_age,
+        "min_los_hours": None if min_los_hours is None else float(min_los_hours),
+        **{name: str(path) for name, path in sql.DATA_FILES.items()},
+    }
+    with atomic_output_dir(out, overwrite) as tmp:
+        session = _Session(inputs, variables, threads, memory_limit, progress)
+        seconds, flow = session.run(tmp, template_values(features, labels))
+        blame = {"min_age": f"--min-age {min_age}", "min_los": f"--min-los-hours {min_los_hours}"}
+        _check_not_empty(flow, blame, f"--mimic-dir {mimic_dir}")
+        summary = summarize(tmp, features, labels, flow, (hours, bin_hours, n_bins))
+        summary = dataclasses.replace(
+            summary, out=out, step_seconds=seconds,
+            elapsed_seconds=round(time.perf_counter() - start, 3),
+        )
+        params = {
+            "mimic_dir": str(mimic_dir), "out": str(out), "hours": hours, "bin_hours": bin_hours,
+            "min_age": min_age, "min_los_hours": min_los_hours, "threads": threads,
+            "memory_limit": memory_limit, "overwrite": overwrite,
+        }
+        manifest = base_manifest("extract", params, seed=None)
+        manifest["inputs"] = describe_inputs([t.path for t in inputs.values()])
+        manifest.update(manifest_fields(summary, features))
+        write_json(tmp / "cohort_flow.json", [dataclasses.asdict(s) for s in flow])
+        write_json(tmp / "manifest.json", manifest)
+    return summary
+
+
+@dataclasses.dataclass(frozen=True)
+class _Session:
+    """One DuckDB run of the sql/ files over the located inputs, in a scratch database."""
+
+    inputs: dict[str, tables.InputTable]
+    variables: dict[str, object]
+    threads: int | None
+    memory_limit: str
+    progress: ProgressFn
+
+    def run(self, tmp: Path, values: dict[str, str]) -> tuple[dict[str, float], list[FlowStep]]:
+        """Run every step (exports into ``tmp``); seconds per step and the cohort flow.
+
+        The scratch database and spill files live in ``tmp/.scratch``, removed at the end.
+        """
+        scratch = tmp / ".scratch"
+        con = duck.connect(
+            scratch / "work.duckdb", scratch / "spill", self.threads, self.memory_limit
+        )
+        try:
+            self.prepare(con)
+            self.create_views(con)
+            exports = {name: tmp / file for name, file in EXPORTS.items()}
+            steps = runner.plan(sql.load(), set(tables.TABLE_NAMES), exports, values)
+            workers = min(2, self.threads or os.cpu_count() or 1)
+            seconds = runner.run(con, steps, self.on_error, self.progress, self.prepare, workers)
+            return seconds, read_flow(con)
+        finally:
+            con.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def prepare(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        """Session variables (per connection: every cursor needs them)."""
+        duck.set_variables(cursor, self.variables)
+
+    def create_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        """One view per input table, stored in the scratch database (shared by all cursors)."""
+        for name, table in self.inputs.items():
+            try:  # binding samples the file (dialect, row estimate): it can fail here too
+                con.execute(table.view_sql())
+            except duckdb.Error as err:
+                raise duck.as_user_error(err, name, {name: table.path}, self.memory_limit) from err
+
+    def on_error(self, err: duckdb.Error, step: runner.Step) -> UserError:
+        """A failed step as a UserError naming the file it read (or the SQL file)."""
+        reads = {name: self.inputs[name].path for name in step.reads}
+        return duck.as_user_error(err, step.name, reads, self.memory_limit)
+
+
+def _check_options(
+    mimic_dir: Path,
+    out: Path,
+    hours: int,
+    bin_hours: int,
+    min_age: int,
+    min_los_hours: float | None,
+    threads: int | None,
+) -> int:
+    """Validate the numeric options and the two paths; returns the number of bins."""
+    if hours < 1:
+        raise UserError(f"--hours {hours}: must be a positive number of hours")
+    if bin_hours < 1:
+        raise UserError(f"--bin-hours {bin_hours}: must be a positive number of hours")
+    if hours % bin_hours:
+        raise UserError(f"--bin-hours {bin_hours}: must divide --hours {hours} exactly")
+    if hours // bin_hours > 32767:
+        raise UserError(f"--bin-hours {bin_hours}: --hours / --bin-hours must be <= 32767 bins")
+    if min_age < 0:
+        raise UserError(f"--min-age {min_age}: must be >= 0")
+    if min_los_hours is not None and min_los_hours < 0:
+        raise UserError(f"--min-los-hours {min_los_hours}: must be >= 0")
+    if threads is not None and threads < 1:
+        raise UserError(f"--threads {threads}: must be >= 1")
+    if not mimic_dir.is_dir():
+        raise UserError(f"--mimic-dir {mimic_dir}: directory not found")
+    source, target = mimic_dir.resolve(), out.resolve()
+    if target == source or source.is_relative_to(target):
+        raise UserError(f"--out {out}: must not be --mimic-dir or a folder containing it")
+    return hours // bin_hours
+
+
+def _check_not_empty(flow: list[FlowStep], blame: dict[str, str], default: str) -> None:
+    """An empty cohort is a UserError naming the option whose criterion removed the last stays.
+
+    ``blame`` maps a step name to the option (with its value) responsible for it.
+    """
+    if flow and flow[-1].remaining > 0:
+        return
+    emptied = next((s for s in flow if s.remaining == 0), None)
+    if emptied is None or emptied.step == "all_stays":
+        raise UserError(f"{default}: icu/icustays has no ICU stays")
+    option = blame.get(emptied.step, default)
+    raise UserError(
+        f"{option}: no ICU stay left after cohort step '{emptied.step}' "
+        f"({emptied.description}; removed {emptied.removed})"
+    )

@@ -1,0 +1,98 @@
+"""The output features and labels, read from sql/features.csv and sql/labels.csv.
+
+The SQL reads the same files for itemids, ranges and ICD prefixes; Python needs only the column
+order and metadata (manifest.json) and the column lists that fill the ``{{ ... }}`` placeholders
+of timeseries.sql and labels.sql.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import sql
+
+FEATURE_GROUPS: tuple[str, ...] = ("vitals", "labs", "urine", "meds")
+FLAG_GROUPS: frozenset[str] = frozenset({"meds"})
+# The sql/ relation holding each group's long (stay_id, bin, feature, value) rows.
+GROUP_RELATIONS: dict[str, str] = {
+    "vitals": "vitals", "labs": "labs", "urine": "urine", "meds": "medications",
+}
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")  # feature and label names become column names
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One time-varying output feature (a value column and a ``_mask`` column)."""
+
+    name: str
+    group: str
+    unit: str
+    source: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The manifest entry: name, unit, group, source."""
+        return {"name": self.name, "unit": self.unit, "group": self.group, "source": self.source}
+
+
+def load_features(path: Path = sql.DATA_FILES["features_csv"]) -> list[Feature]:
+    """Features in file order (first row of each feature), with their itemids as ``source``."""
+    rows: dict[str, list[dict[str, str]]] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            rows.setdefault(row["feature"], []).append(row)
+    features = []
+    for name, items in rows.items():
+        first = items[0]
+        _check_identifier(path, name)
+        if first["group"] not in FEATURE_GROUPS:
+            raise ValueError(f"{path}: feature {name} has unknown group {first['group']!r}")
+        itemids = [r["itemid"] for r in items if r["itemid"]]
+        detail = ", ".join(itemids) if itemids else "drug name, sql/drug_classes.csv"
+        source = f"{first['source']} ({detail})"
+        features.append(Feature(name, first["group"], first["unit"], source))
+    return features
+
+
+def load_labels(path: Path = sql.DATA_FILES["labels_csv"]) -> list[str]:
+    """Label names in file order (the column order of labels.parquet)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        names = [row["label"] for row in csv.DictReader(handle)]
+    for name in names:
+        _check_identifier(path, name)
+    return names
+
+
+def _check_identifier(path: Path, name: str) -> None:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"{path}: {name!r} is not a valid column name (lower case, digits, _)")
+
+
+def template_values(features: list[Feature], labels: list[str]) -> dict[str, str]:
+    """SQL for the placeholders of timeseries.sql and labels.sql (see their headers)."""
+    sep = ",\n    "
+    joins, columns = [], []
+    for f in features:
+        cells = f"{f.name}_cells"
+        joins.append(
+            f"LEFT JOIN (SELECT stay_id, bin, value FROM {GROUP_RELATIONS[f.group]} "
+            f"WHERE feature = '{f.name}') AS {cells}\n"
+            f"    ON {cells}.stay_id = g.stay_id AND {cells}.bin = g.bin"
+        )
+        if f.group in FLAG_GROUPS:
+            columns.append(f"CAST(coalesce({cells}.value, 0) AS FLOAT) AS {f.name}")
+            columns.append(f"CAST(1 AS UTINYINT) AS {f.name}_mask")
+        else:
+            columns.append(f"CAST({cells}.value AS FLOAT) AS {f.name}")
+            columns.append(f"CAST({cells}.value IS NOT NULL AS UTINYINT) AS {f.name}_mask")
+    label_columns = [
+        f"CAST(coalesce(max(CAST(m.label = '{name}' AS TINYINT)), 0) AS TINYINT) AS {name}"
+        for name in labels
+    ]
+    return {
+        "feature_joins": "\n".join(joins),
+        "feature_columns": sep.join(columns),
+        "label_columns": sep.join(label_columns),
+    }

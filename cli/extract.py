@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cli.common import console, make_table, progress_bars, run_or_exit
+from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from mimic_etl.extract import ExtractSummary, extract
 
 
@@ -82,12 +80,8 @@ def command(
     summary = run_or_exit(run)
     for table in render_tables(summary):
         console.print(table)
-    record = {
-        "cohort_flow": [dataclasses.asdict(step) for step in summary.cohort_flow],
-        "summary": summary.overview(),
-        "elapsed_seconds": summary.elapsed_seconds,
-    }
-    console.print_json(json.dumps(record))
+    point_to_json(summary.out / "cohort_flow.json")
+    point_to_json(summary.out / "manifest.json")
 
 
 def render_tables(summary: ExtractSummary) -> list[Table]:

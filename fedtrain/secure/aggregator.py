@@ -1,11 +1,13 @@
 """Secure aggregation between hospital processes, built on CrypTen's arithmetic secret sharing.
 
 ``SecureAggregator.sum(x)`` returns Σ_parties x and nothing else. Each party turns its vector into
-an additive share of the sum in CrypTen's ring (fixed point + pairwise zero-sum masks, see
-masks.py), wraps it with ``ArithmeticSharedTensor.from_shares`` and CrypTen reveals the sum of the
-shares with one all-reduce. This is the sum CrypTen's textbook recipe computes (``cryptensor(x,
-src=p)`` for every p, add, reveal) with the same share distribution, at 1/N of its cost: the sum of
-N zero-sharings is one zero-sharing, so each party makes one share instead of N.
+an additive share of the sum in CrypTen's ring Z_2^64 (CrypTen's fixed-point encoding + pairwise
+zero-sum masks, see masks.py), and the sum of the shares is revealed with the all-reduce of
+CrypTen's communicator — what ``ArithmeticSharedTensor.from_shares(share).reveal()`` does, but in
+place: CrypTen's reveal copies the vector twice, and on this kind of VM the page faults of those
+copies cost more than the masks. This is the sum CrypTen's textbook recipe computes
+(``cryptensor(x, src=p)`` for every p, add, reveal) with the same share distribution, at 1/N of
+its cost: the sum of N zero-sharings is one zero-sharing, so each party makes one share, not N.
 
 ``PlainAggregator`` is the insecure baseline (a plain float64 all-reduce) used by ``--plain``.
 """
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from fedtrain.compat import crypten
-from fedtrain.secure import fixed_point, masks
+from fedtrain.secure import audit, fixed_point, masks
 from fedtrain.secure.audit import revealing
 from fedtrain.secure.keys import PUBLIC_KEY_BYTES, KeyPair
 
@@ -45,6 +47,27 @@ def _comm_bytes() -> int:
     return int(crypten.communicator.get().get_communication_stats()["bytes"])
 
 
+class _Buffers:
+    """Reused per-length buffers: the int64 share, a float64 scratch, the mask keystreams."""
+
+    def __init__(self, n: int) -> None:
+        self.share = np.empty(n, dtype=np.int64)
+        self.scaled = np.empty(n, dtype=np.float64)
+        self.masks = masks.Scratch(n)
+
+
+def reveal_sum(share: torch.Tensor) -> None:
+    """CrypTen's reveal of an arithmetic sharing, in place: all-reduce the shares over CrypTen's
+    main group; logged in CrypTen's communication statistics (2 × 8 bytes per element, as
+    CrypTen counts its all-reduce) and in the reveal audit."""
+    comm = crypten.communicator.get()
+    audit.record(None, share.numel())
+    if comm.get_world_size() > 1:
+        if crypten.cfg.communicator.verbose:
+            comm._log_communication(2 * share.numel())
+        torch.distributed.all_reduce(share, group=comm.main_group)
+
+
 class SecureAggregator:
     """Sums vectors across all parties; only the sum is revealed.
 
@@ -64,6 +87,7 @@ class SecureAggregator:
         self.degree = degree
         self.stats = AggregationStats()
         self._counter = 0
+        self._buffers: dict[int, _Buffers] = {}
         self._pair_keys = self._agree_keys()
 
     def _agree_keys(self) -> dict[int, bytes]:
@@ -79,12 +103,22 @@ class SecureAggregator:
         self.stats.setup_bytes = _comm_bytes() - before + PUBLIC_KEY_BYTES * (self.world_size - 1)
         return keys
 
+    def _scratch(self, n: int) -> _Buffers:
+        if n not in self._buffers:
+            if len(self._buffers) >= 4:  # model, moments, histograms, heads: a few sizes only
+                self._buffers.pop(next(iter(self._buffers)))
+            self._buffers[n] = _Buffers(n)
+        return self._buffers[n]
+
     def share(self, x: torch.Tensor, precision_bits: int | None = None) -> torch.Tensor:
-        """This party's additive share of Σ x: encode(x) + its pairwise masks (int64 ring)."""
-        flat = x.reshape(-1)
-        share = fixed_point.encode(flat, precision_bits or self.precision_bits)
-        np.add(share.numpy(), masks.mask(self.rank, self._pair_keys, self._counter,
-                                         flat.numel()).numpy(), out=share.numpy())
+        """This party's additive share of Σ x: encode(x) + its pairwise masks (int64 ring).
+
+        The returned tensor is a view of a reused buffer, valid until the next call.
+        """
+        buffers = self._scratch(x.numel())
+        share = fixed_point.encode(x.reshape(-1), precision_bits or self.precision_bits,
+                                   out=buffers.share, scratch=buffers.scaled)
+        masks.add_mask(buffers.share, self.rank, self._pair_keys, self._counter, buffers.masks)
         self._counter += 1
         return share
 
@@ -97,11 +131,10 @@ class SecureAggregator:
         """
         bits = precision_bits or self.precision_bits
         start, before = time.perf_counter(), _comm_bytes()
-        shared = crypten.mpc.primitives.ArithmeticSharedTensor.from_shares(
-            self.share(x, bits), precision=bits
-        )
+        share = self.share(x, bits)
         with revealing(what):
-            total = fixed_point.decode(shared.reveal(), bits).reshape(x.shape)
+            reveal_sum(share)
+        total = fixed_point.decode(share, bits).reshape(x.shape)
         self._record(x.numel(), time.perf_counter() - start, _comm_bytes() - before)
         return total
 

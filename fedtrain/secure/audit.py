@@ -30,6 +30,11 @@ def revealing(tag: str) -> Iterator[None]:
         _current.pop()
 
 
+def record(dst: int | None, elements: int) -> None:
+    """Log one reveal of ``elements`` values to ``dst`` (None = every party), if auditing."""
+    _log(dst, elements)
+
+
 def _log(dst: int | None, elements: int) -> None:
     directory = os.environ.get("CRYPTEN_FL_AUDIT")
     if not directory:

@@ -31,11 +31,21 @@ def neighbours(rank: int, world_size: int, degree: int | None = None) -> list[in
     return sorted(ring)
 
 
-def _keystream(key: bytes, counter: int, n: int) -> np.ndarray:
-    iv = counter.to_bytes(8, "big") + bytes(8)
-    encryptor = Cipher(algorithms.AES(key[:16]), modes.CTR(iv)).encryptor()
-    stream = encryptor.update(bytes(8 * n)) + encryptor.finalize()
-    return np.frombuffer(stream, dtype=np.int64)
+class Scratch:
+    """Reusable buffers for masks of one length (fresh 8 MB buffers page-fault on every call,
+    which costs several times the AES itself on this kind of VM)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.zeros = np.zeros(8 * n, dtype=np.uint8)
+        self.stream = np.empty(8 * n + 16, dtype=np.uint8)  # update_into needs a block of slack
+
+    def keystream(self, key: bytes, counter: int) -> np.ndarray:
+        """AES-128-CTR keystream of n int64 values (a view into the reused buffer)."""
+        iv = counter.to_bytes(8, "big") + bytes(8)
+        encryptor = Cipher(algorithms.AES(key[:16]), modes.CTR(iv)).encryptor()
+        written = encryptor.update_into(self.zeros, self.stream)
+        return self.stream[:written].view(np.int64)
 
 
 def expand(key: bytes, counter: int, n: int) -> torch.Tensor:
@@ -44,13 +54,21 @@ def expand(key: bytes, counter: int, n: int) -> torch.Tensor:
     The IV holds the counter in its high 8 bytes and the block index in its low 8 bytes, so
     different counters never reuse keystream.
     """
-    return torch.from_numpy(_keystream(key, counter, n).copy())
+    return torch.from_numpy(Scratch(n).keystream(key, counter).copy())
+
+
+def add_mask(total: np.ndarray, rank: int, pair_keys: dict[int, bytes], counter: int,
+             scratch: Scratch | None = None) -> None:
+    """Add this party's total mask Σ_j ±m_ij to the int64 vector ``total`` in place
+    (+ if rank < j, − otherwise; int64 arithmetic wraps modulo 2^64)."""
+    scratch = scratch if scratch is not None and scratch.n == total.size else Scratch(total.size)
+    for peer, key in sorted(pair_keys.items()):
+        ufunc = np.add if rank < peer else np.subtract
+        ufunc(total, scratch.keystream(key, counter), out=total)
 
 
 def mask(rank: int, pair_keys: dict[int, bytes], counter: int, n: int) -> torch.Tensor:
-    """This party's total mask: Σ_j ±m_ij over its neighbours (+ if rank < j, − otherwise)."""
+    """This party's total mask as a new tensor (see :func:`add_mask`)."""
     total = np.zeros(n, dtype=np.int64)
-    for peer, key in sorted(pair_keys.items()):
-        ufunc = np.add if rank < peer else np.subtract  # int64 arithmetic wraps modulo 2^64
-        ufunc(total, _keystream(key, counter, n), out=total)
+    add_mask(total, rank, pair_keys, counter)
     return torch.from_numpy(total)

@@ -13,3 +13,9 @@ OWN_ROW_LOGITS = "logits of the party's own rows"
 OWN_CUT_GRADIENT = "cut-layer gradient of the party's own rows"
 JOINT_LOGITS_TO_LABEL_PARTY = "joint-model logits (label party only)"
 OWN_BOTTOM_GRADIENT = "gradient of the party's own bottom output"
+
+# evaluation (fedtrain/evaluate/job.py)
+EVAL_VALIDATION_HISTOGRAMS = "summed validation-score histograms (threshold choice)"
+EVAL_TEST_SUMMARY = ("summed test-score histograms, squared errors and confusion counts "
+                     "(overall and per subgroup)")
+UNSEEN_HOSPITAL_MODEL = "mean of the training hospitals' final models (for an unseen hospital)"

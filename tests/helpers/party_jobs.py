@@ -32,25 +32,25 @@ def textbook_sum(ctx: PartyContext) -> dict[str, Any]:
 
 def secure_weighted_mean(ctx: PartyContext) -> dict[str, Any]:
     """The project's SecureAggregator, recording every share this party sends."""
-    from fedtrain.compat import crypten
     from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
 
     n, seed, scale = ctx.spec["n"], ctx.spec["seed"], ctx.spec["scale"]
     mine = party_vector(seed, ctx.rank, n, scale)
     weight = float(ctx.spec["weights"][ctx.rank])
-    comm = crypten.communicator.get()
+    import fedtrain.secure.aggregator as aggregator_module
+
     sent: list[torch.Tensor] = []
-    original = comm.all_reduce
+    original = aggregator_module.reveal_sum
 
-    def recording_all_reduce(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
-        sent.append(tensor.clone())
-        return original(tensor, *args, **kwargs)
+    def recording_reveal(share: torch.Tensor) -> None:
+        sent.append(share.clone())  # exactly what this party puts into the all-reduce
+        original(share)
 
-    comm.all_reduce = recording_all_reduce
+    aggregator_module.reveal_sum = recording_reveal
     cls = SecureAggregator if ctx.spec.get("secure", True) else PlainAggregator
     agg = cls(degree=ctx.spec.get("degree"))
     mean, total_weight = agg.weighted_mean(mine, weight)
-    comm.all_reduce = original
+    aggregator_module.reveal_sum = original
     tensors = {"mean": mean}
     tensors.update({f"sent_{i}": t for i, t in enumerate(sent)})
     save_file(tensors, str(ctx.workdir / "out.safetensors"))

@@ -81,7 +81,7 @@ def blocks_to_owners(ctx: PartyContext) -> dict[str, Any]:
     head = EncryptedHead(torch.nn.Sequential(torch.nn.Linear(3, 2)))
     _, enc = share_blocks(mine, [(s, 3) for s in sizes], ctx.rank, 0)
     out = head(enc)
-    got = reveal_to_owners(out, sizes, ctx.rank, 0)
+    got = reveal_to_owners(out, sizes, ctx.rank, 0, "test block")
     # what this party would see of the OTHER blocks: its own share, decoded
     others = {f"share_{k}": out.index_select(0, torch.arange(sum(sizes[:k]), sum(sizes[:k + 1])))
               .share.double() / 2**16 for k in range(len(sizes)) if k != ctx.rank and sizes[k]}

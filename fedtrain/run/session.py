@@ -82,6 +82,8 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
     aggregator = aggregator_cls(degree=config.mask_degree)
     has_static = bool(train.static.width)
     moments = local_moments(train.values, train.mask, train.static if has_static else None)
+    if not spec.get("contributes_statistics", True):  # a held-out hospital at evaluation
+        moments = torch.zeros_like(moments)
     normalizer = Normalizer.from_moments(
         aggregator.sum(moments, MOMENT_PRECISION_BITS, what=tags.MOMENTS))
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
 from fedtrain.run.config import TrainConfig
 from fedtrain.secure import tags
@@ -50,6 +52,8 @@ class Strategy(ABC):
     #: the kinds of plaintext (fedtrain/secure/tags.py) a party may obtain; tests/test_reveals.py
     #: checks the parties obtain nothing else
     receives: ClassVar[frozenset[str]] = frozenset()
+    #: file stem of a party's final model in RUN/ (``{index}``: the party's index in that run)
+    final_model: ClassVar[str] = "model_hospital_{index}"
 
     def __init__(self, config: TrainConfig, session: Any) -> None:
         self.config = config
@@ -73,6 +77,16 @@ class Strategy(ABC):
     def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
         """File stem → state dict of the final model(s) this hospital writes."""
         return {f"model_hospital_{self.session.rank}": self.session.trainer.state_dict()}
+
+    @classmethod
+    def final_model_files(cls, index: int) -> list[str]:
+        """Files in RUN/ holding party ``index``'s final model (what :meth:`load_final` reads)."""
+        return [f"{cls.final_model.format(index=index)}.safetensors"]
+
+    def load_final(self, run_dir: Path, index: int | None = None) -> None:
+        """Load the final model party ``index`` (default: this rank) saved in ``run_dir``."""
+        (name,) = self.final_model_files(self.session.rank if index is None else index)
+        self.session.trainer.load_state_dict(load_file(str(Path(run_dir) / name)))
 
     def finish(self) -> None:  # noqa: B027  (optional hook)
         """Called once after the last round, before the final evaluation."""

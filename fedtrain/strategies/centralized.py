@@ -19,6 +19,7 @@ class Centralized(ParameterSharing):
     name = "centralized"
     receives = frozenset({tags.MOMENTS, tags.METRIC_HISTOGRAMS})
     reveals = "everything: all hospitals' training data are pooled in one process (baseline)"
+    final_model = "model"
 
     def is_shared(self, key: str) -> bool:
         return False

@@ -21,6 +21,7 @@ class Horizontal(ParameterSharing):
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of all hospitals' model "
                "parameters and the total number of training examples")
+    final_model = "model"
 
     def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
         if self.session.rank != 0:  # every hospital holds the same global model

@@ -15,6 +15,7 @@ server weights are revealed to all hospitals, completing the final model.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -53,6 +54,7 @@ class Split(ParameterSharing):
     reveals = ("to hospital k: the logits of its own rows and the gradient at the cut of its own "
                "rows; to all: each hospital's training-set size, the weighted sum of the client "
                "parts each round, and the server weights once at the end")
+    final_model = "model"  # client part and revealed server part, written by hospital 0
 
     def __init__(self, config, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(config, session)
@@ -158,6 +160,11 @@ class Split(ParameterSharing):
             for src, dst in zip(linears, targets, strict=True):
                 dst.weight.copy_(src.weight)
                 dst.bias.copy_(src.bias)
+        self.revealed = True
+
+    def load_final(self, run_dir: Path, index: int | None = None) -> None:
+        """Load the saved final model; it holds the revealed server part, so predict in clear."""
+        super().load_final(run_dir, index)
         self.revealed = True
 
     def extra_state(self) -> dict[str, torch.Tensor]:

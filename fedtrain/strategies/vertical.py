@@ -11,8 +11,11 @@ gradient of its own bottom output. Nobody sees another party's features or embed
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
+from safetensors.torch import load_file
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 from fedtrain.compat import crypten
@@ -103,6 +106,16 @@ class Vertical(Strategy):
         if self.session.rank != self.label_party:
             return np.zeros((0, self.session.n_labels), dtype=np.float32)
         return torch.cat(out).numpy() if out else np.zeros((0, self.session.n_labels))
+
+    @classmethod
+    def final_model_files(cls, index: int) -> list[str]:
+        return [f"model_party_{index}.safetensors", f"top_share_party_{index}.safetensors"]
+
+    def load_final(self, run_dir: Path, index: int | None = None) -> None:
+        """Load this party's bottom model and its share of the encrypted top model."""
+        model, share = self.final_model_files(self.session.rank if index is None else index)
+        self.session.trainer.model.load_state_dict(load_file(str(Path(run_dir) / model)))
+        self.top.load_shares(load_file(str(Path(run_dir) / share)))
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         state = {f"top.{k}": v for k, v in self.top.shares().items()}

@@ -1,0 +1,116 @@
+"""`crypten-fl compare`: per-disease AUROC, cost and privacy of several runs side by side.
+
+Quality comes from RUN/eval/metrics.json when the run was evaluated, else from the
+RUN/test_metrics.json training wrote; cost from RUN/comm.json (bytes per party per round,
+seconds per round, total seconds); ε spent from RUN/privacy.json (the largest over hospitals).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedtrain.evaluate.plots import grouped_bars
+from fedtrain.evaluate.tables import Table, to_markdown
+from mimic_etl.errors import UserError
+from mimic_etl.manifest import read_json, write_json
+from mimic_etl.outdir import atomic_output_dir
+
+COST_COLUMNS = ("bytes_per_party_per_round", "seconds_per_round", "total_seconds")
+
+
+@dataclass
+class CompareResult:
+    """Where the comparison went, the label names and one row per run."""
+
+    out_dir: Path
+    label_names: list[str]
+    rows: list[dict[str, Any]]
+
+
+def _epsilon_spent(privacy: dict[str, Any] | None) -> float | None:
+    if not privacy or not privacy.get("dp_sgd"):
+        return None
+    spent = [h["epsilon"] for h in privacy.get("hospitals", {}).values() if h]
+    return max(spent) if spent else None
+
+
+def read_run(run: Path) -> dict[str, Any]:
+    """One comparison row: strategy, per-disease AUROC, macro AUROC, cost and ε spent."""
+    run = Path(run)
+    if not run.is_dir():
+        raise UserError(f"{run}: run directory not found")
+    source = run / "eval" / "metrics.json"
+    if not source.is_file():
+        source = run / "test_metrics.json"
+    if not source.is_file():
+        raise UserError(f"{run}: neither eval/metrics.json nor test_metrics.json "
+                        "(train the run, or evaluate it, first)")
+    metrics = read_json(source)
+    try:
+        overall = metrics["overall"]
+        auroc = {name: float(m["auroc"]) for name, m in overall["labels"].items()}
+        macro = float(overall["macro"]["auroc"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise UserError(f"{source}: no per-disease AUROC in it ({err})") from err
+    comm = read_json(run / "comm.json") if (run / "comm.json").is_file() else {}
+    privacy = read_json(run / "privacy.json") if (run / "privacy.json").is_file() else None
+    return {
+        "run": str(run), "strategy": metrics.get("strategy", "?"),
+        "source": str(source.relative_to(run)), "auroc": auroc, "macro_auroc": macro,
+        "bytes_per_party_per_round": comm.get("bytes_communicated_per_party_per_round"),
+        "seconds_per_round": comm.get("seconds_per_round"),
+        "total_seconds": comm.get("total_seconds"),
+        "dp": bool(privacy and privacy.get("dp_sgd")), "epsilon_spent": _epsilon_spent(privacy),
+    }
+
+
+def run_names(runs: list[Path]) -> list[str]:
+    """Short unique names: the directory name, with its parent where names repeat."""
+    names = [Path(r).name for r in runs]
+    if len(set(names)) == len(names):
+        return names
+    longer = [f"{Path(r).parent.name}/{Path(r).name}" for r in runs]
+    return longer if len(set(longer)) == len(longer) else [f"{n} ({i})"
+                                                            for i, n in enumerate(longer, 1)]
+
+
+def _rounded(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def comparison_table(labels: list[str], rows: list[dict[str, Any]]) -> Table:
+    """One row per run: AUROC per disease, macro AUROC, cost columns and ε spent."""
+    body = [[r["name"], r["strategy"], *(r["auroc"].get(n, math.nan) for n in labels),
+             r["macro_auroc"], *(_rounded(r[c]) if c.startswith("bytes") else r[c]
+                                 for c in COST_COLUMNS),
+             r["epsilon_spent"] if r["dp"] else "no DP"] for r in rows]
+    return Table("test AUROC per disease, cost and privacy per run",
+                 ["run", "strategy", *labels, "macro", "bytes/party/round", "s/round",
+                  "total s", "ε spent"], body)
+
+
+def compare(runs: list[Path], out: Path, overwrite: bool = False) -> CompareResult:
+    """Compare ``runs``; write compare.json, .csv, .md and compare_auroc.png into ``out``."""
+    if not runs:
+        raise UserError("compare: give at least one run directory")
+    rows = [read_run(r) for r in runs]
+    for row, name in zip(rows, run_names(runs), strict=True):
+        row["name"] = name
+    labels = list(dict.fromkeys(n for r in rows for n in r["auroc"]))
+    table = comparison_table(labels, rows)
+    with atomic_output_dir(out, overwrite) as tmp:
+        write_json(tmp / "compare.json", {"label_names": labels, "runs": rows})
+        with open(tmp / "compare.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(table.columns)
+            writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+        (tmp / "compare.md").write_text(to_markdown(table))
+        series = {r["name"]: [*(r["auroc"].get(n, math.nan) for n in labels), r["macro_auroc"]]
+                  for r in rows}
+        grouped_bars(tmp / "compare_auroc.png", [*labels, "macro"], series, "test AUROC",
+                     "AUROC per disease and run", reference=0.5)
+    return CompareResult(Path(out), labels, rows)

@@ -1,0 +1,116 @@
+"""`crypten-fl sweep`: train one strategy at several privacy budgets ε; utility against ε.
+
+Each ε gets a complete run under ``OUT/eps_<ε>/`` (``eps_inf`` = DP-SGD off). The table holds the
+target ε, the ε spent (largest over hospitals, from privacy.json) and the test macro-AUROC (from
+test_metrics.json); the figure plots macro-AUROC against ε on a log axis, with the non-private
+run as a horizontal line.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedtrain.evaluate.compare import read_run
+from fedtrain.evaluate.parties import EventFn
+from fedtrain.evaluate.plots import epsilon_curve
+from fedtrain.evaluate.tables import Table, to_markdown
+from fedtrain.run.config import TrainConfig
+from fedtrain.run.coordinator import train
+from fedtrain.run.federation import read_federation
+from mimic_etl.errors import UserError
+from mimic_etl.manifest import write_json
+from mimic_etl.outdir import atomic_output_dir
+from mimic_etl.progress import ProgressFn, no_progress
+
+
+@dataclass
+class SweepResult:
+    """Where the sweep went and one row per ε."""
+
+    out_dir: Path
+    rows: list[dict[str, Any]]
+
+
+def parse_epsilons(text: str) -> list[float | None]:
+    """``"0.1,1,inf"`` → ``[0.1, 1.0, None]`` (None = no DP); bad values are a UserError."""
+    values: list[float | None] = []
+    for item in (t.strip() for t in str(text).split(",")):
+        if item.lower() in ("inf", "infinity", "none"):
+            values.append(None)
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not (value > 0 and math.isfinite(value)):
+            raise UserError(f"--dp-epsilon {text!r}: {item!r} is not a positive number or inf")
+        values.append(value)
+    labels = [epsilon_label(v) for v in values]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"--dp-epsilon {text!r}: a value is repeated")
+    return values
+
+
+def epsilon_label(epsilon: float | None) -> str:
+    """Directory suffix and display name of ε: ``inf``, ``0.1``, ``10``."""
+    return "inf" if epsilon is None else f"{epsilon:g}"
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> Table:
+    """ε target, ε spent and macro-AUROC per run."""
+    return Table("macro-AUROC against the privacy budget",
+                 ["ε target", "ε spent", "macro AUROC", "run"],
+                 [[r["label"], r["epsilon_spent"] if r["epsilon_spent"] is not None else "no DP",
+                   r["macro_auroc"], r["run"]] for r in rows])
+
+
+def _round_progress(progress: ProgressFn, label: str, rounds: int) -> EventFn:
+    def on_event(rank: int, event: dict[str, Any]) -> None:
+        if event.get("event") == "round":
+            progress(f"ε = {label}: rounds", int(event["round"]), rounds)
+    return on_event
+
+
+def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
+          overwrite: bool = False, progress: ProgressFn = no_progress) -> SweepResult:
+    """Train ``base`` at each ε and write the runs, sweep.json/.csv/.md and sweep.png to ``out``."""
+    if not epsilons:
+        raise UserError("--dp-epsilon: give at least one value")
+    configs = [dataclasses.replace(base, dp_epsilon=e, dp_delta=base.dp_delta if e else None)
+               .validate() for e in epsilons]
+    read_federation(Path(base.fed), base.strategy)
+    rows: list[dict[str, Any]] = []
+    with atomic_output_dir(Path(out), overwrite) as tmp:
+        for i, (epsilon, config) in enumerate(zip(epsilons, configs, strict=True)):
+            label = epsilon_label(epsilon)
+            progress("sweep: runs", i, len(configs))
+            train(config, tmp / f"eps_{label}",
+                  on_event=_round_progress(progress, label, config.rounds))
+            summary = read_run(tmp / f"eps_{label}")
+            rows.append({"label": label, "epsilon_target": epsilon,
+                         "epsilon_spent": summary["epsilon_spent"],
+                         "macro_auroc": summary["macro_auroc"], "run": f"eps_{label}"})
+        progress("sweep: runs", len(configs), len(configs))
+        _write(tmp, base, rows)
+    return SweepResult(Path(out), rows)
+
+
+def _write(out: Path, base: TrainConfig, rows: list[dict[str, Any]]) -> None:
+    table = sweep_table(rows)
+    write_json(out / "sweep.json", {"strategy": base.strategy, "fed": base.fed,
+                                    "base_config": base.to_json(), "runs": rows})
+    with open(out / "sweep.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(table.columns)
+        writer.writerows(table.rows)
+    (out / "sweep.md").write_text(to_markdown(table))
+    private = [r for r in rows if r["epsilon_target"] is not None]
+    plain = [r["macro_auroc"] for r in rows if r["epsilon_target"] is None]
+    epsilon_curve(out / "sweep.png", [r["epsilon_target"] for r in private],
+                  [r["macro_auroc"] for r in private], plain[0] if plain else None,
+                  base.strategy)

@@ -28,6 +28,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED)
 
+# the demo, then every strategy and baseline on the same federation and `crypten-fl compare`
+report: $(STAMP)
+	$(BIN)/python -m cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED) --report
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q

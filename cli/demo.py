@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--local-epochs", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--report", action="store_true",
+                        help="also train every strategy and baseline and compare them")
     args = parser.parse_args()
     work = args.workdir
     if work.exists():
@@ -51,11 +53,34 @@ def main() -> None:
     _run(["train", "--fed", str(fed), "--out", str(run), "--strategy", "horizontal",
           "--rounds", str(args.rounds), "--local-epochs", str(args.local_epochs),
           "--seed", str(args.seed)])
+    _run(["evaluate", "--run", str(run)])
+    if args.report:
+        _report(args, work, cohort, fed, run)
     console.print(Rule("[bold green]demo finished"))
     console.print(f"everything is in [bold]{work}/[/] ({time.perf_counter() - began:.0f} s): "
                   f"synthetic MIMIC-IV in {mimic}, the cohort in {cohort}, "
                   f"{args.hospitals} hospitals in {fed} (label prevalence plot: "
-                  f"{fed}/label_prevalence.png), the secure horizontal run in {run}.")
+                  f"{fed}/label_prevalence.png), the secure horizontal run in {run}; "
+                  f"the evaluation report is [bold]{run}/eval/tables.md[/] with its plots in "
+                  f"{run}/eval/.")
+
+
+def _report(args: argparse.Namespace, work: Path, cohort: Path, fed: Path, run: Path) -> None:
+    """Every other strategy and baseline on the same federation, then one comparison."""
+    common = ["--rounds", str(args.rounds), "--local-epochs", str(args.local_epochs),
+              "--seed", str(args.seed)]
+    runs = [run]
+    for strategy in ("centralized", "local", "fedper", "fedmtl", "split"):
+        out = work / f"run-{strategy}"
+        _run(["train", "--fed", str(fed), "--out", str(out), "--strategy", strategy, *common])
+        runs.append(out)
+    vfed = work / "fed-vertical"
+    _run(["partition", "--cohort", str(cohort), "--out", str(vfed), "--vertical", "--seed",
+          str(args.seed)])
+    _run(["train", "--fed", str(vfed), "--out", str(work / "run-vertical"), "--strategy",
+          "vertical", *common])
+    runs.append(work / "run-vertical")
+    _run(["compare", *map(str, runs), "--out", str(work / "compare")])
 
 
 if __name__ == "__main__":

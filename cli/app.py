@@ -1,10 +1,10 @@
-"""The `crypten-fl` Typer application: one module per subcommand, registered here."""
+"""The `crypten-fl` Typer application: one module per subcommand in cli/, registered here."""
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from cli import compare, evaluate, extract, node, partition, sweep, synth, train
 
 app = typer.Typer(
     name="crypten-fl",
@@ -18,26 +18,17 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-# name -> module in cli/ whose `command` function implements it
-SUBCOMMANDS: dict[str, str] = {
-    "synth": "cli.synth",
-    "extract": "cli.extract",
-    "partition": "cli.partition",
-    "train": "cli.train",
-    "evaluate": "cli.evaluate",
-    "compare": "cli.compare",
-    "sweep": "cli.sweep",
-    "node": "cli.node",
-}
-
-for _name, _module in SUBCOMMANDS.items():
-    try:
-        _mod = importlib.import_module(_module)
-    except ModuleNotFoundError as _err:  # a subcommand not yet built must not break the others
-        if _err.name != _module:
-            raise
-        continue
-    app.command(_name, help=_mod.command.__doc__)(_mod.command)
+for _name, _module in {
+    "synth": synth,
+    "extract": extract,
+    "partition": partition,
+    "train": train,
+    "evaluate": evaluate,
+    "compare": compare,
+    "sweep": sweep,
+    "node": node,
+}.items():
+    app.command(_name, help=_module.command.__doc__)(_module.command)
 
 
 def main() -> None:

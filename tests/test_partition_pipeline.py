@@ -10,24 +10,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from helpers.cohort_fixture import LABEL_NAMES, random_cohort, write_cohort
+from helpers.cohort_fixture import LABEL_NAMES, STATIC_FEATURES, random_cohort, write_cohort
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mimic_etl.errors import UserError
 from mimic_etl.partition import SPLIT_NAMES, partition
-
-STATIC_FEATURES = [
-    "los_hours",
-    "age",
-    "sex",
-    "race_group",
-    "admission_type",
-    "insurance",
-    "first_careunit",
-    "anchor_year_group",
-    "weight_kg",
-]
 
 
 def read_fed(fed: Path) -> dict[tuple[int, str], pl.DataFrame]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from helpers.cohort_fixture import LABEL_NAMES, random_cohort
+from helpers.cohort_fixture import LABEL_NAMES, STATIC_FEATURES, random_cohort
 
 from mimic_etl.errors import UserError
 from mimic_etl.partition import SPLIT_NAMES, partition
@@ -71,17 +71,7 @@ def test_default_parties_columns_and_labels(fed, cohort):
             assert has_labels is (party == 1)
             assert ("age" in frame.columns) is (party == 2)
             assert manifest["static"] == (
-                [
-                    "los_hours",
-                    "age",
-                    "sex",
-                    "race_group",
-                    "admission_type",
-                    "insurance",
-                    "first_careunit",
-                    "anchor_year_group",
-                    "weight_kg",
-                ]
+                STATIC_FEATURES
                 if party == 2
                 else []
             )

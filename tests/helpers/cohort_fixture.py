@@ -64,6 +64,9 @@ STATIC_COLUMNS: tuple[str, ...] = (
     "anchor_year_group",
     "weight_kg",
 )
+#: the static columns a hospital manifest lists (identifiers and intime excluded)
+STATIC_FEATURES: list[str] = [c for c in STATIC_COLUMNS
+                              if c not in ("stay_id", "subject_id", "hadm_id", "intime")]
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from fedtrain.evaluate.sweep import SweepResult, parse_epsilons, sweep, sweep_table
 from fedtrain.run.config import STRATEGIES, TrainConfig
@@ -23,29 +24,23 @@ def command(
     dp_epsilon: Annotated[str, typer.Option(
         help="Comma-separated target ε values per hospital over the whole run; 'inf' = no DP.",
     )] = "0.1,0.5,1,2,5,10,inf",
-    rounds: Annotated[int, typer.Option(help="Federated rounds of each run.")] = 20,
-    local_epochs: Annotated[int, typer.Option(help="Local epochs per round at each hospital.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    dp_delta: Annotated[float | None, typer.Option(
-        help="DP δ (default: 1/(10·n_train) per hospital).")] = None,
-    max_grad_norm: Annotated[float, typer.Option(help="DP-SGD per-example clipping norm.")] = 1.0,
-    secure: Annotated[bool, typer.Option(
-        "--secure/--plain", help="Aggregate with CrypTen secret sharing (default) or a "
-                                 "plaintext all-reduce.")] = True,
+    rounds: opt.Rounds = 20,
+    local_epochs: opt.LocalEpochs = 1,
+    batch_size: opt.BatchSize = 128,
+    lr: opt.LearningRate = 1e-3,
+    dp_delta: opt.DpDelta = None,
+    max_grad_norm: opt.MaxGradNorm = 1.0,
+    secure: opt.Secure = True,
     seed: Annotated[int, typer.Option(help="Random seed (the same for every ε).")] = 0,
-    d_model: Annotated[int, typer.Option(help="Transformer width.")] = 64,
-    heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
-    layers: Annotated[int, typer.Option(help="Transformer encoder layers.")] = 2,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.1,
-    pooling: Annotated[str, typer.Option(help="'cls' token or 'mean' pooling.")] = "cls",
-    personal_layers: Annotated[int, typer.Option(
-        help="fedper/fedmtl: head layers kept at each hospital (counted from the output).")] = 1,
-    mtl_lambda: Annotated[float, typer.Option(
-        help="fedmtl: strength λ of the pull of each head toward the mean of all heads.")] = 0.1,
-    timeout: Annotated[float, typer.Option(help="Seconds a hospital waits for a silent peer "
-                                                 "before a run stops.")] = 60.0,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
+    d_model: opt.DModel = 64,
+    heads: opt.Heads = 4,
+    layers: opt.Layers = 2,
+    dropout: opt.Dropout = 0.1,
+    pooling: opt.Pooling = "cls",
+    personal_layers: opt.PersonalLayers = 1,
+    mtl_lambda: opt.MtlLambda = 0.1,
+    timeout: opt.Timeout = 60.0,
+    overwrite: opt.Overwrite = False,
 ) -> None:
     """Privacy–utility sweep: train the strategy at each ε; table and plot of macro-AUROC vs ε."""
     def go() -> SweepResult:

@@ -9,6 +9,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, make_table, run_or_exit
 from fedtrain.run.config import STRATEGIES, TrainConfig
 from fedtrain.run.coordinator import TrainSummary, train
@@ -62,44 +63,30 @@ def command(
     fed: Annotated[Path, typer.Option(help="Federation dir written by `crypten-fl partition`.")],
     out: Annotated[Path, typer.Option(help="Run directory to create (config, metrics, models).")],
     strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")] = "horizontal",
-    rounds: Annotated[int, typer.Option(help="Federated rounds.")] = 20,
-    local_epochs: Annotated[int, typer.Option(help="Local epochs per round at each hospital.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Mini-batch size.")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    rounds: opt.Rounds = 20,
+    local_epochs: opt.LocalEpochs = 1,
+    batch_size: opt.BatchSize = 128,
+    lr: opt.LearningRate = 1e-3,
     dp_epsilon: Annotated[float | None, typer.Option(
         help="Turn on DP-SGD (Opacus) with this ε per hospital over the whole run. Off by default."
     )] = None,
-    dp_delta: Annotated[float | None, typer.Option(
-        help="DP δ (default: 1/(10·n_train) per hospital)."
-    )] = None,
-    max_grad_norm: Annotated[float, typer.Option(help="DP-SGD per-example clipping norm.")] = 1.0,
-    secure: Annotated[bool, typer.Option(
-        "--secure/--plain",
-        help="Aggregate with CrypTen secret sharing (default) or a plaintext all-reduce.",
-    )] = True,
+    dp_delta: opt.DpDelta = None,
+    max_grad_norm: opt.MaxGradNorm = 1.0,
+    secure: opt.Secure = True,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same run).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last "
                                                "completed round.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
-    d_model: Annotated[int, typer.Option(help="Transformer width.")] = 64,
-    heads: Annotated[int, typer.Option(help="Attention heads.")] = 4,
-    layers: Annotated[int, typer.Option(help="Transformer encoder layers.")] = 2,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.1,
-    pooling: Annotated[str, typer.Option(help="'cls' token or 'mean' pooling.")] = "cls",
-    personal_layers: Annotated[int, typer.Option(
-        help="fedper/fedmtl: head layers kept at each hospital (counted from the output).",
-    )] = 1,
-    mtl_lambda: Annotated[float, typer.Option(
-        help="fedmtl: strength λ of the pull of each head toward the mean of all heads.",
-    )] = 0.1,
-    cut: Annotated[int, typer.Option(
-        help="split: head layers in the encrypted server model (1 = output layer, 2 = + hidden).",
-    )] = 1,
-    server_lr: Annotated[float, typer.Option(
-        help="split/vertical: SGD learning rate of the encrypted server/top model.",
-    )] = 0.05,
-    timeout: Annotated[float, typer.Option(help="Seconds a hospital waits for a silent peer "
-                                                 "before the run stops.")] = 60.0,
+    overwrite: opt.Overwrite = False,
+    d_model: opt.DModel = 64,
+    heads: opt.Heads = 4,
+    layers: opt.Layers = 2,
+    dropout: opt.Dropout = 0.1,
+    pooling: opt.Pooling = "cls",
+    personal_layers: opt.PersonalLayers = 1,
+    mtl_lambda: opt.MtlLambda = 0.1,
+    cut: opt.Cut = 1,
+    server_lr: opt.ServerLr = 0.05,
+    timeout: opt.Timeout = 60.0,
 ) -> None:
     """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
     config = TrainConfig(

@@ -1,0 +1,34 @@
+"""Options shared by the commands that train (train, sweep): defined once, as Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+Rounds = Annotated[int, typer.Option(help="Federated rounds.")]
+LocalEpochs = Annotated[int, typer.Option(help="Local epochs per round at each hospital.")]
+BatchSize = Annotated[int, typer.Option(help="Mini-batch size.")]
+LearningRate = Annotated[float, typer.Option(help="Adam learning rate.")]
+DpDelta = Annotated[float | None, typer.Option(
+    help="DP δ (default: n_train^-1.1 per hospital, below 1/n_train).")]
+MaxGradNorm = Annotated[float, typer.Option(help="DP-SGD per-example clipping norm.")]
+Secure = Annotated[bool, typer.Option(
+    "--secure/--plain",
+    help="Aggregate with CrypTen secret sharing (default) or a plaintext all-reduce (baseline).")]
+DModel = Annotated[int, typer.Option(help="Transformer width.")]
+Heads = Annotated[int, typer.Option(help="Attention heads.")]
+Layers = Annotated[int, typer.Option(help="Transformer encoder layers.")]
+Dropout = Annotated[float, typer.Option(help="Dropout rate.")]
+Pooling = Annotated[str, typer.Option(help="'cls' token or 'mean' pooling.")]
+PersonalLayers = Annotated[int, typer.Option(
+    help="fedper/fedmtl: head layers kept at each hospital (counted from the output).")]
+MtlLambda = Annotated[float, typer.Option(
+    help="fedmtl: strength λ of the pull of each head toward the mean of all heads.")]
+Cut = Annotated[int, typer.Option(
+    help="split: head layers in the encrypted server model (1 = output layer, 2 = + hidden).")]
+ServerLr = Annotated[float, typer.Option(
+    help="split/vertical: SGD learning rate of the encrypted server/top model.")]
+Timeout = Annotated[float, typer.Option(
+    help="Seconds a hospital waits for a silent peer before the run stops.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace an existing --out directory.")]

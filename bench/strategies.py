@@ -66,7 +66,8 @@ def main() -> None:
     machine = describe()
     print("machine:", json.dumps(machine), flush=True)
     rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
+    (ROOT / "out").mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=ROOT / "out") as tmp:
         work = Path(tmp)
         partition(args.cohort, work / "fed", hospitals=args.hospitals, seed=args.seed)
         partition(args.cohort, work / "vfed", hospitals=None, vertical=True, seed=args.seed)

@@ -86,6 +86,11 @@ def command(
     mtl_lambda: opt.MtlLambda = 0.1,
     cut: opt.Cut = 1,
     server_lr: opt.ServerLr = 0.05,
+    mask_degree: Annotated[int | None, typer.Option(
+        help="Secure aggregation mask graph: each hospital masks with this many neighbours "
+             "(even number; its update stays hidden unless all of them collude). Default: every "
+             "other hospital. Smaller is faster with many hospitals (docs/threat-model.md).",
+    )] = None,
     timeout: opt.Timeout = 60.0,
 ) -> None:
     """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
@@ -95,6 +100,7 @@ def command(
         max_grad_norm=max_grad_norm, secure=secure, seed=seed, d_model=d_model, n_heads=heads,
         n_layers=layers, dropout=dropout, pooling=pooling, timeout=timeout,
         personal_layers=personal_layers, mtl_lambda=mtl_lambda, cut=cut, server_lr=server_lr,
+        mask_degree=mask_degree,
     )
     display = RoundDisplay(rounds)
 

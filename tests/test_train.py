@@ -116,6 +116,7 @@ def test_dp_sgd_spends_the_budget_over_the_whole_run(fed, tmp_path) -> None:
     (["--dp-epsilon", "-1"], "--dp-epsilon must be a positive finite number"),
     (["--dp-delta", "0.5"], "--dp-delta needs --dp-epsilon"),
     (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--mask-degree", "3"], "--mask-degree must be an even number >= 2"),
 ])
 def test_bad_options_fail_before_any_process_starts(fed, tmp_path, args, message) -> None:
     result = runner.invoke(app, ["train", "--fed", str(fed), "--out", str(tmp_path / "r"), *args])

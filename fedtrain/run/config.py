@@ -63,6 +63,8 @@ class TrainConfig:
             (self.personal_layers >= 0, "--personal-layers must be >= 0"),
             (self.mtl_lambda >= 0, "--mtl-lambda must be >= 0"),
             (self.timeout > 0, "--timeout must be > 0"),
+            (self.mask_degree is None or (self.mask_degree >= 2 and self.mask_degree % 2 == 0),
+             "--mask-degree must be an even number >= 2"),
         ]
         for ok, message in checks:
             if not ok:

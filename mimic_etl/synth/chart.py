@@ -15,7 +15,7 @@ from mimic_etl.synth import frames
 from mimic_etl.synth.cohort import Cohort
 from mimic_etl.synth.items import CHART_FILLER, all_chart_items
 from mimic_etl.synth.physiology import Physiology
-from mimic_etl.synth.stays import StayContext, caregiver
+from mimic_etl.synth.stays import StayContext, icu_event_ids
 from mimic_etl.synth.times import HOUR
 from mimic_etl.synth.vitals import GCS_TEXTS, EventRows, vital_rows
 
@@ -52,12 +52,8 @@ def chartevents(rng: np.random.Generator, c: Cohort, ph: Physiology,
     num, text = rows.num[order], rows.text[order]
     pos = np.searchsorted(_IDS, item)
     warning = ((num < _LOW[pos]) | (num > _HIGH[pos])) & (rng.random(len(num)) < 0.3)
-    adm = s.adm[stay]
     return frames.frame({
-        "subject_id": c.p_subject[c.a_patient[adm]],
-        "hadm_id": c.a_hadm[adm],
-        "stay_id": c.s_stay[stay],
-        "caregiver_id": caregiver(s, stay, t),
+        **icu_event_ids(c, s, stay, t),
         "charttime": frames.timestamps(t),
         "storetime": frames.timestamps(t + rng.integers(1, 45, len(t)) * 60,
                                        rng.random(len(t)) < 0.01),

@@ -13,7 +13,7 @@ import polars as pl
 from mimic_etl.synth import clinical, frames
 from mimic_etl.synth.cohort import Cohort
 from mimic_etl.synth.physiology import Physiology
-from mimic_etl.synth.stays import StayContext, caregiver
+from mimic_etl.synth.stays import StayContext, icu_event_ids
 from mimic_etl.synth.times import HOUR, renewal_times, to_minute
 
 FOLEY, VOID, CONDOM, STRAIGHT, CHEST1, CHEST2 = 226559, 226560, 226561, 226567, 226588, 226589
@@ -62,12 +62,8 @@ def outputevents(rng: np.random.Generator, c: Cohort, ph: Physiology,
     rows = np.concatenate([np.arange(len(t)), dup])
     rows = rows[frames.owner_time_order(stay[rows], t[rows])]
     stay, t, item, volume = stay[rows], t[rows], item[rows], volume[rows]
-    adm = s.adm[stay]
     return frames.frame({
-        "subject_id": c.p_subject[c.a_patient[adm]],
-        "hadm_id": c.a_hadm[adm],
-        "stay_id": c.s_stay[stay],
-        "caregiver_id": caregiver(s, stay, t),
+        **icu_event_ids(c, s, stay, t),
         "charttime": frames.timestamps(t),
         "storetime": frames.timestamps(t + rng.integers(1, 60, len(t)) * 60),
         "itemid": item,

@@ -72,6 +72,18 @@ def stay_context(rng: np.random.Generator, c: Cohort) -> StayContext:
     )
 
 
+def icu_event_ids(c: Cohort, s: StayContext, stay: np.ndarray, time: np.ndarray
+                  ) -> dict[str, np.ndarray]:
+    """The leading columns of every icu/*events row: subject, admission, stay, caregiver."""
+    adm = s.adm[stay]
+    return {
+        "subject_id": c.p_subject[c.a_patient[adm]],
+        "hadm_id": c.a_hadm[adm],
+        "stay_id": c.s_stay[stay],
+        "caregiver_id": caregiver(s, stay, time),
+    }
+
+
 def caregiver(s: StayContext, stay: np.ndarray, time: np.ndarray) -> np.ndarray:
     """The nurse on shift for each row (12-h shifts rotating through the stay's pool)."""
     shift = ((time - s.intime[stay]) // (12 * HOUR)) % 4

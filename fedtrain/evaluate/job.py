@@ -141,7 +141,7 @@ def run(ctx: PartyContext) -> dict[str, Any]:
     strategy = strategy_cls(config, session)
     agg = _aggregator(session, bool(spec["secure"]), config.mask_degree)
     _load_model(strategy, spec, agg)
-    n_labels = getattr(session, "n_labels", len(session.label_names))
+    n_labels = session.n_labels
     names = list(session.label_names) or [f"label_{i}" for i in range(n_labels)]
     ctx.emit("status", hospital=hospital, message="predicting")
     val = _predict(strategy, session.val, n_labels)

@@ -23,14 +23,14 @@ from fedtrain.eval.metrics import multilabel_metrics
 from fedtrain.eval.secure_metrics import pooled_metrics
 from fedtrain.party import PartyContext
 from fedtrain.run.config import TrainConfig
-from fedtrain.run.session import HospitalSession
+from fedtrain.run.session import Session
 
 
 def _checkpoint_path(run_dir: Path, round_index: int, hospital: int) -> Path:
     return run_dir / "checkpoints" / f"round_{round_index}" / f"hospital_{hospital}.pt"
 
 
-def _save_checkpoint(strategy: strategies.Strategy, session: HospitalSession, run_dir: Path,
+def _save_checkpoint(strategy: strategies.Strategy, session: Session, run_dir: Path,
                      round_index: int) -> None:
     path = _checkpoint_path(run_dir, round_index, session.hospitals[0])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +41,7 @@ def _save_checkpoint(strategy: strategies.Strategy, session: HospitalSession, ru
     tmp.replace(path)
 
 
-def _restore(strategy: strategies.Strategy, session: HospitalSession, run_dir: Path,
+def _restore(strategy: strategies.Strategy, session: Session, run_dir: Path,
              round_index: int) -> None:
     path = _checkpoint_path(run_dir, round_index, session.hospitals[0])
     state = torch.load(path, weights_only=True)
@@ -50,7 +50,7 @@ def _restore(strategy: strategies.Strategy, session: HospitalSession, run_dir: P
     torch.set_rng_state(state["torch_rng"])
 
 
-def _val_macro_auroc(strategy: strategies.Strategy, session: HospitalSession) -> float | None:
+def _val_macro_auroc(strategy: strategies.Strategy, session: Session) -> float | None:
     """This hospital's validation macro-AUROC (None where it holds no labels)."""
     probs = strategy.predict(session.val)  # collective for encrypted strategies
     if session.val.labels is None or not len(session.val):
@@ -64,7 +64,7 @@ def _injected_fault(hospital: int | str, round_index: int) -> None:
         raise RuntimeError(f"injected fault after round {round_index}")
 
 
-def _label_names(session: HospitalSession) -> list[str]:
+def _label_names(session: Session) -> list[str]:
     """Label names; a vertical party without labels only needs their number."""
     if session.label_names:
         return list(session.label_names)
@@ -96,10 +96,10 @@ def run(ctx: PartyContext) -> dict[str, Any]:
     return _evaluate(ctx, strategy, session, run_dir)
 
 
-def _evaluate(ctx: PartyContext, strategy: strategies.Strategy, session: HospitalSession,
+def _evaluate(ctx: PartyContext, strategy: strategies.Strategy, session: Session,
               run_dir: Path) -> dict[str, Any]:
     per_hospital: dict[str, Any] = {}
-    n_labels = getattr(session, "n_labels", len(session.label_names))
+    n_labels = session.n_labels
     all_probs = [np.zeros((0, n_labels))]
     all_labels = [np.zeros((0, n_labels))]
     for h, inputs in session.tests.items():

@@ -29,22 +29,29 @@ MOMENT_PRECISION_BITS = 8
 
 
 @dataclass
-class HospitalSession:
-    """Everything one hospital process works with."""
+class Session:
+    """What every party process works with, whatever the strategy."""
 
     rank: int
     hospitals: list[int]
     train: ModelInputs
     val: ModelInputs
     tests: dict[int, ModelInputs]
-    label_names: list[str]
-    normalizer: Normalizer
-    trainer: LocalTrainer
+    label_names: list[str]  # empty at a vertical party without labels
+    n_labels: int
     aggregator: SecureAggregator
 
     @property
     def n_train(self) -> int:
         return len(self.train)
+
+
+@dataclass
+class HospitalSession(Session):
+    """A horizontal hospital: its own stays with all features, labels and a local trainer."""
+
+    normalizer: Normalizer
+    trainer: LocalTrainer
 
 
 def _concat(splits: list[HospitalSplit]) -> HospitalSplit:
@@ -110,6 +117,7 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
     return HospitalSession(
         rank=rank, hospitals=hospitals, train=train_inputs, val=_inputs(normalizer, val),
         tests={h: _inputs(normalizer, s) for h, s in tests.items()},
-        label_names=train.label_names, normalizer=normalizer, trainer=trainer,
+        label_names=train.label_names, n_labels=len(train.label_names),
+        normalizer=normalizer, trainer=trainer,
         aggregator=aggregator,
     )

@@ -20,6 +20,7 @@ from torch import nn
 from fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
 from fedtrain.models.transformer import ICUEncoder
 from fedtrain.run.config import TrainConfig
+from fedtrain.run.session import Session
 from fedtrain.secure.aggregator import SecureAggregator
 from fedtrain.secure.psi import CryptenChannel, align
 from fedtrain.strategies.lockstep import all_sizes
@@ -51,23 +52,11 @@ class BottomTrainer:
 
 
 @dataclass
-class VerticalSession:
-    """Everything one vertical party works with; rows of every split in the agreed order."""
+class VerticalSession(Session):
+    """A vertical party: its feature group of the aligned stays (rows in the agreed order)."""
 
-    rank: int
-    hospitals: list[int]
-    train: ModelInputs
-    val: ModelInputs
-    tests: dict[int, ModelInputs]
-    label_names: list[str]
-    n_labels: int
     trainer: BottomTrainer
-    aggregator: SecureAggregator
     psi_bytes: int
-
-    @property
-    def n_train(self) -> int:
-        return len(self.train)
 
     @property
     def is_label_party(self) -> bool:

@@ -12,18 +12,22 @@ Usage: ``.venv/bin/python bench/bench_dp_step.py [--bins 24] [--features 45] [--
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import json
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.machine import describe
 from fedtrain.data.static_encoding import n_static_features
 from fedtrain.models.dp_compat import make_private_compatible
 from fedtrain.models.transformer import ICUTransformer
@@ -110,10 +114,7 @@ def main() -> None:
             for _ in range(3):
                 step()
         ms = time_steps(steps, args.steps, args.rounds)
-    print(
-        f"machine: {platform.platform()}, python {platform.python_version()}, torch "
-        f"{torch.__version__}, cpu_count={os.cpu_count()}, torch threads={torch.get_num_threads()}"
-    )
+    print(f"machine: {json.dumps(describe())}, torch threads={torch.get_num_threads()}")
     print(
         f"model: d_model 64, 2 layers, {args.bins} bins, {args.features} features, "
         f"batch {args.batch}, Adam; median of {args.rounds} rounds × {args.steps} steps"

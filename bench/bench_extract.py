@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -30,6 +29,9 @@ from typing import Any
 
 import duckdb
 import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -84,7 +86,7 @@ def main() -> None:
     report = {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
+        "machine": describe(),
         "runs": runs,
         "projection_full_v3_1": project(runs),
     }
@@ -240,7 +242,7 @@ def full_scale_sql(limits: list[str]) -> None:
     report = {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": machine(),
+        "machine": describe(),
         "full_scale_sql": results,
     }
     (OUT / "bench_extract_full_scale_sql.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -304,17 +306,6 @@ def full_scale_child(memory_limit: str) -> None:
         "vitals_seconds": vitals_seconds, "timeseries_seconds": timeseries_seconds,
         "events": events, "grid_rows": rows,
     }))
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-    }
 
 
 def print_run(run: dict[str, Any]) -> None:

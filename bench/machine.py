@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import os
 import platform
+from importlib import metadata
 
 import psutil
-import torch
+
+PACKAGES = ("torch", "crypten", "opacus", "duckdb", "polars")
 
 
 def describe() -> dict[str, object]:
-    """Platform, CPU count, RAM, Python and torch versions."""
-    return {
+    """Platform, CPU count, RAM, Python and the versions of the key packages (not imported)."""
+    info: dict[str, object] = {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
-        "torch": torch.__version__,
     }
+    for name in PACKAGES:
+        try:
+            info[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            info[name] = None
+    return info

@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers.cohort_fixture import random_cohort
 from helpers.evaluate import read_metrics, signal_federation, trained_run
+from helpers.federation import small_federation
 from typer.testing import CliRunner
 
 from cli.app import app
@@ -22,7 +22,6 @@ from fedtrain.evaluate.cross_hospital import (
 from fedtrain.run.federation import read_federation
 from mimic_etl.errors import UserError
 from mimic_etl.hospital_data import load_split
-from mimic_etl.partition.pipeline import partition
 
 runner = CliRunner()
 
@@ -60,10 +59,7 @@ def test_summary_averages_over_held_out_hospitals() -> None:
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("loho")
-    random_cohort(root / "cohort", n_patients=90, seed=5)
-    partition(root / "cohort", root / "fed", hospitals=3, seed=0)
-    return root / "fed"
+    return small_federation(tmp_path_factory.mktemp("loho"), n_patients=90, seed=5, hospitals=3)
 
 
 def test_subfederation_links_the_other_hospitals_renumbered_without_copying(fed, tmp_path

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cohort_fixture import random_cohort
+from helpers.federation import TINY_MODEL, small_federation
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -17,18 +17,14 @@ from cli.app import app
 from fedtrain.launch import free_port
 from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
-from mimic_etl.partition.pipeline import partition
 
-SMALL = {"rounds": 2, "batch_size": 64, "d_model": 16, "n_heads": 2, "n_layers": 1,
-         "dim_feedforward": 32, "head_hidden": 16, "timeout": 30, "seed": 3}
+SMALL = {"rounds": 2, "seed": 3, **TINY_MODEL}
 
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("node-fed")
-    random_cohort(root / "cohort", n_patients=150, seed=8)
-    partition(root / "cohort", root / "fed", hospitals=3, seed=0)
-    return root / "fed"
+    return small_federation(tmp_path_factory.mktemp("node-fed"), n_patients=150, seed=8,
+                            hospitals=3)
 
 
 def test_three_separately_started_nodes_equal_the_local_launcher(fed, tmp_path) -> None:

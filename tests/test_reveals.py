@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.cohort_fixture import random_cohort
+from helpers.federation import TINY_MODEL, small_federation
 
 from fedtrain import strategies
 from fedtrain.run.config import TrainConfig
@@ -20,8 +20,7 @@ from fedtrain.run.coordinator import train
 from fedtrain.secure import tags
 from mimic_etl.partition.pipeline import partition
 
-SMALL = {"rounds": 1, "batch_size": 64, "d_model": 16, "n_heads": 2, "n_layers": 1,
-         "dim_feedforward": 32, "head_hidden": 16, "timeout": 30}
+SMALL = {"rounds": 1, **TINY_MODEL}
 TO_ONE = {tags.OWN_ROW_LOGITS, tags.OWN_CUT_GRADIENT, tags.JOINT_LOGITS_TO_LABEL_PARTY,
           tags.OWN_BOTTOM_GRADIENT}
 
@@ -29,8 +28,7 @@ TO_ONE = {tags.OWN_ROW_LOGITS, tags.OWN_CUT_GRADIENT, tags.JOINT_LOGITS_TO_LABEL
 @pytest.fixture(scope="module")
 def feds(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("reveal-feds")
-    random_cohort(root / "cohort", n_patients=150, seed=2)
-    partition(root / "cohort", root / "fed", hospitals=3, seed=0)
+    small_federation(root, n_patients=150, seed=2, hospitals=3)
     partition(root / "cohort", root / "vfed", hospitals=None, vertical=True, seed=0)
     return {"horizontal": root / "fed", "vertical": root / "vfed"}
 

@@ -6,15 +6,14 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers.cohort_fixture import random_cohort
 from helpers.evaluate import SMALL
+from helpers.federation import small_federation
 from typer.testing import CliRunner
 
 from cli.app import app
 from fedtrain.evaluate.sweep import epsilon_label, parse_epsilons, sweep
 from fedtrain.run.config import TrainConfig
 from mimic_etl.errors import UserError
-from mimic_etl.partition.pipeline import partition
 
 runner = CliRunner()
 
@@ -34,10 +33,7 @@ def test_parse_epsilons_rejects_bad_values(text) -> None:
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sweep")
-    random_cohort(root / "cohort", n_patients=120, seed=6)
-    partition(root / "cohort", root / "fed", hospitals=2, seed=0)
-    return root / "fed"
+    return small_federation(tmp_path_factory.mktemp("sweep"), n_patients=120, seed=6, hospitals=2)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cohort_fixture import random_cohort
+from helpers.federation import TINY_MODEL, small_federation
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -18,16 +18,12 @@ from mimic_etl.errors import UserError
 from mimic_etl.partition.pipeline import partition
 
 runner = CliRunner()
-SMALL = {"rounds": 2, "batch_size": 64, "d_model": 16, "n_heads": 2, "n_layers": 1,
-         "dim_feedforward": 32, "head_hidden": 16, "timeout": 30}
+SMALL = {"rounds": 2, **TINY_MODEL}
 
 
 @pytest.fixture(scope="module")
 def fed(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("fed")
-    random_cohort(root / "cohort", n_patients=240, seed=4)
-    partition(root / "cohort", root / "fed", hospitals=3, seed=0)
-    return root / "fed"
+    return small_federation(tmp_path_factory.mktemp("fed"), n_patients=240, seed=4, hospitals=3)
 
 
 def _config(fed: Path, **kw: object) -> TrainConfig:

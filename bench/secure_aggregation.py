@@ -43,8 +43,16 @@ def _timed(fn: Any, repeats: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
+def _wire_bytes(interface: str | None) -> int:
+    """Bytes sent plus received so far on this machine's ``interface`` (0 without one)."""
+    if interface is None:
+        return 0
+    stats = Path("/sys/class/net") / interface / "statistics"
+    return sum(int((stats / f"{way}_bytes").read_text()) for way in ("tx", "rx"))
+
+
 def job(ctx: Any) -> dict[str, Any]:
-    """Runs inside each party process."""
+    """Runs inside each party process (spec ``wire_interface``: also count that link's bytes)."""
     import torch.distributed as dist
 
     from fedtrain.compat import crypten
@@ -56,12 +64,16 @@ def job(ctx: Any) -> dict[str, Any]:
     agg.sum(x)  # warm-up
     comm = crypten.communicator.get()
     before = comm.get_communication_stats()["bytes"]
+    wire = _wire_bytes(ctx.spec.get("wire_interface"))
     secure = _timed(lambda: agg.sum(x), repeats)
     secure_bytes = (comm.get_communication_stats()["bytes"] - before) / repeats
+    wire = (_wire_bytes(ctx.spec.get("wire_interface")) - wire) / repeats
     group = comm.main_group
     plain = _timed(lambda: dist.all_reduce(x.clone(), group=group), repeats)
     out = {"secure_s": secure[0], "secure_cpu_s": secure[1], "secure_bytes": secure_bytes,
            "plain_s": plain[0], "plain_cpu_s": plain[1], "plain_bytes": 2 * 4 * n}
+    if ctx.spec.get("wire_interface"):
+        out["secure_wire_bytes"] = wire
     if ctx.spec.get("textbook"):
         def textbook() -> None:
             total = None
@@ -71,6 +83,25 @@ def job(ctx: Any) -> dict[str, Any]:
             total.get_plain_text()
         out["textbook_s"], out["textbook_cpu_s"] = _timed(textbook, max(1, repeats // 2))
     return out
+
+
+def summarize(res: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from the parties' results: wall = slowest party, CPU and bytes = mean."""
+    row = {
+        "parties": len(res),
+        "secure_s": max(r["secure_s"] for r in res),
+        "plain_s": max(r["plain_s"] for r in res),
+        "secure_cpu_s_per_party": statistics.mean(r["secure_cpu_s"] for r in res),
+        "plain_cpu_s_per_party": statistics.mean(r["plain_cpu_s"] for r in res),
+        "secure_bytes_per_party": statistics.mean(r["secure_bytes"] for r in res),
+        "plain_bytes_per_party": res[0]["plain_bytes"],
+    }
+    row["ratio"] = row["secure_s"] / row["plain_s"]
+    if "textbook_s" in res[0]:
+        row["textbook_s"] = max(r["textbook_s"] for r in res)
+    if "secure_wire_bytes" in res[0]:
+        row["secure_wire_bytes_per_party"] = statistics.mean(r["secure_wire_bytes"] for r in res)
+    return row
 
 
 def main() -> None:
@@ -94,18 +125,7 @@ def main() -> None:
             env = {"PYTHONPATH": str(ROOT.parent)}
             res = launch("bench.secure_aggregation:job", [spec] * n, Path(tmp), timeout_s=300,
                          env=env)
-        row = {
-            "parties": n,
-            "secure_s": max(r["secure_s"] for r in res),
-            "plain_s": max(r["plain_s"] for r in res),
-            "secure_cpu_s_per_party": statistics.mean(r["secure_cpu_s"] for r in res),
-            "plain_cpu_s_per_party": statistics.mean(r["plain_cpu_s"] for r in res),
-            "secure_bytes_per_party": statistics.mean(r["secure_bytes"] for r in res),
-            "plain_bytes_per_party": res[0]["plain_bytes"],
-        }
-        row["ratio"] = row["secure_s"] / row["plain_s"]
-        if args.textbook:
-            row["textbook_s"] = max(r["textbook_s"] for r in res)
+        row = summarize(res)
         rows.append(row)
         line = (f"{n:>7} {row['secure_s']:>9.3f} {row['plain_s']:>8.3f} {row['ratio']:>6.2f} "
                 f"{row['secure_cpu_s_per_party']:>9.3f} "

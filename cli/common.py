@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -35,7 +36,9 @@ def run_or_exit(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except UserError as err:
-        err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+        # escaped: messages quote paths and library errors such as "[.../pair.cc:152]"
+        err_console.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]: no output was written")
@@ -92,7 +95,7 @@ def _fmt(value: Any) -> str:
 
 def point_to_json(path: Path) -> None:
     """Say where the machine-readable version of the tables above is (instead of dumping it)."""
-    console.print(f"[dim]machine-readable: {path}[/]", highlight=False, soft_wrap=True)
+    console.print(f"[dim]machine-readable: {escape(str(path))}[/]", highlight=False, soft_wrap=True)
 
 
 def is_interactive() -> bool:

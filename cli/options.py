@@ -32,3 +32,22 @@ ServerLr = Annotated[float, typer.Option(
 Timeout = Annotated[float, typer.Option(
     help="Seconds a hospital waits for a silent peer before the run stops.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace an existing --out directory.")]
+CentralDp = Annotated[bool, typer.Option(
+    "--central-dp",
+    help="Hospital-level DP on the aggregate (horizontal, fedper, fedmtl): each hospital clips its "
+         "model update to --clip and adds its share of Gaussian noise before secure aggregation; "
+         "needs --noise-multiplier or --central-epsilon. Off by default (docs/privacy.md).")]
+Clip = Annotated[float, typer.Option(
+    "--clip", help="--central-dp: L2 bound C on each hospital's model update per round.")]
+NoiseMultiplier = Annotated[float | None, typer.Option(
+    "--noise-multiplier",
+    help="--central-dp: noise std of the revealed sum of updates, in units of --clip. "
+         "No default: give this or --central-epsilon.")]
+CentralEpsilon = Annotated[float | None, typer.Option(
+    help="--central-dp: hospital-level ε over the whole run; calibrates --noise-multiplier "
+         "(RDP accountant). No default: give this or --noise-multiplier.")]
+CentralDelta = Annotated[float | None, typer.Option(
+    help="--central-dp: hospital-level δ (default 1e-5; must be below 1 / number of hospitals).")]
+MaxUpdateNorm = Annotated[float | None, typer.Option(
+    help="Reject (and log) a hospital's update of a round whose L2 norm exceeds this (horizontal, "
+         "fedper, fedmtl); updates with non-finite values are always rejected. Default: no bound.")]

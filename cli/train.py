@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,8 +32,15 @@ class RoundDisplay:
         if kind == "round":
             self.rows.setdefault(int(event["round"]), {})[str(event["hospital"])] = event
             self.status = f"round {event['round']}/{self.rounds}"
+        elif kind == "dropped":
+            self.status = f"{event['reason'].split(' (')[0]} — the others go on"
+        elif kind == "restarted":
+            self.status = f"hospital {rank} restarted: it rejoins at the next round"
         elif kind == "status":
             self.status = f"hospital {event.get('hospital', rank)}: {event['message']}"
+        elif kind == "update_rejected":
+            self.status = (f"hospital {event['hospital']}: update of round {event['round']} "
+                           f"rejected ({event['reason']})")
         if self.live is not None:
             self.live.update(self.render())
 
@@ -72,6 +80,12 @@ def command(
     )] = None,
     dp_delta: opt.DpDelta = None,
     max_grad_norm: opt.MaxGradNorm = 1.0,
+    central_dp: opt.CentralDp = False,
+    clip: opt.Clip = 1.0,
+    noise_multiplier: opt.NoiseMultiplier = None,
+    central_epsilon: opt.CentralEpsilon = None,
+    central_delta: opt.CentralDelta = None,
+    max_update_norm: opt.MaxUpdateNorm = None,
     secure: opt.Secure = True,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same run).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last "
@@ -91,16 +105,29 @@ def command(
              "(even number; its update stays hidden unless all of them collude). Default: every "
              "other hospital. Smaller is faster with many hospitals (docs/threat-model.md).",
     )] = None,
+    min_hospitals: Annotated[int | None, typer.Option(
+        help="Keep training if hospitals drop out, as long as at least this many remain (>= 3; "
+             "horizontal, local, fedper, fedmtl): the others re-form the secure group and "
+             "finish the round. Default: every hospital is required and a dropout stops the run "
+             "(continue it with --resume). See docs/reliability.md.",
+    )] = None,
+    restart_dropped: Annotated[bool, typer.Option(
+        help="With --min-hospitals: restart a hospital that dropped out (once), as its operator "
+             "would restart its node; it rejoins at the next round. Off by default.",
+    )] = False,
     timeout: opt.Timeout = 60.0,
 ) -> None:
     """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
     config = TrainConfig(
         fed=str(fed), strategy=strategy, rounds=rounds, local_epochs=local_epochs,
         batch_size=batch_size, lr=lr, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
-        max_grad_norm=max_grad_norm, secure=secure, seed=seed, d_model=d_model, n_heads=heads,
+        max_grad_norm=max_grad_norm, central_dp=central_dp, central_clip=clip,
+        central_noise_multiplier=noise_multiplier, central_epsilon=central_epsilon,
+        central_delta=central_delta, max_update_norm=max_update_norm,
+        secure=secure, seed=seed, d_model=d_model, n_heads=heads,
         n_layers=layers, dropout=dropout, pooling=pooling, timeout=timeout,
         personal_layers=personal_layers, mtl_lambda=mtl_lambda, cut=cut, server_lr=server_lr,
-        mask_degree=mask_degree,
+        mask_degree=mask_degree, min_hospitals=min_hospitals,
     )
     display = RoundDisplay(rounds)
 
@@ -108,12 +135,31 @@ def command(
         # the live table closes before run_or_exit prints an error line
         with Live(display.render(), console=console, refresh_per_second=4) as live:
             display.live = live
-            return train(config, out, resume=resume, overwrite=overwrite, on_event=display)
+            return train(config, out, resume=resume, overwrite=overwrite, on_event=display,
+                         restart_dropped=restart_dropped)
 
     summary = run_or_exit(run_live)
     render_test_metrics(summary.test_metrics)
+    render_update_checks(summary)
     console.print(f"run written to [bold]{summary.run_dir}[/] "
                   f"(test_metrics.json, comm.json, privacy.json)")
+
+
+def render_update_checks(summary: TrainSummary) -> None:
+    """Hospital-level ε (--central-dp) and the updates rejected before sharing, if any."""
+    central = summary.privacy.get("central_dp")
+    if central:
+        z, worst = central["noise_multiplier"], central["epsilon_all_others_collude"]
+        console.print(f"hospital-level DP: ε = {central['epsilon']:.2f} (δ = {central['delta']:g},"
+                      f" noise multiplier {z:.3g}, clip {central['clip']:g}); ε = {worst:.2f} if "
+                      "all other hospitals collude (privacy.json)", highlight=False)
+    checks = summary.run_dir / "validation.json"
+    rejected = json.loads(checks.read_text())["hospitals"] if checks.is_file() else {}
+    rows = [[h, r["round"], r["reason"], r["norm"]]
+            for h, report in rejected.items() if report for r in report["rejections"]]
+    if rows:
+        console.print(make_table("updates rejected before sharing (the round went on without them)",
+                                 ["hospital", "round", "reason", "norm"], rows))
 
 
 def render_test_metrics(metrics: dict[str, Any]) -> None:

@@ -13,6 +13,9 @@ tests/test_compat.py:
    (erf/GELU are built on it; the project does not use them in encrypted models anyway.)
 4. **Timeouts.** CrypTen passes no timeout to ``init_process_group`` / ``new_group``, so a stalled
    party makes the others wait torch's default 30 minutes. We inject an explicit timeout into both.
+5. **Re-forming.** CrypTen always joins through its ``RENDEZVOUS`` URL. To let survivors form a new
+   world after a dropout (fedtrain/secure/group.py) we pass it the store of the current group
+   generation instead, when one is set with :func:`set_group_store`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("CRYPTEN_FL_TIMEOUT_S", "60"))
 _timeout_s = DEFAULT_TIMEOUT_S
+_group_store: Any = None
 
 
 def _alias_onnx_registration() -> None:
@@ -77,6 +81,12 @@ def set_collective_timeout(seconds: float) -> None:
     _timeout_s = float(seconds)
 
 
+def set_group_store(store: Any) -> None:
+    """Store (a ``torch.distributed.Store``) CrypTen's next world is formed through."""
+    global _group_store
+    _group_store = store
+
+
 def collective_timeout() -> datetime.timedelta:
     """The timeout currently injected into CrypTen's process groups."""
     return datetime.timedelta(seconds=_timeout_s)
@@ -91,6 +101,9 @@ class _DistWithTimeouts(types.ModuleType):
     @staticmethod
     def init_process_group(*args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("timeout", collective_timeout())
+        if _group_store is not None:
+            kwargs.pop("init_method", None)
+            kwargs["store"] = _group_store
         torch.distributed.init_process_group(*args, **kwargs)
 
     @staticmethod
@@ -108,4 +121,4 @@ if not getattr(FixedPointEncoder, "_crypten_fl_patched", False):
     CrypTensor.pow = _pow
     _dcomm.dist = _DistWithTimeouts("torch.distributed")
 
-__all__ = ["collective_timeout", "crypten", "set_collective_timeout"]
+__all__ = ["collective_timeout", "crypten", "set_collective_timeout", "set_group_store"]

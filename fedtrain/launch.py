@@ -8,8 +8,10 @@ others are stopped within seconds and a ``PartyFailure`` names the party and its
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch.distributed as dist
 
 from mimic_etl.errors import UserError
 
@@ -109,7 +113,9 @@ def launch(
     env: dict[str, str] | None = None,
     on_event: EventFn | None = None,
     party_name: Callable[[int], str] = lambda r: f"party {r}",
-) -> list[dict[str, Any]]:
+    tolerate_dropouts: bool = False,
+    restart_dropped: bool = False,
+) -> list[dict[str, Any] | None]:
     """Run ``job`` in ``len(specs)`` party processes (rank r gets ``specs[r]``); return results.
 
     Args:
@@ -118,34 +124,69 @@ def launch(
         workdir: parent of the per-party work dirs ``party_<r>/`` (spec, events, result, log).
         timeout_s: collective timeout inside the parties (a stalled peer surfaces after this).
         ttp: also start CrypTen's TTP dealer (rank = number of parties) for Beaver triples.
-        on_event: called with (rank, event) for every progress event a party emits.
+        on_event: called with (rank, event) for every progress event a party emits; a party
+            that fails while others go on is reported as ``{"event": "dropped", "reason": ...}``.
+        tolerate_dropouts: let the other parties go on when one fails (they re-form their secure
+            group, see fedtrain/secure/group.py); the result of a failed party is None. The run
+            fails only if no party finishes.
+        restart_dropped: with ``tolerate_dropouts``, start a party that dropped out once more,
+            with ``"rejoin": true`` in its spec (as its operator would restart its node); it
+            rejoins the group at the next round boundary.
     """
     world_size = len(specs)
-    rendezvous = f"tcp://127.0.0.1:{free_port()}"
+    # the rendezvous store lives here, not in a party, so any party may fail without taking the
+    # membership records of the others with it; it holds addresses and membership, never data
+    port = free_port()
+    rendezvous = f"tcp://127.0.0.1:{port}"
+    store = dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False,
+                          timeout=datetime.timedelta(seconds=timeout_s))
     extra = dict(env or {})
     extra.setdefault("CRYPTEN_FL_SESSION", os.urandom(8).hex())
+    extra.update(CRYPTEN_FL_STORE="external", CRYPTEN_FL_LAUNCHER_PID=str(os.getpid()))
     parties: list[_Party] = []
     common = ["--timeout", str(timeout_s), "--threads", str(threads_per_party)]
     if ttp:
         common.append("--ttp")
     for rank, spec in enumerate(specs):
-        pdir = workdir / f"party_{rank}"
-        pdir.mkdir(parents=True, exist_ok=True)
+        pdir = _fresh(workdir / f"party_{rank}")
         (pdir / "spec.json").write_text(json.dumps(spec, default=str))
         argv = ["--job", job, "--spec", str(pdir / "spec.json"), "--workdir", str(pdir), *common]
         parties.append(_spawn(rank, world_size, rendezvous, extra, pdir, argv))
     if ttp:
-        tdir = workdir / "ttp"
-        tdir.mkdir(parents=True, exist_ok=True)
+        tdir = _fresh(workdir / "ttp")
         argv = ["--workdir", str(tdir), "--ttp-server", *common]
         parties.append(_spawn(world_size, world_size, rendezvous, extra, tdir, argv))
     try:
-        _supervise(parties, on_event, party_name)
+        if tolerate_dropouts:
+            restart = None
+            if restart_dropped:
+                def restart(p: _Party) -> _Party:
+                    store.set(f"restarting/{p.rank}", "1")  # the group waits for it
+                    spec = {**specs[p.rank], "rejoin": True}
+                    pdir = _fresh(workdir / f"party_{p.rank}_rejoined")
+                    (pdir / "spec.json").write_text(json.dumps(spec, default=str))
+                    argv = ["--job", job, "--spec", str(pdir / "spec.json"), "--workdir",
+                            str(pdir), *common]
+                    return _spawn(p.rank, world_size, rendezvous, extra, pdir, argv)
+            _supervise_tolerant(parties, on_event, party_name, restart,
+                                on_dead=lambda p: store.set(f"dead/{p.rank}", "1"),
+                                silent_s=timeout_s + 10)
+        else:
+            _supervise(parties, on_event, party_name)
     finally:
         _stop(parties)
         for p in parties:
             p.log.close()
-    return [json.loads((p.workdir / "result.json").read_text()) for p in parties[:world_size]]
+    return [json.loads((p.workdir / "result.json").read_text())
+            if (p.workdir / "result.json").exists() else None for p in parties[:world_size]]
+
+
+def _fresh(pdir: Path) -> Path:
+    """An empty work dir for a party (an interrupted earlier launch may have left events)."""
+    if pdir.exists():
+        shutil.rmtree(pdir)
+    pdir.mkdir(parents=True)
+    return pdir
 
 
 def _spawn(rank: int, world_size: int, rendezvous: str, extra: dict[str, str], pdir: Path,
@@ -194,6 +235,67 @@ def _supervise(parties: list[_Party], on_event: EventFn | None,
         if all(p.process.poll() is not None for p in parties):
             return
         time.sleep(0.1)
+
+
+def _supervise_tolerant(parties: list[_Party], on_event: EventFn | None,
+                        party_name: Callable[[int], str],
+                        restart: Callable[[_Party], _Party] | None = None,
+                        on_dead: Callable[[_Party], None] | None = None,
+                        silent_s: float = 60.0) -> None:
+    """Wait for every party; a failed party is reported as dropped while the others go on
+    (and, with ``restart``, is started once more to rejoin).
+
+    Once a party has finished, the others get ``silent_s`` seconds to finish too; a party still
+    running then (a hung hospital the others left behind) is stopped. Raises PartyFailure
+    (naming the earliest failure) only if no party finished.
+    """
+    dropped: list[_Party] = []  # in the order the failures were noticed
+    restarted: set[int] = set()
+    first_done: float | None = None
+    while True:
+        for p in parties:
+            _poll_events(p, on_event)
+        for i, p in enumerate(parties):
+            if p not in dropped and _failed(p):
+                dropped.append(p)
+                if on_dead is not None:  # the survivors need not wait for it to re-form
+                    on_dead(p)
+                if on_event is not None:
+                    reason = str(_failure(p, p.process.poll(), party_name))
+                    on_event(p.rank, {"event": "dropped", "rank": p.rank, "reason": reason,
+                                      "time": time.time()})
+                alive = any(q.process.poll() is None for q in parties)
+                if restart is not None and p.rank not in restarted and alive:
+                    restarted.add(p.rank)
+                    p.log.close()
+                    parties[i] = restart(p)
+                    if on_event is not None:
+                        on_event(p.rank, {"event": "restarted", "rank": p.rank,
+                                          "time": time.time()})
+        if all(p.process.poll() is not None for p in parties):
+            break
+        if first_done is None and any(_finished_ok(p) for p in parties):
+            first_done = time.monotonic()
+        if first_done is not None and time.monotonic() - first_done > silent_s:
+            break  # the group finished without the parties still running: they hang, stop them
+        time.sleep(0.1)
+    for p in parties:
+        if p.process.poll() is None and on_event is not None:
+            on_event(p.rank, {"event": "dropped", "rank": p.rank, "time": time.time(),
+                              "reason": f"{party_name(p.rank)} stopped answering (still running "
+                                        f"{silent_s:.0f} s after the others finished)"})
+    if not any((p.workdir / "result.json").exists() for p in parties):
+        cause, last = dropped[0], dropped[-1]
+        error = _failure(cause, cause.process.poll(), party_name)
+        if last is not cause and (last.workdir / "error.json").exists():
+            final = json.loads((last.workdir / "error.json").read_text())["message"]
+            error = PartyFailure(f"{error}; then {party_name(last.rank)}: {final}",
+                                 cause.rank, cause.last_event)
+        raise error
+
+
+def _finished_ok(p: _Party) -> bool:
+    return p.process.poll() == 0 and (p.workdir / "result.json").exists()
 
 
 def _finished(p: _Party) -> bool:

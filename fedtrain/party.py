@@ -47,30 +47,78 @@ def resolve(job: str) -> Callable[[PartyContext], dict[str, Any]]:
     return getattr(importlib.import_module(module), name)
 
 
-def init_crypten(timeout_s: float, ttp: bool) -> None:
-    """Join the CrypTen world described by the environment, with explicit timeouts."""
+def init_crypten(timeout_s: float, ttp: bool, min_members: int | None = None,
+                 rejoin: bool = False) -> None:
+    """Join the CrypTen world described by the environment, with explicit timeouts.
+
+    With a ``tcp://`` rendezvous the party joins through a :class:`fedtrain.secure.group.
+    SecureGroup`, which can re-form without members that drop out (if ``min_members`` is below
+    the world size). ``CRYPTEN_FL_STORE=external`` says the rendezvous store is hosted by
+    someone else (the local launcher, or a rendezvous server); otherwise rank 0 hosts it.
+    """
     missing = [k for k in REQUIRED_ENV if k not in os.environ]
     if missing:  # crypten.init() would silently start a 1-party world
         raise RuntimeError(f"party environment incomplete: {', '.join(missing)} not set")
     from fedtrain.compat import crypten, set_collective_timeout
+    from fedtrain.secure import audit, group
 
     set_collective_timeout(timeout_s)
     crypten.cfg.communicator.verbose = True  # CrypTen counts bytes and rounds only when verbose
     if ttp:
         crypten.cfg.mpc.provider = "TTP"
-    crypten.init()
-    from fedtrain.secure import audit
-
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    min_members = world_size if min_members is None else min_members
+    if os.environ["RENDEZVOUS"].startswith("tcp://"):
+        store = group.connect_store(os.environ["RENDEZVOUS"], rank, timeout_s,
+                                    host_it=rank == 0 and not _external_store())
+        secure_group = group.SecureGroup(store, me=rank, members=list(range(world_size)),
+                                         min_members=min_members, timeout_s=timeout_s, ttp=ttp)
+        group.install(secure_group)
+        if rejoin:  # a hospital that dropped out, restarted: wait to be taken back
+            secure_group.request_rejoin()
+        else:
+            secure_group.join()
+    elif min_members < world_size:
+        raise RuntimeError("dropout tolerance needs a tcp:// rendezvous")
+    else:
+        crypten.init()
     audit.install()
+
+
+def _external_store() -> bool:
+    return os.environ.get("CRYPTEN_FL_STORE") == "external"
 
 
 def run_ttp_server(timeout_s: float) -> None:
     """The trusted third party dealer of Beaver triples (rank = world size)."""
-    from fedtrain.compat import crypten, set_collective_timeout
+    from fedtrain.compat import crypten, set_collective_timeout, set_group_store
 
     set_collective_timeout(timeout_s)
     crypten.cfg.mpc.provider = "TTP"
+    if os.environ.get("RENDEZVOUS", "").startswith("tcp://"):
+        import torch.distributed as dist
+
+        from fedtrain.secure import group
+
+        store = group.connect_store(os.environ["RENDEZVOUS"], int(os.environ["RANK"]), timeout_s,
+                                    host_it=False)
+        set_group_store(dist.PrefixStore("e0/pg/", store))
     crypten.mpc.provider.TTPServer()
+
+
+def _die_with_launcher() -> None:
+    """Ask Linux to SIGKILL this party if the launcher that started it dies (even by kill -9),
+    so an interrupted run leaves no orphan writing into it; ``--resume`` then starts clean."""
+    parent = os.environ.get("CRYPTEN_FL_LAUNCHER_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != int(parent):  # the launcher died before the prctl call
+        os._exit(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,12 +136,13 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, args.threads))
     args.workdir.mkdir(parents=True, exist_ok=True)
+    _die_with_launcher()
     try:
         if args.ttp_server:
             run_ttp_server(args.timeout)
             return 0
         spec = json.loads(args.spec.read_text()) if args.spec else {}
-        init_crypten(args.timeout, args.ttp)
+        init_crypten(args.timeout, args.ttp, spec.get("min_members"), bool(spec.get("rejoin")))
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         ctx = PartyContext(rank, world_size, args.workdir, spec)
         result = resolve(args.job)(ctx)

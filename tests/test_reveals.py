@@ -3,7 +3,7 @@
 Every reveal of a secret-shared value is tagged (fedtrain/secure/audit.py). Each strategy is run
 for one round with auditing on; the kinds of plaintext each party obtained (reveals to all, or
 to it) must be exactly the strategy's declared ``receives`` (docs/strategies.md), and nothing may
-be revealed untagged.
+be revealed untagged. With ``--central-dp`` no party may obtain an un-noised sum of models.
 """
 
 from __future__ import annotations
@@ -39,25 +39,53 @@ def _obtained(audit: Path, rank: int) -> list[dict]:
     return [r for r in records if r["dst"] is None or r["dst"] == rank]
 
 
+def _audited_kinds(config: TrainConfig, tmp_path: Path, monkeypatch) -> list[set[str]]:
+    """Train with the reveal audit on; the kinds of plaintext each party obtained."""
+    audit = tmp_path / "audit"
+    audit.mkdir()
+    monkeypatch.setenv("CRYPTEN_FL_AUDIT", str(audit))
+    train(config, tmp_path / "run")
+    kinds = []
+    for rank in range(3):
+        obtained = _obtained(audit, rank)
+        # what is meant for one party is never revealed to all
+        assert all(r["dst"] == rank for r in obtained if r["tag"] in TO_ONE)
+        kinds.append({r["tag"] for r in obtained})
+    return kinds
+
+
+def _check_declared(kinds: list[set[str]], declared: frozenset[str]) -> None:
+    for rank, obtained in enumerate(kinds):
+        assert "UNTAGGED" not in obtained
+        assert obtained <= declared, f"party {rank} obtained {obtained - declared}"
+    assert set().union(*kinds) == declared
+
+
 @pytest.mark.parametrize("name", ["horizontal", "local", "fedper", "fedmtl", "split",
                                   "vertical"])
 def test_parties_obtain_exactly_what_the_strategy_declares(name, feds, tmp_path, monkeypatch
                                                            ) -> None:
-    audit = tmp_path / "audit"
-    audit.mkdir()
-    monkeypatch.setenv("CRYPTEN_FL_AUDIT", str(audit))
     fed = feds["vertical" if name == "vertical" else "horizontal"]
-    train(TrainConfig(fed=str(fed), strategy=name, **SMALL), tmp_path / "run")
-    declared = strategies.get(name).receives
-    union: set[str] = set()
-    for rank in range(3):
-        obtained = _obtained(audit, rank)
-        kinds = {r["tag"] for r in obtained}
-        assert "UNTAGGED" not in kinds
-        assert kinds <= declared, f"party {rank} obtained {kinds - declared}"
-        # what is meant for one party is never revealed to all
-        assert all(r["dst"] == rank for r in obtained if r["tag"] in TO_ONE)
-        union |= kinds
-        if name == "vertical" and rank != 0:
-            assert tags.JOINT_LOGITS_TO_LABEL_PARTY not in kinds
-    assert union == declared
+    config = TrainConfig(fed=str(fed), strategy=name, **SMALL)
+    kinds = _audited_kinds(config, tmp_path, monkeypatch)
+    _check_declared(kinds, strategies.get(name).receives_with(config))
+    if name == "vertical":
+        assert all(tags.JOINT_LOGITS_TO_LABEL_PARTY not in k for k in kinds[1:])
+
+
+@pytest.mark.parametrize("name", ["horizontal", "fedmtl",  # fedper: horizontal's code path
+                                  pytest.param("fedper", marks=pytest.mark.slow)])
+def test_with_central_dp_only_the_noisy_sum_of_updates_is_ever_revealed(name, feds, tmp_path,
+                                                                       monkeypatch) -> None:
+    dp_sgd = 3.0 if name == "fedmtl" else None  # central DP combines with DP-SGD
+    config = TrainConfig(fed=str(feds["horizontal"]), strategy=name, central_dp=True,
+                         central_noise_multiplier=1.0, dp_epsilon=dp_sgd, **SMALL)
+    kinds = _audited_kinds(config, tmp_path, monkeypatch)
+    _check_declared(kinds, strategies.get(name).receives_with(config))
+    for obtained in kinds:  # never the un-noised (weighted) sum, nor the exact mean of heads
+        assert tags.NOISY_MODEL_SUM in obtained
+        assert not obtained & {tags.WEIGHTED_MODEL_SUM, tags.MEAN_OF_HEADS}
+    record = json.loads((tmp_path / "run" / "privacy.json").read_text())["central_dp"]
+    record_level = record["record_level_dp_sgd_epsilon"]
+    assert record_level is None if dp_sgd is None else (
+        len(record_level) == 3 and all(0 < e <= dp_sgd + 1e-6 for e in record_level.values()))

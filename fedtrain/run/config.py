@@ -12,6 +12,8 @@ from typing import Any
 from mimic_etl.errors import UserError
 
 STRATEGIES = ("horizontal", "centralized", "local", "fedper", "fedmtl", "vertical", "split")
+#: strategies whose rounds can go on without a hospital that dropped out (--min-hospitals)
+DROPOUT_TOLERANT = ("horizontal", "local", "fedper", "fedmtl")
 
 
 @dataclass
@@ -27,6 +29,12 @@ class TrainConfig:
     dp_epsilon: float | None = None
     dp_delta: float | None = None
     max_grad_norm: float = 1.0
+    central_dp: bool = False
+    central_clip: float = 1.0
+    central_noise_multiplier: float | None = None
+    central_epsilon: float | None = None
+    central_delta: float | None = None
+    max_update_norm: float | None = None
     secure: bool = True
     seed: int = 0
     d_model: int = 64
@@ -41,6 +49,7 @@ class TrainConfig:
     cut: int = 1
     server_lr: float = 0.05
     mask_degree: int | None = None
+    min_hospitals: int | None = None
     timeout: float = 60.0
     threads_per_party: int = 1
 
@@ -57,6 +66,8 @@ class TrainConfig:
              "--dp-epsilon must be a positive finite number"),
             (self.dp_delta is None or 0 < self.dp_delta < 1, "--dp-delta must be in (0, 1)"),
             (self.max_grad_norm > 0, "--max-grad-norm must be > 0"),
+            (self.max_update_norm is None or self.max_update_norm > 0,
+             "--max-update-norm must be > 0"),
             (self.d_model % self.n_heads == 0, "--d-model must be divisible by --heads"),
             (self.pooling in ("cls", "mean"), "--pooling must be 'cls' or 'mean'"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
@@ -72,12 +83,24 @@ class TrainConfig:
         if self.strategy in ("split", "vertical") and self.dp_epsilon is not None:
             raise UserError(f"--dp-epsilon is not supported with --strategy {self.strategy} yet "
                             "(DP-SGD covers horizontal, fedper, fedmtl, local, centralized)")
+        if self.min_hospitals is not None and self.strategy not in DROPOUT_TOLERANT:
+            raise UserError(f"--min-hospitals: --strategy {self.strategy} cannot continue without "
+                            "a hospital (dropout tolerance covers " + ", ".join(DROPOUT_TOLERANT)
+                            + ")")
+        if self.min_hospitals is not None and self.min_hospitals < 3:
+            raise UserError("--min-hospitals must be at least 3: with two hospitals left, each "
+                            "would learn the other's update from their sum")
+        if self.min_hospitals is not None and not self.secure:
+            raise UserError("--min-hospitals needs --secure (the plain baseline does not re-form)")
         if not 1 <= self.cut <= 2:
             raise UserError("--cut must be 1 or 2 (head layers in the encrypted server model)")
         if self.server_lr <= 0:
             raise UserError("--server-lr must be > 0")
         if self.dp_delta is not None and self.dp_epsilon is None:
             raise UserError("--dp-delta needs --dp-epsilon (DP-SGD is off without it)")
+        from fedtrain.privacy.central_dp import check_options  # lazy: it imports torch
+
+        check_options(self)
         return self
 
     def to_json(self) -> dict[str, Any]:

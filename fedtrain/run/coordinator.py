@@ -81,28 +81,41 @@ def _prepare(config: TrainConfig, out: Path, resume: bool, overwrite: bool) -> t
 def _specs(config: TrainConfig, hospitals: list[HospitalInfo], work: Path, start: int
            ) -> list[dict[str, Any]]:
     base = {"config": config.to_json(), "run_dir": str(work), "resume_round": start,
-            "n_hospitals": len(hospitals)}
+            "n_hospitals": len(hospitals), "min_members": config.min_hospitals}
     if config.strategy == "centralized":  # the pooled baseline: one process, every hospital
         return [{**base, "hospital_dirs": [str(h.path) for h in hospitals], "hospital": 0}]
     return [{**base, "hospital_dirs": [str(h.path)], "hospital": h.index} for h in hospitals]
 
 
 class _RoundLog:
-    """Collects per-round events of all parties into metrics.jsonl and COMPLETE markers."""
+    """Collects per-round events of all parties into metrics.jsonl and COMPLETE markers.
+
+    A round is complete when every hospital of the secure group that finished it (the
+    ``members`` of its events; all parties unless some dropped out) has checkpointed it.
+    """
 
     def __init__(self, work: Path, n_parties: int, on_event: EventFn | None) -> None:
         self.work, self.n, self.on_event = work, n_parties, on_event
         self.pending: dict[int, dict[int, dict[str, Any]]] = {}
         self.completed = 0
+        self.dropped: list[dict[str, Any]] = []
 
     def __call__(self, rank: int, event: dict[str, Any]) -> None:
         if self.on_event is not None:
             self.on_event(rank, event)
+        if event.get("event") == "dropped":
+            self.dropped.append({"party": rank, "last_completed_round": self.completed,
+                                 "reason": event.get("reason", "")})
+        if event.get("event") == "restarted":
+            for entry in self.dropped:
+                if entry["party"] == rank:
+                    entry["restarted"] = True
         if event.get("event") != "round":
             return
         r = int(event["round"])
         self.pending.setdefault(r, {})[rank] = event
-        if len(self.pending[r]) == self.n:
+        members = event.get("members", range(self.n))
+        if all(m in self.pending[r] for m in members):
             per = self.pending.pop(r)
             line = {"round": r, "hospitals": {
                 str(e.get("hospital", k)): {key: e[key] for key in
@@ -115,10 +128,17 @@ class _RoundLog:
 
 
 def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bool = False,
-          on_event: EventFn | None = None) -> TrainSummary:
-    """Run ``config`` across the hospitals of ``config.fed`` and write RUN/ at ``out``."""
+          on_event: EventFn | None = None, restart_dropped: bool = False) -> TrainSummary:
+    """Run ``config`` across the hospitals of ``config.fed`` and write RUN/ at ``out``.
+
+    ``restart_dropped`` (with ``config.min_hospitals``) restarts a hospital that dropped out
+    once, as its operator would; it rejoins at the next round boundary.
+    """
     config.validate()
     hospitals = read_federation(Path(config.fed), config.strategy)
+    if config.min_hospitals is not None and config.min_hospitals > len(hospitals):
+        raise UserError(f"--min-hospitals {config.min_hospitals}: the federation has only "
+                        f"{len(hospitals)} hospitals")
     work, start = _prepare(config, Path(out), resume, overwrite)
     if start >= config.rounds:
         start = config.rounds
@@ -130,12 +150,17 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
                          threads_per_party=config.threads_per_party, on_event=log,
                          ttp=config.strategy in ENCRYPTED_MODEL_STRATEGIES,
                          party_name=lambda r: f"hospital {specs[r]['hospital']}"
-                         if config.strategy != "centralized" else "centralized trainer")
+                         if config.strategy != "centralized" else "centralized trainer",
+                         tolerate_dropouts=config.min_hospitals is not None
+                         and config.min_hospitals < len(specs),
+                         restart_dropped=restart_dropped)
     except PartyFailure as err:
         done = last_complete_round(work)
         raise UserError(f"{err}. Last completed round: {done}. Continue with --resume "
                         f"(partial run kept in {work})") from None
-    write_run_outputs(work, config, results, time.perf_counter() - begin, start)
+    survivors = [r for r in results if r is not None]
+    write_run_outputs(work, config, survivors, time.perf_counter() - begin, start,
+                      dropouts=log.dropped)
     shutil.rmtree(work / "parties", ignore_errors=True)
     final = Path(out)
     if final.exists():

@@ -8,46 +8,22 @@ names, and progress events with its own loss and validation AUROC.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors.torch import save_file
 
-from fedtrain import strategies
+from fedtrain import faults, strategies
 from fedtrain.compat import crypten
 from fedtrain.eval.metrics import multilabel_metrics
 from fedtrain.eval.secure_metrics import pooled_metrics
 from fedtrain.party import PartyContext
+from fedtrain.run import checkpoints, membership
 from fedtrain.run.config import TrainConfig
 from fedtrain.run.session import Session
-
-
-def _checkpoint_path(run_dir: Path, round_index: int, hospital: int) -> Path:
-    return run_dir / "checkpoints" / f"round_{round_index}" / f"hospital_{hospital}.pt"
-
-
-def _save_checkpoint(strategy: strategies.Strategy, session: Session, run_dir: Path,
-                     round_index: int) -> None:
-    path = _checkpoint_path(run_dir, round_index, session.hospitals[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    state = {"trainer": session.trainer.checkpoint(), "strategy": strategy.extra_state(),
-             "torch_rng": torch.get_rng_state()}
-    torch.save(state, tmp)
-    tmp.replace(path)
-
-
-def _restore(strategy: strategies.Strategy, session: Session, run_dir: Path,
-             round_index: int) -> None:
-    path = _checkpoint_path(run_dir, round_index, session.hospitals[0])
-    state = torch.load(path, weights_only=True)
-    session.trainer.restore(state["trainer"])
-    strategy.load_extra_state(state["strategy"])
-    torch.set_rng_state(state["torch_rng"])
+from fedtrain.secure import group
 
 
 def _val_macro_auroc(strategy: strategies.Strategy, session: Session) -> float | None:
@@ -58,10 +34,10 @@ def _val_macro_auroc(strategy: strategies.Strategy, session: Session) -> float |
     return multilabel_metrics(session.val.labels.numpy(), probs)["macro"]["auroc"]
 
 
-def _injected_fault(hospital: int | str, round_index: int) -> None:
-    """Fault injection for tests of crash handling: CRYPTEN_FL_FAIL_AT="<hospital>:<round>"."""
-    if os.environ.get("CRYPTEN_FL_FAIL_AT") == f"{hospital}:{round_index}":
-        raise RuntimeError(f"injected fault after round {round_index}")
+def _members(ctx: PartyContext) -> list[int]:
+    """Hospitals (by their first rank) in this party's secure group now."""
+    secure_group = group.current()
+    return list(secure_group.members) if secure_group else list(range(ctx.world_size))
 
 
 def _label_names(session: Session) -> list[str]:
@@ -72,25 +48,47 @@ def _label_names(session: Session) -> list[str]:
 
 
 def run(ctx: PartyContext) -> dict[str, Any]:
-    """Train for the configured rounds (continuing after ``resume_round``) and evaluate."""
+    """Train for the configured rounds (continuing after ``resume_round``) and evaluate.
+
+    With ``rejoin`` in the spec, the hospital dropped out earlier: it restores its own latest
+    checkpoint, asks the running group to take it back and continues from the group's round.
+    """
     config = TrainConfig.from_json(ctx.spec["config"])
     run_dir = Path(ctx.spec["run_dir"])
+    me = int(ctx.spec.get("hospital", ctx.rank))
+    rejoining = bool(ctx.spec.get("rejoin"))
     ctx.emit("status", message="loading its data, preparing the secure session")
+    have = checkpoints.latest(run_dir, me, int(ctx.spec.get("resume_round", 0))
+                              if not rejoining else config.rounds)
+    saved = checkpoints.load(run_dir, have, me) if have else None
+    if rejoining:  # the running group will not pool statistics again: use the kept ones
+        if saved is None or "pooled_moments" not in saved:
+            raise RuntimeError(f"hospital {me} has no checkpoint in {run_dir} to rejoin from")
+        ctx.spec["pooled_moments"] = saved["pooled_moments"]
     strategy_cls = strategies.get(config.strategy)
     session = strategy_cls.open_session(ctx.rank, ctx.spec, config)
     strategy = strategy_cls(config, session)
-    start = int(ctx.spec.get("resume_round", 0))
-    if start:
-        _restore(strategy, session, run_dir, start)
+    strategy.emit = ctx.emit  # e.g. a rejected update (fedtrain/privacy/update_validation.py)
+    if saved is not None:
+        checkpoints.restore(strategy, session, saved)
+    start = membership.sync_global_state(strategy, have)
     hospital = session.hospitals[0] if len(session.hospitals) == 1 else "pooled"
     for round_index in range(start + 1, config.rounds + 1):
         began = time.perf_counter()
+        joiners = membership.admit_rejoining(strategy, round_index - 1)
+        if joiners:
+            ctx.emit("status", message=f"hospitals {joiners} rejoined before round {round_index}")
+        faults.at_round(hospital, round_index)
         result = strategy.train_round(round_index)
-        _save_checkpoint(strategy, session, run_dir, round_index)
+        checkpoints.save(strategy, session, run_dir, round_index)
         ctx.emit("round", round=round_index, hospital=hospital, train_loss=result.train_loss,
                  val_macro_auroc=_val_macro_auroc(strategy, session),
-                 seconds=time.perf_counter() - began, exchanged=result.exchanged_elements)
-        _injected_fault(hospital, round_index)
+                 seconds=time.perf_counter() - began, exchanged=result.exchanged_elements,
+                 members=_members(ctx))
+        faults.after_round()
+    secure_group = group.current()
+    if secure_group is not None:
+        secure_group.finish()
     strategy.finish()
     ctx.emit("status", message="evaluating on test data")
     return _evaluate(ctx, strategy, session, run_dir)
@@ -119,7 +117,9 @@ def _evaluate(ctx: PartyContext, strategy: strategies.Strategy, session: Session
         tensors = {k: v.contiguous() for k, v in state.items()}
         save_file(tensors, str(run_dir / f"{stem}.safetensors"))
     stats = session.aggregator.stats
-    crypten_stats = crypten.communicator.get().get_communication_stats()
+    secure_group = group.current()
+    crypten_stats = (secure_group.comm_totals().__dict__ if secure_group else
+                     crypten.communicator.get().get_communication_stats())
     return {
         "hospital": session.hospitals[0] if len(session.hospitals) == 1 else "pooled",
         "test": per_hospital,
@@ -130,5 +130,8 @@ def _evaluate(ctx: PartyContext, strategy: strategies.Strategy, session: Session
                  "crypten_bytes": int(crypten_stats["bytes"]),
                  "crypten_rounds": int(crypten_stats["rounds"])},
         "privacy": session.trainer.privacy_report(),
+        "validation": strategy.validation_report(),
+        "group": {"members": secure_group.members, "reformed": secure_group.history}
+        if secure_group else None,
         "n_train": session.n_train,
     }

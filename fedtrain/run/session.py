@@ -52,6 +52,7 @@ class HospitalSession(Session):
 
     normalizer: Normalizer
     trainer: LocalTrainer
+    pooled_moments: torch.Tensor | None = None  # kept in checkpoints for a rejoin
 
 
 def _concat(splits: list[HospitalSplit]) -> HospitalSplit:
@@ -91,8 +92,10 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
     moments = local_moments(train.values, train.mask, train.static if has_static else None)
     if not spec.get("contributes_statistics", True):  # a held-out hospital at evaluation
         moments = torch.zeros_like(moments)
-    normalizer = Normalizer.from_moments(
-        aggregator.sum(moments, MOMENT_PRECISION_BITS, what=tags.MOMENTS))
+    pooled = spec.get("pooled_moments")  # a hospital rejoining a running group kept them
+    if pooled is None:
+        pooled = aggregator.sum(moments, MOMENT_PRECISION_BITS, what=tags.MOMENTS)
+    normalizer = Normalizer.from_moments(pooled)
 
     torch.manual_seed(config.seed)  # same initial model at every hospital
     model = ICUTransformer(
@@ -118,6 +121,6 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
         rank=rank, hospitals=hospitals, train=train_inputs, val=_inputs(normalizer, val),
         tests={h: _inputs(normalizer, s) for h, s in tests.items()},
         label_names=train.label_names, n_labels=len(train.label_names),
-        normalizer=normalizer, trainer=trainer,
+        normalizer=normalizer, trainer=trainer, pooled_moments=pooled,
         aggregator=aggregator,
     )

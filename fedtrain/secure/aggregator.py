@@ -21,10 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fedtrain import faults
 from fedtrain.compat import crypten
-from fedtrain.secure import audit, fixed_point, masks
+from fedtrain.secure import audit, fixed_point, group, masks
 from fedtrain.secure.audit import revealing
 from fedtrain.secure.keys import PUBLIC_KEY_BYTES, KeyPair
+
+#: failures of a collective that mean a peer died or went silent (gloo raises RuntimeError,
+#: torch.distributed.DistBackendError derives from it)
+PeerFailure = RuntimeError
 
 
 @dataclass
@@ -44,6 +49,10 @@ class AggregationStats:
 
 
 def _comm_bytes() -> int:
+    """CrypTen's byte count for this party, over every generation of its secure group."""
+    secure_group = group.current()
+    if secure_group is not None:
+        return secure_group.comm_totals().bytes
     return int(crypten.communicator.get().get_communication_stats()["bytes"])
 
 
@@ -80,20 +89,33 @@ class SecureAggregator:
     secure = True
 
     def __init__(self, degree: int | None = None, precision_bits: int = 16) -> None:
-        comm = crypten.communicator.get()
-        self.rank = comm.get_rank()
-        self.world_size = comm.get_world_size()
         self.precision_bits = precision_bits
         self.degree = degree
         self.stats = AggregationStats()
-        self._counter = 0
+        self.group = group.current()
+        self._completed = 0  # secure sums this party has obtained (the catch-up index)
+        self._last: torch.Tensor | None = None  # the latest sum, kept for a peer's catch-up
         self._buffers: dict[int, _Buffers] = {}
+        self.rekey()
+
+    def rekey(self) -> None:
+        """Fresh pair keys for the current group (at start and after every re-forming)."""
+        comm = crypten.communicator.get()
+        self.rank, self.world_size = comm.get_rank(), comm.get_world_size()
+        self._counter = 0
         self._pair_keys = self._agree_keys()
+
+    @property
+    def tolerant(self) -> bool:
+        """Whether a failed sum is retried by the hospitals that remain."""
+        return self.group is not None and self.group.tolerant
 
     def _agree_keys(self) -> dict[int, bytes]:
         """X25519 key agreement: all-gather public keys, derive a key with each neighbour."""
         before = _comm_bytes()
         session = os.environ.get("CRYPTEN_FL_SESSION", "default").encode()
+        if self.group is not None:  # never the same keys in two generations of the group
+            session += f" epoch {self.group.epoch}".encode()
         keypair = KeyPair()
         mine = torch.frombuffer(bytearray(keypair.public_bytes), dtype=torch.int64).clone()
         gathered = crypten.communicator.get().all_gather(mine)
@@ -131,12 +153,69 @@ class SecureAggregator:
         """
         bits = precision_bits or self.precision_bits
         start, before = time.perf_counter(), _comm_bytes()
-        share = self.share(x, bits)
-        with revealing(what):
-            reveal_sum(share)
-        total = fixed_point.decode(share, bits).reshape(x.shape)
+        total: torch.Tensor | None = None
+        while total is None:
+            failure = None
+            try:
+                share = self.share(x, bits)
+                faults.mid_exchange()
+                with revealing(what):
+                    reveal_sum(share)
+                total = fixed_point.decode(share, bits).reshape(x.shape)
+            except PeerFailure as err:
+                if not self.tolerant:
+                    raise
+                # only the message leaves this block: the traceback would keep the broken
+                # process group (and its sockets) alive, and peers waiting on them would hang
+                failure = f"{type(err).__name__}: {err}".splitlines()[0]
+            if failure is not None:
+                total = self._recover(failure, x.shape, what)
+        self._completed += 1
+        if self.tolerant:
+            self._last = total.clone()
         self._record(x.numel(), time.perf_counter() - start, _comm_bytes() - before)
         return total
+
+    def _recover(self, failure: str, shape: torch.Size, what: str) -> torch.Tensor | None:
+        """After a failed sum: re-form the group, bring every member to the same sum, re-key.
+
+        A sum is all-or-nothing for each party, but a party may have obtained sum c while a
+        peer failed inside it; then the ones ahead (who hold sum c, which every member was due
+        to obtain anyway) hand it to the others, and everyone retries sum c + 1. Returns sum c
+        to a party that was behind, None to one that must retry its current sum. The failed
+        attempt's masks are never reused or revealed: the new group agrees on fresh keys.
+        """
+        assert self.group is not None
+        for _attempt in range(len(self.group.members)):
+            members = list(self.group.members)
+            self.group.reform(failure)
+            try:
+                return self._catch_up(shape, what)
+            except PeerFailure as again:  # someone else failed while re-forming
+                if self.group.members == members:
+                    raise  # nobody dropped out, yet the group keeps failing: not a dropout
+                failure = f"{type(again).__name__}: {again}".splitlines()[0]
+        raise RuntimeError(f"secure group kept failing: {failure}")
+
+    def _catch_up(self, shape: torch.Size, what: str) -> torch.Tensor | None:
+        comm = crypten.communicator.get()
+        counts = torch.tensor([self._completed], dtype=torch.int64)
+        gathered = [int(c) for c in comm.all_gather(counts)]
+        ahead = max(gathered)
+        caught_up = None
+        if ahead > min(gathered):
+            source = gathered.index(ahead)
+            if self._completed == ahead:
+                payload = self._last.reshape(-1).to(torch.float64)  # type: ignore[union-attr]
+            else:  # obtains the sum every member was due to obtain in the failed call
+                payload = torch.empty(shape.numel(), dtype=torch.float64)
+                with revealing(what):
+                    audit.record(None, payload.numel())
+            torch.distributed.broadcast(payload, src=source, group=comm.main_group)
+            if self._completed < ahead:
+                caught_up = payload.reshape(shape)
+        self.rekey()
+        return caught_up
 
     def weighted_mean(self, x: torch.Tensor, weight: float, what: str = "weighted sum"
                       ) -> tuple[torch.Tensor, float]:
@@ -166,6 +245,7 @@ class PlainAggregator(SecureAggregator):
         self.rank, self.world_size = comm.get_rank(), comm.get_world_size()
         self.precision_bits, self.degree = precision_bits, degree
         self.stats = AggregationStats()
+        self.group = None
 
     def sum(self, x: torch.Tensor, precision_bits: int | None = None, what: str = "sum"
             ) -> torch.Tensor:

@@ -7,6 +7,8 @@ checks the list against what the parties actually obtain.
 MOMENTS = "sum of normalisation moments (all hospitals)"
 WEIGHTED_MODEL_SUM = "weighted sum of shared parameters and total weight"
 MEAN_OF_HEADS = "mean of personal heads"
+NOISY_MODEL_SUM = ("noisy sum of clipped model updates and the number of hospitals that took part "
+                   "(--central-dp)")
 METRIC_HISTOGRAMS = "summed test-score histograms"
 FINAL_SERVER_WEIGHTS = "final server-model weights (end of training)"
 OWN_ROW_LOGITS = "logits of the party's own rows"
@@ -19,3 +21,7 @@ EVAL_VALIDATION_HISTOGRAMS = "summed validation-score histograms (threshold choi
 EVAL_TEST_SUMMARY = ("summed test-score histograms, squared errors and confusion counts "
                      "(overall and per subgroup)")
 UNSEEN_HOSPITAL_MODEL = "mean of the training hospitals' final models (for an unseen hospital)"
+
+# membership (fedtrain/run/membership.py)
+JOIN_REQUESTS = "which absent hospitals ask to rejoin (round boundary)"
+GLOBAL_STATE = "current global state (to a hospital that rejoins or resumes behind)"

@@ -3,13 +3,16 @@
 A strategy decides what crosses hospital boundaries in each round. The round loop itself lives
 once in fedtrain/run/hospital.py: for each round it calls ``strategy.train_round(r)``; at the end it
 evaluates ``strategy.predict``. Strategies that average (part of) the model share only a securely
-aggregated weighted mean (``ParameterSharing``); vertical and split learning override
+aggregated weighted mean (``ParameterSharing``), after checking their own update
+(fedtrain/privacy/update_validation.py) and, with ``--central-dp``, clipping it and adding their
+share of noise (fedtrain/privacy/central_dp.py); vertical and split learning override
 ``train_round`` with their encrypted per-batch protocols.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,10 +21,24 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from fedtrain.privacy import central_dp
+from fedtrain.privacy.update_validation import (
+    UpdateCheck,
+    ValidationLog,
+    check_update,
+    corrupt,
+    injected_corruption,
+)
 from fedtrain.run.config import TrainConfig
 from fedtrain.secure import tags
 
 REGISTRY: dict[str, type[Strategy]] = {}
+#: ``emit(event, **fields)``: a progress event to the coordinator (fedtrain/party.py)
+EmitFn = Callable[..., None]
+
+
+def _no_events(event: str, **fields: Any) -> None:
+    """The event sink of a strategy used outside a party process."""
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
@@ -58,6 +75,13 @@ class Strategy(ABC):
     def __init__(self, config: TrainConfig, session: Any) -> None:
         self.config = config
         self.session = session
+        #: progress events to the coordinator; the round loop sets the party's sink
+        self.emit: EmitFn = _no_events
+
+    @classmethod
+    def receives_with(cls, config: TrainConfig) -> frozenset[str]:
+        """The kinds of plaintext a party obtains in a run with ``config``."""
+        return cls.receives
 
     @staticmethod
     def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:
@@ -98,24 +122,146 @@ class Strategy(ABC):
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:  # noqa: B027
         """Restore :meth:`extra_state`."""
 
+    def validation_report(self) -> dict[str, Any] | None:
+        """Updates checked and rejected by this hospital (None: it validates none)."""
+        return None
+
+    def global_state(self) -> dict[str, torch.Tensor]:
+        """What every hospital of the group holds identically between rounds (what a hospital
+        that rejoins is handed, fedtrain/run/membership.py); empty if nothing is shared."""
+        return {}
+
+    def load_global_state(self, state: dict[str, torch.Tensor]) -> None:  # noqa: B027
+        """Adopt :meth:`global_state` received from the group."""
+
+
+@dataclass
+class SharedBlock:
+    """Parameters a hospital contributes to one secure mean per round.
+
+    Args:
+        tag: what the weighted sum is, for the reveal audit (without central DP).
+        weight: this hospital's weight in the mean (without central DP).
+        trained: its values after local training.
+        start: its values at the start of the round (its update is ``trained - start``).
+        base: the common value the mean replaces: kept if no hospital's update is accepted;
+            with central DP the noisy mean update is added to it.
+    """
+
+    tag: str
+    weight: float
+    trained: dict[str, torch.Tensor]
+    start: dict[str, torch.Tensor]
+    base: dict[str, torch.Tensor]
+
+    def update(self) -> torch.Tensor:
+        """``trained - start`` as one float64 vector."""
+        return flatten(self.trained) - flatten(self.start)
+
 
 class ParameterSharing(Strategy):
     """Train locally, then replace the shared parameters by their secure weighted mean.
 
     Subclasses choose which parameters are shared with :meth:`is_shared`; the weight of a hospital
     is its number of training examples. Only the weighted sum and the total weight are revealed.
+    Before sharing, a hospital checks its own update and contributes nothing (weight 0) if it is
+    not finite or longer than ``--max-update-norm``. With ``--central-dp`` it shares its clipped,
+    noised update instead and the global model moves by the noisy unweighted mean update.
     """
+
+    def __init__(self, config: TrainConfig, session: Any) -> None:
+        super().__init__(config, session)
+        self.validation = ValidationLog()
+        self.noise = (central_dp.mechanism(config, session.aggregator.world_size)
+                      if config.central_dp else None)
+
+    @classmethod
+    def receives_with(cls, config: TrainConfig) -> frozenset[str]:
+        """With central DP the (weighted) means are replaced by the noisy sum."""
+        if not config.central_dp:
+            return cls.receives
+        means = {tags.WEIGHTED_MODEL_SUM, tags.MEAN_OF_HEADS}
+        return (cls.receives - means) | ({tags.NOISY_MODEL_SUM} if cls.receives & means else set())
 
     def is_shared(self, key: str) -> bool:
         """Whether parameter ``key`` (canonical spelling) is averaged across hospitals."""
         return True
 
+    def global_state(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.session.trainer.state_dict().items() if self.is_shared(k)}
+
+    def load_global_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.session.trainer.load_shared_state(state)
+
     def train_round(self, round_index: int) -> RoundResult:
+        start = self.session.trainer.state_dict()
         loss = self.session.trainer.train_epochs(self.config.local_epochs)
-        return RoundResult(train_loss=loss, exchanged_elements=self.exchange())
+        return RoundResult(train_loss=loss, exchanged_elements=self.share_update(round_index,
+                                                                                 start))
+
+    def shared_blocks(self, start: dict[str, torch.Tensor]) -> list[SharedBlock]:
+        """What this hospital shares this round (``start``: its state at the round's start)."""
+        trained = {k: v for k, v in self.session.trainer.state_dict().items() if self.is_shared(k)}
+        if not trained:
+            return []
+        begin = {k: start[k] for k in trained}
+        return [SharedBlock(tags.WEIGHTED_MODEL_SUM, float(self.session.n_train), trained, begin,
+                            begin)]
+
+    def adopt(self, means: list[dict[str, torch.Tensor]]) -> None:
+        """Take the new common values, one per block of :meth:`shared_blocks`."""
+        self.session.trainer.load_shared_state(means[0])
+
+    def share_update(self, round_index: int, start: dict[str, torch.Tensor]) -> int:
+        """Check, share and adopt this round's update; returns the number of elements shared."""
+        blocks = self.shared_blocks(start)
+        if not blocks:
+            return 0
+        hospital = self.session.hospitals[0]
+        factor = injected_corruption(hospital, round_index)
+        if factor is not None:
+            for block in blocks:
+                block.trained = unflatten(flatten(block.start) + corrupt(block.update(), factor),
+                                          block.trained)
+        update = torch.cat([block.update() for block in blocks])
+        check = check_update(update, self.config.max_update_norm)
+        if self.validation.record(round_index, check) is not None:
+            self._discard_round(round_index, check, start)
+        if self.noise is None:
+            means = [weighted_block_mean(self.session.aggregator, block, check.accepted)
+                     for block in blocks]
+        else:
+            means = self._noisy_means(blocks, update, check.accepted)
+        self.adopt(means)
+        return sum(flatten(block.trained).numel() for block in blocks)
+
+    def _discard_round(self, round_index: int, check: UpdateCheck,
+                       start: dict[str, torch.Tensor]) -> None:
+        """A rejected hospital logs it and puts its unshared parameters back to the round's
+        start; its shared ones become the new global values like everyone's."""
+        self.emit("update_rejected", round=round_index, hospital=self.session.hospitals[0],
+                  reason=check.reason, norm=check.norm if np.isfinite(check.norm) else None)
+        personal = {k: v for k, v in start.items() if not self.is_shared(k)}
+        if personal:
+            self.session.trainer.load_shared_state(personal)
+
+    def _noisy_means(self, blocks: list[SharedBlock], update: torch.Tensor, accepted: bool
+                     ) -> list[dict[str, torch.Tensor]]:
+        """Central DP: one secure sum of the clipped, noised joint update of all blocks."""
+        assert self.noise is not None
+        total = self.session.aggregator.sum(self.noise.contribution(update, accepted),
+                                            what=tags.NOISY_MODEL_SUM)
+        mean = central_dp.mean_update(total)
+        means, offset = [], 0
+        for block in blocks:
+            base = flatten(block.base)
+            means.append(unflatten(base + mean[offset : offset + base.numel()], block.base))
+            offset += base.numel()
+        return means
 
     def exchange(self) -> int:
-        """Securely average the shared parameters; returns the number of elements exchanged."""
+        """Securely average the shared parameters without checking them (split learning, whose
+        client parts change at every encrypted step); returns the number of elements."""
         state = self.session.trainer.shared_state()
         keys = sorted(k for k in state if self.is_shared(k))
         if not keys:
@@ -124,6 +270,31 @@ class ParameterSharing(Strategy):
                                float(self.session.n_train), tags.WEIGHTED_MODEL_SUM)
         self.session.trainer.load_shared_state(averaged)
         return sum(t.numel() for t in averaged.values())
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return self.validation.state()
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        self.validation = ValidationLog.from_state(state)
+
+    def validation_report(self) -> dict[str, Any] | None:
+        return self.validation.report()
+
+
+def weighted_block_mean(aggregator: Any, block: SharedBlock, accepted: bool
+                        ) -> dict[str, torch.Tensor]:
+    """Σ w_k·trained_k / Σ w_k over the accepted hospitals, from one secure sum of
+    [w·trained, w]; a rejected hospital contributes zeros and weight 0. ``block.base`` if no
+    hospital was accepted."""
+    flat = flatten(block.trained)
+    weight = block.weight if accepted else 0.0
+    packed = torch.cat([flat * weight if accepted else torch.zeros_like(flat),
+                        torch.tensor([weight], dtype=torch.float64)])
+    total = aggregator.sum(packed, what=block.tag)
+    total_weight = float(total[-1])
+    if total_weight <= 0:
+        return block.base
+    return unflatten(total[:-1] / total_weight, block.trained)
 
 
 def flatten(tensors: dict[str, torch.Tensor]) -> torch.Tensor:

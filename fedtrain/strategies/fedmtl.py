@@ -11,6 +11,11 @@ hospital's own head is never replaced and never sent in the clear. The proximal 
 a step after each optimizer step, v_k ← v_k − min(1, η·λ)·(v_k − v̄), which uses no data and so costs
 no privacy under DP-SGD. λ = 0 gives FedPer's independent heads; large λ pulls every head to the
 mean, approaching FedPer with a shared head.
+
+With ``--central-dp`` one mechanism per round covers both: each hospital clips the concatenation
+[encoder update, change of its head this round] to norm C and noises it; the revealed noisy sum
+moves the encoder and the anchor (v̄ ← v̄ + noisy mean head change, which without noise is exactly
+the mean of the heads, since all heads start equal). The anchor is checkpointed.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import torch
 from torch import nn
 
 from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing, RoundResult, register, secure_mean
+from fedtrain.strategies.base import ParameterSharing, RoundResult, SharedBlock, register
 
 
 @register
@@ -53,10 +58,39 @@ class FedMTL(ParameterSharing):
                 param.sub_(factor * (param - target))
 
     def train_round(self, round_index: int) -> RoundResult:
+        start = self.session.trainer.state_dict()
         loss = self.session.trainer.train_epochs(self.config.local_epochs,
                                                  after_step=self._pull_heads)
-        exchanged = self.exchange()
+        return RoundResult(train_loss=loss, exchanged_elements=self.share_update(round_index,
+                                                                                 start))
+
+    def shared_blocks(self, start: dict[str, torch.Tensor]) -> list[SharedBlock]:
+        """The encoder (weighted by training examples) and the head (weight 1, mean = anchor)."""
+        blocks = super().shared_blocks(start)
         heads = self._personal(self.session.trainer.state_dict())
-        self.anchor = secure_mean(self.session.aggregator, heads, 1.0, tags.MEAN_OF_HEADS)
-        return RoundResult(train_loss=loss,
-                           exchanged_elements=exchanged + sum(h.numel() for h in heads.values()))
+        if heads:
+            blocks.append(SharedBlock(tags.MEAN_OF_HEADS, 1.0, heads,
+                                      {k: start[k] for k in heads}, self.anchor))
+        return blocks
+
+    def adopt(self, means: list[dict[str, torch.Tensor]]) -> None:
+        super().adopt(means)
+        if len(means) > 1:
+            self.anchor = means[1]
+
+    def extra_state(self) -> dict[str, torch.Tensor]:
+        return {**super().extra_state(), **{f"anchor.{k}": v for k, v in self.anchor.items()}}
+
+    def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
+        super().load_extra_state(state)
+        anchor = {k[len("anchor."):]: v for k, v in state.items() if k.startswith("anchor.")}
+        if anchor:
+            self.anchor = anchor
+
+    def global_state(self) -> dict[str, torch.Tensor]:
+        """The shared encoder and the mean of the heads (the anchor); not this hospital's head."""
+        return {**super().global_state(), **{f"anchor.{k}": v for k, v in self.anchor.items()}}
+
+    def load_global_state(self, state: dict[str, torch.Tensor]) -> None:
+        super().load_global_state({k: v for k, v in state.items() if not k.startswith("anchor.")})
+        self.anchor = {k[len("anchor."):]: v for k, v in state.items() if k.startswith("anchor.")}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from fedtrain.secure import tags
+from fedtrain.secure import group, tags
 from fedtrain.strategies.base import ParameterSharing, register
 
 
@@ -24,6 +24,8 @@ class Horizontal(ParameterSharing):
     final_model = "model"
 
     def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
-        if self.session.rank != 0:  # every hospital holds the same global model
+        secure_group = group.current()
+        lead = secure_group.members[0] if secure_group else 0  # lowest hospital still present
+        if self.session.rank != lead:  # every hospital holds the same global model
             return {}
         return {"model": self.session.trainer.state_dict()}

@@ -105,3 +105,21 @@ def psi_align(ctx: PartyContext) -> dict[str, Any]:
     (ctx.workdir / "psi_rows.json").write_text(json.dumps(result.rows.tolist()))
     return {"size": result.size, "bytes_sent": result.bytes_sent,
             "crypten_bytes": comm.get_communication_stats()["bytes"] - before}
+
+
+def sums_with_dropouts(ctx: PartyContext) -> dict[str, Any]:
+    """``calls`` secure sums of fresh vectors; CRYPTEN_FL_KILL_AT="<rank>:<call>" kills parties
+    in the middle of a call. Returns every sum this party obtained and its group's history."""
+    from fedtrain import faults
+    from fedtrain.secure import group
+    from fedtrain.secure.aggregator import SecureAggregator
+
+    n, seed, scale = ctx.spec["n"], ctx.spec["seed"], ctx.spec["scale"]
+    agg = SecureAggregator()
+    sums = {}
+    for call in range(ctx.spec["calls"]):
+        faults.at_round(ctx.rank, call)
+        sums[call] = agg.sum(party_vector(seed + call, ctx.rank, n, scale)).tolist()
+    current = group.current()
+    return {"rank": ctx.rank, "sums": sums, "members": current.members,
+            "history": current.history}

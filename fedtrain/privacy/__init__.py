@@ -1,0 +1,1 @@
+"""Privacy measurement and protection: membership-inference audit, hospital-level DP."""

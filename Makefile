@@ -8,7 +8,7 @@ DEMO ?= demo-output
 PATIENTS ?= 3000
 SEED ?= 7
 
-.PHONY: demo test test-slow lint bench clean install report
+.PHONY: demo test test-slow lint bench clean install report privacy
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(STAMP)
 # the demo, then every strategy and baseline on the same federation and `crypten-fl compare`
 report: $(STAMP)
 	$(BIN)/python -m cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED) --report
+
+# the demo, then a run trained to overfit (with and without DP-SGD) and `crypten-fl audit`
+privacy: $(STAMP)
+	$(BIN)/python -m cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED) --privacy
 
 test: $(STAMP)
 	$(BIN)/ruff check .

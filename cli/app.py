@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import compare, evaluate, extract, node, partition, sweep, synth, train
+from cli import audit, compare, evaluate, extract, node, partition, sweep, synth, train
 
 app = typer.Typer(
     name="crypten-fl",
@@ -27,6 +27,7 @@ for _name, _module in {
     "compare": compare,
     "sweep": sweep,
     "node": node,
+    "audit": audit,
 }.items():
     app.command(_name, help=_module.command.__doc__)(_module.command)
 

@@ -1,6 +1,6 @@
 """`make demo`: the whole pipeline on synthetic data, exactly as a user would type it.
 
-    python -m cli.demo --workdir demo-output --patients 3000 --seed 7
+    python -m cli.demo --workdir demo-output --patients 3000 --seed 7 [--privacy]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from rich.rule import Rule
 
 from cli.app import app
 from cli.common import console
+from fedtrain.privacy.audit import OVERFITTING
 
 
 def _run(args: list[str]) -> None:
@@ -38,6 +39,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--report", action="store_true",
                         help="also train every strategy and baseline and compare them")
+    parser.add_argument("--privacy", action="store_true",
+                        help="also audit membership leakage: an overfitting horizontal run "
+                             "without DP and with DP-SGD at ε = 1, both audited and compared")
     args = parser.parse_args()
     work = args.workdir
     if work.exists():
@@ -56,6 +60,8 @@ def main() -> None:
     _run(["evaluate", "--run", str(run)])
     if args.report:
         _report(args, work, cohort, fed, run)
+    if args.privacy:
+        _privacy(args, work, fed, run)
     console.print(Rule("[bold green]demo finished"))
     console.print(f"everything is in [bold]{work}/[/] ({time.perf_counter() - began:.0f} s): "
                   f"synthetic MIMIC-IV in {mimic}, the cohort in {cohort}, "
@@ -81,6 +87,19 @@ def _report(args: argparse.Namespace, work: Path, cohort: Path, fed: Path, run: 
           "vertical", *common])
     runs.append(work / "run-vertical")
     _run(["compare", *map(str, runs), "--out", str(work / "compare")])
+
+
+def _privacy(args: argparse.Namespace, work: Path, fed: Path, run: Path) -> None:
+    """Membership-inference audits: the demo run, and an overfitting run without and with DP."""
+    overfit = ["--rounds", str(OVERFITTING["rounds"]), "--local-epochs",
+               str(OVERFITTING["local_epochs"]), "--dropout", str(OVERFITTING["dropout"]),
+               "--seed", str(args.seed)]
+    runs = [run, work / "run-overfit", work / "run-overfit-dp1"]
+    _run(["train", "--fed", str(fed), "--out", str(runs[1]), *overfit])
+    _run(["train", "--fed", str(fed), "--out", str(runs[2]), *overfit, "--dp-epsilon", "1"])
+    for audited in runs:
+        _run(["audit", "--run", str(audited), "--seed", str(args.seed)])
+    _run(["compare", *map(str, runs), "--out", str(work / "compare-privacy")])
 
 
 if __name__ == "__main__":

@@ -69,7 +69,8 @@ def test_compare_writes_json_csv_markdown_and_png(tmp_path) -> None:
     rows = list(csv.reader((out / "compare.csv").open()))
     assert rows[0][:5] == ["run", "strategy", "sepsis", "aki", "macro"]
     assert rows[1][:5] == ["a", "horizontal", "0.8", "0.6", "0.7"]
-    assert rows[1][-1] == "no DP" and rows[2][-1] == "1.0"
+    assert rows[1][-2] == "no DP" and rows[2][-2] == "1.0"
+    assert rows[0][-1] == "hospital ε" and rows[1][-1] == rows[2][-1] == ""
     data = json.loads((out / "compare.json").read_text())
     assert [r["name"] for r in data["runs"]] == ["a", "b"] and data["label_names"] == LABELS
     assert "| a | horizontal | 0.800 | 0.600 | 0.700 |" in (out / "compare.md").read_text()
@@ -106,3 +107,12 @@ def test_bad_input_fails_with_one_line_and_writes_nothing(case, message, tmp_pat
 def test_library_call_refuses_an_empty_list(tmp_path) -> None:
     with pytest.raises(Exception, match="at least one run"):
         compare([], tmp_path / "cmp")
+
+
+def test_the_hospital_level_epsilon_of_central_dp_is_read_from_privacy_json(tmp_path) -> None:
+    run = _run(tmp_path / "c", test_auroc=[0.7, 0.5])
+    privacy = json.loads((run / "privacy.json").read_text())
+    (run / "privacy.json").write_text(json.dumps({**privacy, "central_dp": {"epsilon": 30.1}}))
+    row = read_run(run)
+    assert row["hospital_epsilon"] == 30.1 and row["epsilon_spent"] is None
+    assert read_run(_run(tmp_path / "d", test_auroc=[0.7, 0.5]))["hospital_epsilon"] is None

@@ -2,7 +2,9 @@
 
 Quality comes from RUN/eval/metrics.json when the run was evaluated, else from the
 RUN/test_metrics.json training wrote; cost from RUN/comm.json (bytes per party per round,
-seconds per round, total seconds); ε spent from RUN/privacy.json (the largest over hospitals).
+seconds per round, total seconds); ε spent from RUN/privacy.json (the largest over hospitals);
+measured leakage from RUN/audit/audit.json when the run was audited (`crypten-fl audit`: attack
+AUROC, TPR at 1 % FPR and the empirical ε lower bound of the overall row; blank otherwise).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from typing import Any
 
 from fedtrain.evaluate.plots import grouped_bars
 from fedtrain.evaluate.tables import Table, to_markdown
+from fedtrain.privacy.audit import headline
 from mimic_etl.errors import UserError
 from mimic_etl.manifest import read_json, write_json
 from mimic_etl.outdir import atomic_output_dir
 
 COST_COLUMNS = ("bytes_per_party_per_round", "seconds_per_round", "total_seconds")
+AUDIT_COLUMNS = ("attack_auroc", "attack_tpr_at_1pct_fpr", "epsilon_lower_bound")
 
 
 @dataclass
@@ -38,8 +42,26 @@ def _epsilon_spent(privacy: dict[str, Any] | None) -> float | None:
     return max(spent) if spent else None
 
 
+def _hospital_epsilon(privacy: dict[str, Any] | None) -> float | None:
+    """ε of --central-dp (hospital-level, no colluding hospitals); None without it."""
+    central = (privacy or {}).get("central_dp") or {}
+    return central.get("epsilon")
+
+
+def _audit(run: Path) -> dict[str, Any]:
+    """The audit columns of RUN/audit/audit.json (None each when the run was not audited)."""
+    path = run / "audit" / "audit.json"
+    if not path.is_file():
+        return {"attack": None, **dict.fromkeys(AUDIT_COLUMNS)}
+    report = read_json(path)
+    values = headline(report)
+    if any(math.isnan(v) for v in values.values()):
+        raise UserError(f"{path}: no overall attack figures in it (re-run `crypten-fl audit`)")
+    return {"attack": (report.get("attack") or {}).get("name"), **values}
+
+
 def read_run(run: Path) -> dict[str, Any]:
-    """One comparison row: strategy, per-disease AUROC, macro AUROC, cost and ε spent."""
+    """One comparison row: strategy, per-disease AUROC, macro AUROC, cost, ε spent, leakage."""
     run = Path(run)
     if not run.is_dir():
         raise UserError(f"{run}: run directory not found")
@@ -65,6 +87,8 @@ def read_run(run: Path) -> dict[str, Any]:
         "seconds_per_round": comm.get("seconds_per_round"),
         "total_seconds": comm.get("total_seconds"),
         "dp": bool(privacy and privacy.get("dp_sgd")), "epsilon_spent": _epsilon_spent(privacy),
+        "hospital_epsilon": _hospital_epsilon(privacy),
+        **_audit(run),
     }
 
 
@@ -83,14 +107,22 @@ def _rounded(value: float | None) -> int | None:
 
 
 def comparison_table(labels: list[str], rows: list[dict[str, Any]]) -> Table:
-    """One row per run: AUROC per disease, macro AUROC, cost columns and ε spent."""
+    """One row per run: AUROC per disease, macro AUROC, cost, measured leakage and ε spent.
+
+    The leakage columns are blank for runs without RUN/audit/; "ε lb" (measured lower bound)
+    stands next to "ε spent" (DP-SGD's per-stay upper bound) and "hospital ε" (--central-dp's
+    hospital-level upper bound).
+    """
     body = [[r["name"], r["strategy"], *(r["auroc"].get(n, math.nan) for n in labels),
              r["macro_auroc"], *(_rounded(r[c]) if c.startswith("bytes") else r[c]
                                  for c in COST_COLUMNS),
-             r["epsilon_spent"] if r["dp"] else "no DP"] for r in rows]
+             r.get("attack") or "", *("" if r.get(c) is None else r[c] for c in AUDIT_COLUMNS),
+             r["epsilon_spent"] if r["dp"] else "no DP",
+             "" if r.get("hospital_epsilon") is None else r["hospital_epsilon"]] for r in rows]
     return Table("test AUROC per disease, cost and privacy per run",
                  ["run", "strategy", *labels, "macro", "bytes/party/round", "s/round",
-                  "total s", "ε spent"], body)
+                  "total s", "attack", "attack AUROC", "TPR@1%FPR", "ε lb", "ε spent",
+                  "hospital ε"], body)
 
 
 def compare(runs: list[Path], out: Path, overwrite: bool = False) -> CompareResult:

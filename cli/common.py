@@ -90,7 +90,7 @@ def _fmt(value: Any) -> str:
         return f"{value:.3f}" if abs(value) < 1e5 else f"{value:,.0f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    return "" if value is None else str(value)
+    return "" if value is None else escape(str(value))  # cells may hold paths with [..]
 
 
 def point_to_json(path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from fedtrain.evaluate.runner import EvalOptions, EvalResult, evaluate
@@ -61,6 +62,6 @@ def command(
             console.print(make_table(table.title, table.columns, table.rows))
     if report.get("subgroups_note"):
         console.print(f"subgroups: {report['subgroups_note']}")
-    console.print(f"report written to [bold]{result.out_dir}[/] (tables.md, metrics.csv, "
-                  f"{', '.join(result.figures)})", highlight=False)
+    console.print(f"report written to [bold]{escape(str(result.out_dir))}[/] (tables.md, "
+                  f"metrics.csv, {', '.join(result.figures)})", highlight=False)
     point_to_json(result.out_dir / "metrics.json")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
@@ -87,7 +88,7 @@ def command(
 def render_tables(summary: ExtractSummary) -> list[Table]:
     """The cohort-flow table, the summary table and the label-prevalence table."""
     flow = make_table(
-        f"{summary.out}: cohort flow",
+        f"{escape(str(summary.out))}: cohort flow",
         ["step", "criterion", "remaining", "removed"],
         [[s.step, s.description, s.remaining, s.removed] for s in summary.cohort_flow],
     )
@@ -101,7 +102,7 @@ def render_tables(summary: ExtractSummary) -> list[Table]:
         *[[f"  {group}", n] for group, n in summary.features_by_group.items()],
         ["seconds", summary.elapsed_seconds],
     ]
-    totals = make_table(f"{summary.out}: summary", ["", "value"], rows)
+    totals = make_table(f"{escape(str(summary.out))}: summary", ["", "value"], rows)
     labels = make_table(
         "label prevalence",
         ["label", "positives", "prevalence"],

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
@@ -114,7 +115,8 @@ def command(
 
     summary = run_or_exit(run)
     console.print(_table(summary))
-    console.print(f"label prevalence per hospital: {summary.out / 'label_prevalence.png'}")
+    console.print(f"label prevalence per hospital: {summary.out / 'label_prevalence.png'}",
+                  markup=False)
     point_to_json(summary.out / "partition.json")
 
 
@@ -135,7 +137,7 @@ def _table(summary: PartitionSummary) -> Table:
             ]
             for h in summary.hospitals
         ]
-        return make_table(f"{summary.out}: vertical federation", columns, rows)
+        return make_table(f"{escape(str(summary.out))}: vertical federation", columns, rows)
     labels = summary.most_varying_labels(3)
     columns = ["hosp", "stays", "patients", "train", "val", "test"]
     columns += [*(name[:12] for name in labels), "JS div"]
@@ -151,7 +153,8 @@ def _table(summary: PartitionSummary) -> Table:
         for h in summary.hospitals
     ]
     title = (
-        f"{summary.out}: {summary.scheme}, mean JS divergence {summary.mean_js_divergence:.4f} "
+        f"{escape(str(summary.out))}: {summary.scheme}, mean JS divergence "
+        f"{summary.mean_js_divergence:.4f} "
         "(label columns: prevalence of the labels that vary most)"
     )
     return make_table(title, columns, rows)

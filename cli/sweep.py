@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
@@ -58,6 +59,6 @@ def command(
     result = run_or_exit(go)
     table = sweep_table(result.rows)
     console.print(make_table(f"{table.title} ({strategy})", table.columns, table.rows))
-    console.print(f"sweep written to [bold]{result.out_dir}[/] (sweep.md, sweep.csv, sweep.png)",
-                  highlight=False)
+    console.print(f"sweep written to [bold]{escape(str(result.out_dir))}[/] (sweep.md, sweep.csv, "
+                  "sweep.png)", highlight=False)
     point_to_json(result.out_dir / "sweep.json")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
@@ -68,5 +69,5 @@ def render_table(summary: SynthSummary) -> Table:
         for t in TABLES
     ]
     rows.append(["total", summary.total_rows, round(sum(summary.bytes.values()) / 2**20, 2)])
-    return make_table(f"{summary.out}: synthetic MIMIC-IV v{summary.version}",
+    return make_table(f"{escape(str(summary.out))}: synthetic MIMIC-IV v{summary.version}",
                       ["table", "rows", "MiB"], rows)

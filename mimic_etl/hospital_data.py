@@ -15,7 +15,8 @@ import polars as pl
 
 from mimic_etl.errors import UserError
 from mimic_etl.manifest import read_json
-from mimic_etl.partition.files import read_parquet
+from mimic_etl.partition.cohort import NUMERIC_STATIC, TEXT_STATIC
+from mimic_etl.partition.files import read_parquet, require_dtypes
 from mimic_etl.partition.splits import SPLIT_NAMES
 from mimic_etl.partition.tensors import MASK_COLUMN, VALUES_COLUMN, column_to_array
 
@@ -98,6 +99,8 @@ def load_split(hospital_dir: Path, split: str) -> HospitalSplit:
     id_columns = [] if manifest["vertical"] else ["subject_id"]
     wanted = [KEY_COLUMN, *id_columns, *static_names, *label_names, VALUES_COLUMN, MASK_COLUMN]
     frame = read_parquet(path, wanted, hint=" (see manifest.json)")
+    require_dtypes(frame, path, numeric=[c for c in NUMERIC_STATIC if c in static_names],
+                   text=[c for c in TEXT_STATIC if c in static_names])
     shape = (manifest["n_bins"], len(feature_names))
     expected_rows = (manifest.get("counts") or {}).get(split)
     if isinstance(expected_rows, int) and expected_rows != frame.height:

@@ -44,3 +44,7 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path}: file not found") from err
     except json.JSONDecodeError as err:
         raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from err
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not a JSON text file (not UTF-8)") from err
+    except OSError as err:
+        raise UserError(f"{path}: cannot be read ({err.strerror or err})") from err

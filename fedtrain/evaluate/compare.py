@@ -21,6 +21,7 @@ from fedtrain.privacy.audit import headline
 from mimic_etl.errors import UserError
 from mimic_etl.manifest import read_json, write_json
 from mimic_etl.outdir import atomic_output_dir
+from mimic_etl.writing import write_errors
 
 COST_COLUMNS = ("bytes_per_party_per_round", "seconds_per_round", "total_seconds")
 AUDIT_COLUMNS = ("attack_auroc", "attack_tpr_at_1pct_fpr", "epsilon_lower_bound")
@@ -71,15 +72,36 @@ def read_run(run: Path) -> dict[str, Any]:
     if not source.is_file():
         raise UserError(f"{run}: neither eval/metrics.json nor test_metrics.json "
                         "(train the run, or evaluate it, first)")
-    metrics = read_json(source)
+    metrics = _object(source, {})
     try:
         overall = metrics["overall"]
         auroc = {name: float(m["auroc"]) for name, m in overall["labels"].items()}
         macro = float(overall["macro"]["auroc"])
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise UserError(f"{source}: no per-disease AUROC in it ({err})") from err
-    comm = read_json(run / "comm.json") if (run / "comm.json").is_file() else {}
-    privacy = read_json(run / "privacy.json") if (run / "privacy.json").is_file() else None
+    comm = _object(run / "comm.json", {})
+    privacy = _object(run / "privacy.json", None)
+    for key in ("bytes_communicated_per_party_per_round", "seconds_per_round", "total_seconds"):
+        if not isinstance(comm.get(key), int | float | None) or isinstance(comm.get(key), bool):
+            raise UserError(f"{run / 'comm.json'}: {key} is not a number")
+    try:
+        return _row(run, metrics, source, auroc, macro, comm, privacy)
+    except (AttributeError, TypeError, KeyError) as err:
+        raise UserError(f"{run / 'privacy.json'}: not in the expected form ({err})") from None
+
+
+def _object(path: Path, default: Any) -> Any:
+    """A JSON object from ``path`` (``default`` if the file is absent)."""
+    if not path.is_file():
+        return default
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
+
+
+def _row(run: Path, metrics: dict[str, Any], source: Path, auroc: dict[str, float],
+         macro: float, comm: dict[str, Any], privacy: dict[str, Any] | None) -> dict[str, Any]:
     return {
         "run": str(run), "strategy": metrics.get("strategy", "?"),
         "source": str(source.relative_to(run)), "auroc": auroc, "macro_auroc": macro,
@@ -134,7 +156,7 @@ def compare(runs: list[Path], out: Path, overwrite: bool = False) -> CompareResu
         row["name"] = name
     labels = list(dict.fromkeys(n for r in rows for n in r["auroc"]))
     table = comparison_table(labels, rows)
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite) as tmp, write_errors(out):
         write_json(tmp / "compare.json", {"label_names": labels, "runs": rows})
         with open(tmp / "compare.csv", "w", newline="") as fh:
             writer = csv.writer(fh)

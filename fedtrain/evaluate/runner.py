@@ -19,6 +19,7 @@ from fedtrain.evaluate.thresholds import parse_rule
 from mimic_etl.errors import UserError
 from mimic_etl.outdir import atomic_output_dir
 from mimic_etl.progress import ProgressFn, no_progress
+from mimic_etl.writing import write_errors
 
 MAX_BINS = 100_000
 PLAIN_REVEALS = ("INSECURE reference path: the coordinator received every hospital's "
@@ -108,7 +109,8 @@ def evaluate(options: EvalOptions, progress: ProgressFn = no_progress) -> EvalRe
     """Evaluate ``options.run`` at its hospitals (and leave-one-hospital-out); write RUN/eval/."""
     info, settings = _check(options)
     out = info.path / "eval"
-    with atomic_output_dir(out, options.overwrite, option="evaluation output") as tmp:
+    with (write_errors(out, "evaluation output"),
+          atomic_output_dir(out, options.overwrite, option="evaluation output") as tmp):
         progress("evaluating at each hospital", 0, len(info.hospitals))
         main = evaluate_parties(info, info.path, settings, subgroups=not info.vertical,
                                 on_event=_party_progress(progress, len(info.hospitals)))

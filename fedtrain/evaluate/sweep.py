@@ -26,6 +26,7 @@ from mimic_etl.errors import UserError
 from mimic_etl.manifest import write_json
 from mimic_etl.outdir import atomic_output_dir
 from mimic_etl.progress import ProgressFn, no_progress
+from mimic_etl.writing import write_errors
 
 
 @dataclass
@@ -85,7 +86,7 @@ def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
                .validate() for e in epsilons]
     read_federation(Path(base.fed), base.strategy)
     rows: list[dict[str, Any]] = []
-    with atomic_output_dir(Path(out), overwrite) as tmp:
+    with write_errors(Path(out)), atomic_output_dir(Path(out), overwrite) as tmp:
         for i, (epsilon, config) in enumerate(zip(epsilons, configs, strict=True)):
             label = epsilon_label(epsilon)
             progress("sweep: runs", i, len(configs))

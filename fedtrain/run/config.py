@@ -55,9 +55,20 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Raise UserError naming the option for any value out of range."""
+        self._check_types()
         checks: list[tuple[bool, str]] = [
             (self.strategy in STRATEGIES, f"--strategy {self.strategy!r}: choose one of "
              + ", ".join(STRATEGIES)),
+            (self.n_heads >= 1, "--heads must be >= 1"),
+            (self.d_model >= 1, "--d-model must be >= 1"),
+            (self.n_layers >= 1, "--layers must be >= 1"),
+            (self.dim_feedforward >= 1 and self.head_hidden >= 1,
+             "dim_feedforward and head_hidden must be >= 1"),
+            (self.personal_layers <= 2, "--personal-layers must be 0, 1 or 2 (the head has a "
+             "hidden and an output layer)"),
+            (math.isfinite(self.server_lr), "--server-lr must be a finite number"),
+            (math.isfinite(self.timeout) and self.timeout <= 86_400,
+             "--timeout must be a finite number of seconds (at most a day)"),
             (self.rounds >= 1, "--rounds must be >= 1"),
             (self.local_epochs >= 1, "--local-epochs must be >= 1"),
             (self.batch_size >= 1, "--batch-size must be >= 1"),
@@ -68,7 +79,8 @@ class TrainConfig:
             (self.max_grad_norm > 0, "--max-grad-norm must be > 0"),
             (self.max_update_norm is None or self.max_update_norm > 0,
              "--max-update-norm must be > 0"),
-            (self.d_model % self.n_heads == 0, "--d-model must be divisible by --heads"),
+            (self.n_heads >= 1 and self.d_model % self.n_heads == 0,
+             "--d-model must be divisible by --heads"),
             (self.pooling in ("cls", "mean"), "--pooling must be 'cls' or 'mean'"),
             (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (self.personal_layers >= 0, "--personal-layers must be >= 0"),
@@ -103,6 +115,22 @@ class TrainConfig:
         check_options(self)
         return self
 
+    def _check_types(self) -> None:
+        """A config read from JSON may hold anything: each field must have its declared kind."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if value is None and "None" in kind:
+                continue
+            ok = (isinstance(value, str) if kind.startswith("str") else
+                  isinstance(value, bool) if kind.startswith("bool") else
+                  isinstance(value, int) and not isinstance(value, bool)
+                  if kind.startswith("int") else
+                  isinstance(value, int | float) and not isinstance(value, bool)
+                  if kind.startswith("float") else True)
+            if not ok:
+                raise UserError(f"training config: {f.name} = {value!r} is not a valid "
+                                f"{kind.split(' ')[0]}")
+
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -114,6 +142,11 @@ class TrainConfig:
     @classmethod
     def load(cls, path: Path) -> TrainConfig:
         try:
-            return cls.from_json(json.loads(Path(path).read_text())).validate()
-        except (OSError, json.JSONDecodeError, TypeError) as err:
+            data = json.loads(Path(path).read_text())
+            if not isinstance(data, dict):
+                raise TypeError("expected a JSON object")
+            return cls.from_json(data).validate()
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError) as err:
             raise UserError(f"{path}: not a readable training config ({err})") from err
+        except UserError as err:
+            raise UserError(f"{path}: {err}") from None

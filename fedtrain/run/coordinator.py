@@ -156,6 +156,9 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
                          restart_dropped=restart_dropped)
     except PartyFailure as err:
         done = last_complete_round(work)
+        if done == 0 and start == 0:  # nothing worth keeping: leave no half-written output
+            shutil.rmtree(work, ignore_errors=True)
+            raise UserError(f"{err}. No round was completed; nothing was written") from None
         raise UserError(f"{err}. Last completed round: {done}. Continue with --resume "
                         f"(partial run kept in {work})") from None
     survivors = [r for r in results if r is not None]

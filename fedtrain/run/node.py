@@ -122,6 +122,10 @@ def run_node(*, rank: int, world_size: int, rendezvous: str, data: Path | None,
     ``external_rendezvous``: the store is hosted by ``crypten-fl node --rendezvous-server``.
     """
     out = Path(out)
+    if not (0 < timeout <= 86_400):
+        raise UserError(f"--timeout {timeout}: must be a number of seconds in (0, 86400]")
+    if resume_round < 0:
+        raise UserError(f"--resume-round {resume_round}: must be 0 or more")
     if external_rendezvous:
         os.environ["CRYPTEN_FL_STORE"] = "external"
     if ttp_server:  # the dealer of Beaver triples for split/vertical (rank = world size)
@@ -136,15 +140,15 @@ def run_node(*, rank: int, world_size: int, rendezvous: str, data: Path | None,
         raise UserError(f"--rank {rank}: must be below --world-size {world_size}")
     read_hospital_manifest(Path(data))  # fails early with a clear message
     config = TrainConfig.load(Path(run_config))
+    if rejoin and config.min_hospitals is None:
+        raise UserError("--rejoin: the run's config has no min_hospitals, so its group does not "
+                        "take hospitals back")
     iface = gloo_interface(rendezvous, interface)
     _environment(rank, world_size, rendezvous, iface)
     out.mkdir(parents=True, exist_ok=True)
     spec = {"config": config.to_json(), "run_dir": str(out), "resume_round": resume_round,
             "n_hospitals": world_size, "hospital_dirs": [str(data)], "hospital": rank,
             "min_members": config.min_hospitals, "rejoin": rejoin}
-    if rejoin and config.min_hospitals is None:
-        raise UserError("--rejoin: the run's config has no min_hospitals, so its group does not "
-                        "take hospitals back")
     (out / "spec.json").write_text(json.dumps(spec))
     argv = ["--job", JOB, "--spec", str(out / "spec.json"), "--workdir", str(out),
             "--timeout", str(timeout), "--threads", str(threads)]

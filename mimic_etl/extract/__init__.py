@@ -36,6 +36,7 @@ from mimic_etl.extract.summary import (
 from mimic_etl.manifest import base_manifest, describe_inputs, write_json
 from mimic_etl.outdir import atomic_output_dir, check_output_dir
 from mimic_etl.progress import ProgressFn, no_progress
+from mimic_etl.writing import write_errors
 
 __all__ = ["ExtractSummary", "extract"]
 
@@ -87,8 +88,8 @@ def extract(
         "min_los_hours": None if min_los_hours is None else float(min_los_hours),
         **{name: str(path) for name, path in sql.DATA_FILES.items()},
     }
-    with atomic_output_dir(out, overwrite) as tmp:
-        session = _Session(inputs, variables, threads, memory_limit, progress)
+    with write_errors(out), atomic_output_dir(out, overwrite) as tmp:
+        session = _Session(inputs, variables, threads, memory_limit, progress, out)
         seconds, flow = session.run(tmp, template_values(features, labels))
         blame = {"min_age": f"--min-age {min_age}", "min_los": f"--min-los-hours {min_los_hours}"}
         _check_not_empty(flow, blame, f"--mimic-dir {mimic_dir}")
@@ -119,6 +120,7 @@ class _Session:
     threads: int | None
     memory_limit: str
     progress: ProgressFn
+    out: Path  # named in a disk-full error
 
     def run(self, tmp: Path, values: dict[str, str]) -> tuple[dict[str, float], list[FlowStep]]:
         """Run every step (exports into ``tmp``); seconds per step and the cohort flow.
@@ -132,6 +134,7 @@ class _Session:
         try:
             self.prepare(con)
             self.create_views(con)
+            self.check_keys(con)
             exports = {name: tmp / file for name, file in EXPORTS.items()}
             steps = runner.plan(sql.load(), set(tables.TABLE_NAMES), exports, values)
             workers = min(2, self.threads or os.cpu_count() or 1)
@@ -143,7 +146,10 @@ class _Session:
 
     def prepare(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Session variables (per connection: every cursor needs them)."""
-        duck.set_variables(cursor, self.variables)
+        try:  # even this allocates: a --memory-limit of a few KB fails here
+            duck.set_variables(cursor, self.variables)
+        except duckdb.Error as err:
+            raise self.error(err, "setup", {}) from err
 
     def create_views(self, con: duckdb.DuckDBPyConnection) -> None:
         """One view per input table, stored in the scratch database (shared by all cursors)."""
@@ -151,12 +157,33 @@ class _Session:
             try:  # binding samples the file (dialect, row estimate): it can fail here too
                 con.execute(table.view_sql())
             except duckdb.Error as err:
-                raise duck.as_user_error(err, name, {name: table.path}, self.memory_limit) from err
+                raise self.error(err, name, {name: table.path}) from err
+
+    def check_keys(self, con: duckdb.DuckDBPyConnection) -> None:
+        """A repeated subject_id / hadm_id / stay_id in its own table is a UserError naming it."""
+        for name, table in self.inputs.items():
+            query = table.duplicate_key_sql()
+            if query is None:
+                continue
+            try:
+                rows = con.execute(query).fetchall()
+            except duckdb.Error as err:
+                raise self.error(err, name, {name: table.path}) from err
+            if rows:
+                value, n, keys = rows[0]
+                key = table.spec.key
+                raise UserError(
+                    f"{table.path}: {key} {value} appears in {n} rows ({keys} {key} value(s) "
+                    f"repeated; MIMIC-IV has one row per {key})"
+                )
 
     def on_error(self, err: duckdb.Error, step: runner.Step) -> UserError:
         """A failed step as a UserError naming the file it read (or the SQL file)."""
-        reads = {name: self.inputs[name].path for name in step.reads}
-        return duck.as_user_error(err, step.name, reads, self.memory_limit)
+        return self.error(err, step.name, {name: self.inputs[name].path for name in step.reads})
+
+    def error(self, err: duckdb.Error, step: str, reads: dict[str, Path]) -> UserError:
+        """``err`` as a one-line UserError (see :func:`duck.as_user_error`)."""
+        return duck.as_user_error(err, step, reads, self.memory_limit, self.out)
 
 
 def _check_options(

@@ -84,27 +84,37 @@ def polling_progress(
 
 
 def as_user_error(
-    err: duckdb.Error, step: str, inputs: Mapping[str, Path], memory_limit: str
+    err: duckdb.Error,
+    step: str,
+    inputs: Mapping[str, Path],
+    memory_limit: str,
+    out: Path | None = None,
 ) -> UserError:
     """Translate a DuckDB error raised in SQL step ``step`` into one line naming the culprit.
 
-    ``inputs`` are the MIMIC files the step reads: a message naming one of them, or a step that
-    reads a single file, is reported against that file.
+    Running out of memory names ``--memory-limit`` and a full disk names ``--out`` (``out``; the
+    scratch database and spill files live in its temporary sibling), whatever file was being read.
+    Otherwise ``inputs`` are the MIMIC files the step reads: a message naming one of them, or a step
+    that reads a single file, is reported against that file.
     """
     text = str(err)
     first_paragraph = text.strip().split("\n\n", 1)[0]  # DuckDB appends generic advice after
     message = " ".join(line.strip() for line in first_paragraph.splitlines() if line.strip())
     message = message if len(message) <= 300 else message[:297] + "..."
-    for path in inputs.values():
-        if str(path) in text:
-            return UserError(f"{path}: could not be read ({message})")
-    if isinstance(err, duckdb.OutOfMemoryException):
+    if isinstance(err, duckdb.OutOfMemoryException) or text.startswith("Out of Memory Error"):
         return UserError(
             f"--memory-limit {memory_limit}: DuckDB ran out of memory in step {step!r} "
             f"({message}); raise --memory-limit or free disk space for spilling"
         )
     if "No space left on device" in text:
-        return UserError(f"--out: no space left on device while spilling in step {step!r}")
+        where = "--out" if out is None else f"--out {out}"
+        return UserError(
+            f"{where}: no space left on device in step {step!r} (DuckDB's scratch database and "
+            "spill files are written next to the output)"
+        )
+    for path in inputs.values():
+        if str(path) in text:
+            return UserError(f"{path}: could not be read ({message})")
     if len(inputs) == 1:
         (path,) = inputs.values()
         return UserError(f"{path}: could not be read ({message})")

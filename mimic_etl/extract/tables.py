@@ -35,11 +35,16 @@ class Column:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A MIMIC-IV table: its module folder(s), file stem and the columns the SQL needs."""
+    """A MIMIC-IV table: its module folder(s), file stem and the columns the SQL needs.
+
+    ``key`` is the column MIMIC-IV guarantees unique (one row per patient, admission or stay);
+    a duplicate would silently repeat or arbitrarily pick rows in the joins, so it is an error.
+    """
 
     name: str
     folders: tuple[str, ...]
     columns: tuple[Column, ...]
+    key: str | None = None
 
 
 def _id(name: str) -> Column:
@@ -63,15 +68,15 @@ TABLES: tuple[TableSpec, ...] = (
     TableSpec("patients", ("hosp", "core"), (
         _id("subject_id"), _text("gender"), Column("anchor_age", "INTEGER"),
         Column("anchor_year", "INTEGER"), _text("anchor_year_group"),
-    )),
+    ), key="subject_id"),
     TableSpec("admissions", ("hosp", "core"), (
         _id("subject_id"), _id("hadm_id"), _time("admittime"), _text("admission_type"),
         _text("insurance"), _text("race", "ethnicity"),
-    )),
+    ), key="hadm_id"),
     TableSpec("icustays", ("icu",), (
         _id("subject_id"), _id("hadm_id"), _id("stay_id"), _text("first_careunit"),
         _time("intime"), _time("outtime"), _number("los"),
-    )),
+    ), key="stay_id"),
     TableSpec("diagnoses_icd", ("hosp",), (
         _id("hadm_id"), _text("icd_code"), Column("icd_version", "INTEGER"),
     )),
@@ -126,6 +131,16 @@ class InputTable:
             f"delim = ',', quote = '\"', escape = '\"', columns = {{{columns}}})"
         )
 
+    def duplicate_key_sql(self) -> str | None:
+        """(key value, rows, repeated keys) of the first duplicated key, if the table has a key."""
+        key = self.spec.key
+        if key is None:
+            return None
+        return (
+            f"SELECT {key}, count(*) AS n, count(*) OVER () AS keys FROM {self.spec.name} "
+            f"WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1 ORDER BY {key} LIMIT 1"
+        )
+
 
 def locate(mimic_dir: Path) -> dict[str, InputTable]:
     """Find, open and header-check every table; the first problem is a UserError naming it."""
@@ -169,7 +184,9 @@ def read_header(path: Path) -> tuple[str, ...]:
                 handle.read(1 << 16)  # decompress a first block: catches most corruption early
     except UserError:
         raise
-    except (OSError, EOFError, UnicodeDecodeError, gzip.BadGzipFile) as err:
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not UTF-8 text (MIMIC-IV files are UTF-8; {err})") from err
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
         kind = "not a readable gzip file" if path.suffix == ".gz" else "not readable"
         raise UserError(f"{path}: {kind} ({err})") from err
     header = tuple(h.strip() for h in next(csv.reader([line.lstrip("\ufeff")]), []))

@@ -33,6 +33,11 @@ STATIC_COLUMNS = (
 )
 # static.parquet columns that identify a stay or its time rather than describe the patient
 NON_FEATURE_STATIC = ("stay_id", "subject_id", "hadm_id", "intime")
+# numeric static columns (f64, finite where not NULL): training z-scores them
+NUMERIC_STATIC = ("los_hours", "age", "weight_kg")
+# categorical static columns (str): training one-hot encodes them
+TEXT_STATIC = ("sex", "race_group", "admission_type", "insurance", "first_careunit",
+               "anchor_year_group")
 STATIC_GROUP = "static"
 
 
@@ -149,10 +154,15 @@ def _read_static(path: Path) -> pl.DataFrame:
     missing = [c for c in STATIC_COLUMNS if c not in static.columns]
     if missing:
         raise UserError(f"{path}: missing column(s) {', '.join(missing)}")
-    require_dtypes(static, path, integer=["stay_id", "subject_id"], temporal=["intime"])
+    require_dtypes(static, path, integer=["stay_id", "subject_id"], temporal=["intime"],
+                   numeric=NUMERIC_STATIC, text=TEXT_STATIC)
     for col in ("stay_id", "subject_id", "intime"):
         if static[col].null_count():
             raise UserError(f"{path}: column {col} has NULL values")
+    for col in NUMERIC_STATIC:
+        bad = static.select((~pl.col(col).cast(pl.Float64).is_finite()).sum()).item()
+        if bad:
+            raise UserError(f"{path}: column {col} has {bad} NaN or infinite value(s)")
     if static["stay_id"].n_unique() != static.height:
         raise UserError(f"{path}: stay_id is not unique")
     if static.height == 0:

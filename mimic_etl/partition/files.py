@@ -21,7 +21,7 @@ def read_parquet(path: Path, columns: list[str] | None = None, hint: str = "") -
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise UserError(f"{path}: missing column(s) {shown}{hint}")
-    return pl.read_parquet(path, columns=columns)
+    return pl.read_parquet(path, columns=columns, glob=False)  # paths may hold [ ] * ?
 
 
 def require_dtypes(
@@ -31,12 +31,17 @@ def require_dtypes(
     numeric: Sequence[str] = (),
     integer: Sequence[str] = (),
     temporal: Sequence[str] = (),
+    text: Sequence[str] = (),
 ) -> None:
-    """Raise UserError naming the first column of ``frame`` whose type is not the required kind."""
+    """Raise UserError naming the first column of ``frame`` whose type is not the required kind.
+
+    A column of only NULLs (type Null) passes as ``text``.
+    """
     checks = [
         (numeric, "numeric", lambda d: d.is_numeric() or d == pl.Boolean),
         (integer, "an integer", lambda d: d.is_integer()),
         (temporal, "a timestamp", lambda d: d.is_temporal()),
+        (text, "text", lambda d: d in (pl.String, pl.Categorical, pl.Null)),
     ]
     for columns, kind, ok in checks:
         for col in columns:

@@ -32,6 +32,7 @@ from mimic_etl.partition.vertical import (
 )
 from mimic_etl.partition.writer import HospitalView, write_hospital
 from mimic_etl.progress import ProgressFn, no_progress
+from mimic_etl.writing import write_errors
 
 
 @dataclasses.dataclass
@@ -85,7 +86,7 @@ def partition(
     start = time.perf_counter()
     cohort, out = Path(cohort), Path(out)
     scheme = "iid" if iid else scheme
-    _check_options(cohort, out, hospitals, scheme, alpha, label_party, split, overwrite)
+    _check_options(cohort, out, hospitals, scheme, alpha, label_party, split, seed, overwrite)
     data = load_cohort(cohort, progress)
     patients = build_patient_table(data.static, data.labels)
     rng = np.random.default_rng(seed)
@@ -105,7 +106,7 @@ def partition(
         "split": list(split),
     }
     header = base_manifest("partition", params, seed)
-    with atomic_output_dir(out, overwrite) as tmp:
+    with write_errors(out), atomic_output_dir(out, overwrite) as tmp:
         written = []
         for i, view in enumerate(plan.views):
             progress("write hospitals", i, len(plan.views))
@@ -138,6 +139,7 @@ def _check_options(
     alpha: float,
     label_party: int,
     split: Sequence[float],
+    seed: int,
     overwrite: bool,
 ) -> None:
     """Everything that can be checked before reading the cohort."""
@@ -149,6 +151,8 @@ def _check_options(
         raise UserError(f"--alpha {alpha:g}: must be a positive number")
     if label_party < 0:
         raise UserError(f"--label-party {label_party}: must be a party index ≥ 0")
+    if seed < 0:
+        raise UserError(f"--seed {seed}: must be 0 or more")
     check_split(split)
     c, o = cohort.resolve(), out.resolve()
     if c == o or c in o.parents or o in c.parents:

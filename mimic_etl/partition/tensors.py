@@ -51,15 +51,30 @@ def grid_to_arrays(
     mask_names = [f"{f}_mask" for f in features]
     if any(grid.select(pl.col(mask_names).null_count()).row(0)):
         raise UserError(f"{path}: mask columns must not hold NULL")
-    values = grid.select(features).to_numpy().astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # a float64 beyond float32 becomes inf: reported below
+        values = grid.select(features).to_numpy().astype(np.float32, copy=False)
     mask = grid.select(mask_names).to_numpy()
     if mask.size and (mask.min() < 0 or mask.max() > 1):
         raise UserError(f"{path}: mask columns must hold only 0/1")
     mask = mask.astype(np.uint8, copy=False)
+    _check_observed_finite(values, mask, features, path)
     if order is not None:
         values, mask = values[order], mask[order]
     shape = (n, t, len(features))
     return np.ascontiguousarray(values).reshape(shape), np.ascontiguousarray(mask).reshape(shape)
+
+
+def _check_observed_finite(
+    values: np.ndarray, mask: np.ndarray, features: list[str], path: Path
+) -> None:
+    """An observed cell (mask 1) must hold a finite float32; NULL/NaN only where the mask is 0."""
+    bad = (mask == 1) & ~np.isfinite(values)
+    if bad.any():
+        j = int(np.flatnonzero(bad.any(axis=0))[0])
+        raise UserError(
+            f"{path}: column {features[j]} has {int(bad[:, j].sum())} NULL, NaN, infinite or "
+            f"beyond-float32 value(s) in rows where {features[j]}_mask is 1"
+        )
 
 
 def tensor_columns(values: np.ndarray, mask: np.ndarray) -> list[pl.Series]:

@@ -15,6 +15,7 @@ from mimic_etl.partition.measures import prevalence
 from mimic_etl.partition.splits import SPLIT_NAMES
 from mimic_etl.partition.summary import HospitalSummary
 from mimic_etl.partition.tensors import tensor_columns
+from mimic_etl.writing import write_parquet
 
 KEY_COLUMN = "key"
 IDENTIFIER_COLUMNS = ("subject_id", "stay_id", "hadm_id")
@@ -77,7 +78,7 @@ def write_hospital(
     patient_of_row = cohort.static["subject_id"].to_numpy()
     for name in SPLIT_NAMES:
         frame = split_frame(cohort, view, split_rows[name], keys)
-        frame.write_parquet(hospital_dir / f"{name}.parquet")
+        write_parquet(frame, hospital_dir / f"{name}.parquet")
     all_rows = np.concatenate([split_rows[n] for n in SPLIT_NAMES])
     prev = {n: _prevalence_dict(cohort, split_rows[n]) for n in SPLIT_NAMES} if view.labels else {}
     features = [cohort.features[j] for j in view.feature_idx]

@@ -23,6 +23,7 @@ from mimic_etl.synth.chartworker import ChartWorker
 from mimic_etl.synth.chunks import build_chunk, chunk_sizes, other_rows
 from mimic_etl.synth.schema import TABLES, VERSIONS, table_path
 from mimic_etl.synth.writer import TableWriters
+from mimic_etl.writing import write_errors
 
 MAX_PATIENTS = 500_000  # the id scheme has room for 1.25 M patients incl. non-ICU ones
 SUMMARY_FILE = "synth_summary.json"
@@ -100,10 +101,8 @@ def generate(
     >>> generate(Path("mimic"), patients=100, seed=0)  # doctest: +SKIP
     """
     validate(patients, seed, version)
-    try:
+    with write_errors(Path(out)):  # disk full, permissions changed under us...
         return _generate(Path(out), patients, seed, version, overwrite, progress)
-    except OSError as err:  # disk full, permissions changed under us...
-        raise UserError(f"--out {out}: cannot write ({err.strerror or err})") from err
 
 
 def _generate(out: Path, patients: int, seed: int, version: str, overwrite: bool,

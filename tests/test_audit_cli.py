@@ -121,6 +121,7 @@ def test_dp_sgd_at_epsilon_one_leaks_less(fed, root, cli_audit) -> None:
     assert report["overall"]["auroc"]["value"] < no_dp - 0.15
 
 
+@pytest.mark.slow
 def test_shadow_attack_with_reference_models(memorised, root) -> None:
     report = audit(AuditOptions(run=memorised, out=root / "shadow", attack="shadow",
                                 references=2, reference_epochs=3, bootstrap=0,

@@ -62,7 +62,8 @@ def test_compare_writes_json_csv_markdown_and_png(tmp_path) -> None:
             _run(tmp_path / "b", test_auroc=[0.7, 0.5], epsilons=[1.0, 0.9])]
     result = runner.invoke(app, ["compare", *map(str, runs), "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
-    assert "test AUROC per disease, cost and privacy per run" in result.output
+    assert "test AUROC, cost and privacy per run" in result.output
+    assert "macro AUROC" in result.output and "ε DP-SGD (per stay)" in result.output
     out = tmp_path / "cmp"
     assert {p.name for p in out.iterdir()} == {"compare.json", "compare.csv", "compare.md",
                                                "compare_auroc.png"}

@@ -40,6 +40,7 @@ def test_survivors_reform_and_every_later_sum_is_theirs_exactly(tmp_path) -> Non
             assert not torch.allclose(got[call], _expected(call, [0, 1, 2, 3]), atol=0.1)
 
 
+@pytest.mark.slow
 def test_two_of_six_dropping_at_different_calls_reform_twice(tmp_path) -> None:
     results = _run(tmp_path, parties=6, min_members=3, kill="4:1,1:2")
     survivors = [r for r in results if r is not None]
@@ -50,12 +51,14 @@ def test_two_of_six_dropping_at_different_calls_reform_twice(tmp_path) -> None:
     assert torch.allclose(got, _expected(3, [0, 2, 3, 5]), atol=6 * 2.0**-16, rtol=0)
 
 
+@pytest.mark.slow
 def test_below_min_hospitals_every_survivor_stops_with_a_clear_reason(tmp_path) -> None:
     with pytest.raises(PartyFailure, match=r"killed by signal 9.*only 2 hospitals remain.*"
                                            r"--min-hospitals is 3"):
         _run(tmp_path, parties=4, min_members=3, kill="1:1,3:1")
 
 
+@pytest.mark.slow
 def test_a_silent_hospital_is_left_behind_after_the_timeout(tmp_path) -> None:
     specs = [{"n": N, "seed": SEED, "scale": SCALE, "calls": 3, "min_members": 3}
              for _ in range(4)]

@@ -72,6 +72,7 @@ def _party_processes(marker: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 def test_launcher_killed_with_sigkill_then_resume_gives_the_same_model(
         fed, reference, tmp_path) -> None:
     out = tmp_path / "run"

@@ -164,6 +164,7 @@ def test_fedper_shares_the_base_and_keeps_personal_heads(fed, tmp_path) -> None:
         assert same == (not key.startswith(last)), key
 
 
+@pytest.mark.slow
 def test_fedmtl_lambda_zero_is_fedper_and_large_lambda_pulls_heads_together(fed, tmp_path
                                                                              ) -> None:
     fedper = _hospital_models(train(_config(fed, strategy="fedper"), tmp_path / "fp").run_dir)

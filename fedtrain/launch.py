@@ -147,11 +147,15 @@ def launch(
     common = ["--timeout", str(timeout_s), "--threads", str(threads_per_party)]
     if ttp:
         common.append("--ttp")
-    for rank, spec in enumerate(specs):
-        pdir = _fresh(workdir / f"party_{rank}")
+
+    def start(rank: int, spec: dict[str, Any], name: str) -> _Party:
+        pdir = _fresh(workdir / name)
         (pdir / "spec.json").write_text(json.dumps(spec, default=str))
         argv = ["--job", job, "--spec", str(pdir / "spec.json"), "--workdir", str(pdir), *common]
-        parties.append(_spawn(rank, world_size, rendezvous, extra, pdir, argv))
+        return _spawn(rank, world_size, rendezvous, extra, pdir, argv)
+
+    for rank, spec in enumerate(specs):
+        parties.append(start(rank, spec, f"party_{rank}"))
     if ttp:
         tdir = _fresh(workdir / "ttp")
         argv = ["--workdir", str(tdir), "--ttp-server", *common]
@@ -162,12 +166,8 @@ def launch(
             if restart_dropped:
                 def restart(p: _Party) -> _Party:
                     store.set(f"restarting/{p.rank}", "1")  # the group waits for it
-                    spec = {**specs[p.rank], "rejoin": True}
-                    pdir = _fresh(workdir / f"party_{p.rank}_rejoined")
-                    (pdir / "spec.json").write_text(json.dumps(spec, default=str))
-                    argv = ["--job", job, "--spec", str(pdir / "spec.json"), "--workdir",
-                            str(pdir), *common]
-                    return _spawn(p.rank, world_size, rendezvous, extra, pdir, argv)
+                    return start(p.rank, {**specs[p.rank], "rejoin": True},
+                                 f"party_{p.rank}_rejoined")
             _supervise_tolerant(parties, on_event, party_name, restart,
                                 on_dead=lambda p: store.set(f"dead/{p.rank}", "1"),
                                 silent_s=timeout_s + 10)

@@ -96,13 +96,11 @@ def run_ttp_server(timeout_s: float) -> None:
     set_collective_timeout(timeout_s)
     crypten.cfg.mpc.provider = "TTP"
     if os.environ.get("RENDEZVOUS", "").startswith("tcp://"):
-        import torch.distributed as dist
-
         from fedtrain.secure import group
 
         store = group.connect_store(os.environ["RENDEZVOUS"], int(os.environ["RANK"]), timeout_s,
                                     host_it=False)
-        set_group_store(dist.PrefixStore("e0/pg/", store))
+        set_group_store(group.world_store(store, 0))
     crypten.mpc.provider.TTPServer()
 
 

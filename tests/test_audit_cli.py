@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from cli.app import app
 from fedtrain.evaluate.compare import read_run
 from fedtrain.privacy.audit import AuditOptions, audit
-from fedtrain.privacy.audit_job import AUDIT_HISTOGRAMS
 from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
 from fedtrain.secure import tags
@@ -93,7 +92,7 @@ def test_each_hospital_reveals_only_the_moments_and_the_histogram_sum(cli_audit)
     for rank in (0, 1):
         lines = [json.loads(x) for x in (reveals / f"reveals_{rank}.jsonl").read_text()
                  .splitlines()]
-        assert [r["tag"] for r in lines] == [tags.MOMENTS, AUDIT_HISTOGRAMS]
+        assert [r["tag"] for r in lines] == [tags.MOMENTS, tags.AUDIT_HISTOGRAMS]
         assert lines[1]["dst"] is None and lines[1]["elements"] == 2 * 8000
 
 

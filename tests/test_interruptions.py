@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,13 @@ def test_hospital_killed_mid_round_stops_the_run_and_resume_gives_the_same_model
     summary = train(_config(fed), out, resume=True)
     assert summary.resumed_from == 1
     assert _same(out, reference)
+
+
+def _hold_the_same_model(run: Path, round_index: int, hospitals: Iterable[int]) -> bool:
+    """Whether these hospitals' checkpoints after ``round_index`` hold identical models."""
+    states = [torch.load(run / "checkpoints" / f"round_{round_index}" / f"hospital_{h}.pt",
+                         weights_only=True)["trainer"]["model"] for h in hospitals]
+    return all(torch.equal(s[k], states[0][k]) for s in states[1:] for k in states[0])
 
 
 def _party_processes(marker: str) -> list[int]:
@@ -115,9 +123,7 @@ def test_a_hospital_dropping_out_mid_round_the_others_finish_the_run(
     assert "killed by signal 9" in membership["dropped"][0]["reason"]
     assert [(r["members"], r["dropped"]) for r in membership["reformed"]] == [([0, 1, 3], [2])]
     # every survivor holds the same global model after the re-formed rounds
-    states = [torch.load(out / "checkpoints" / "round_3" / f"hospital_{h}.pt", weights_only=True)
-              ["trainer"]["model"] for h in (0, 1, 3)]
-    assert all(torch.equal(s[k], states[0][k]) for s in states[1:] for k in states[0])
+    assert _hold_the_same_model(out, 3, (0, 1, 3))
     assert set(json.loads((out / "test_metrics.json").read_text())["per_hospital"]) == {
         "hospital_0", "hospital_1", "hospital_3"}
     assert not _same(out, reference)  # round 2 onwards averaged three hospitals, not four
@@ -137,9 +143,7 @@ def test_a_dropped_hospital_restarted_rejoins_and_ends_with_the_global_model(
     lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     back = [x["round"] for x in lines if "2" in x["hospitals"] and x["round"] > 1]
     assert back and back == list(range(back[0], 6)) and back[0] >= 3
-    states = [torch.load(out / "checkpoints" / "round_5" / f"hospital_{h}.pt", weights_only=True)
-              ["trainer"]["model"] for h in range(4)]
-    assert all(torch.equal(s[k], states[0][k]) for s in states[1:] for k in states[0])
+    assert _hold_the_same_model(out, 5, range(4))
     assert "hospital_2" in json.loads((out / "test_metrics.json").read_text())["per_hospital"]
 
 
@@ -157,6 +161,4 @@ def test_resume_with_a_hospital_behind_hands_it_the_global_state(fed, tmp_path, 
     monkeypatch.delenv("CRYPTEN_FL_FAIL_AT")
     summary = train(config, out, resume=True)  # hospital 2 restores round 1, gets round 3's state
     assert summary.resumed_from == 3
-    states = [torch.load(out / "checkpoints" / "round_4" / f"hospital_{h}.pt", weights_only=True)
-              ["trainer"]["model"] for h in range(4)]
-    assert all(torch.equal(s[k], states[0][k]) for s in states[1:] for k in states[0])
+    assert _hold_the_same_model(out, 4, range(4))

@@ -24,12 +24,13 @@ import numpy as np
 from fedtrain import strategies
 from fedtrain.evaluate.runs import RunInfo, open_run, read_config
 from fedtrain.launch import EventFn, launch
-from fedtrain.privacy.audit_job import AUDIT_HISTOGRAMS, model_index
+from fedtrain.privacy.audit_job import model_index
 from fedtrain.privacy.audit_plots import attack_roc_figure
 from fedtrain.privacy.audit_report import describe_run, write_report
 from fedtrain.privacy.audit_summary import summarise
 from fedtrain.privacy.membership import ATTACKS, DEFAULT_BINS
 from fedtrain.privacy.sampling import rng_for
+from fedtrain.secure import tags
 from mimic_etl.errors import UserError
 from mimic_etl.manifest import read_json
 from mimic_etl.outdir import atomic_output_dir
@@ -193,7 +194,7 @@ def build_report(info: RunInfo, options: AuditOptions, specs: list[dict[str, Any
                     "bins": options.bins, "confidence": options.confidence,
                     "delta_override": options.delta},
         "reveals": ("to every hospital: the summed member and non-member score histograms "
-                    f"(tag {AUDIT_HISTOGRAMS!r}, 2 × {options.bins} counts) and, as in "
+                    f"(tag {tags.AUDIT_HISTOGRAMS!r}, 2 × {options.bins} counts) and, as in "
                     "training, the summed normalisation moments; each hospital's own figures "
                     "stay with it (this simulation collects them here)"),
         "per_hospital": per_hospital,

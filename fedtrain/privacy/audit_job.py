@@ -33,10 +33,8 @@ from fedtrain.privacy.hospital_audit import AttackSettings, score_hospital
 from fedtrain.privacy.membership import score_histogram
 from fedtrain.privacy.sampling import rng_for
 from fedtrain.run.config import TrainConfig
+from fedtrain.secure import tags
 from fedtrain.secure.aggregator import SecureAggregator
-
-#: the reveal-audit tag of the one sum the audit adds to what training revealed
-AUDIT_HISTOGRAMS = "summed membership-attack score histograms (audit)"
 
 
 def model_index(strategy: str, hospital: int) -> int:
@@ -83,7 +81,7 @@ def run(ctx: PartyContext) -> dict[str, Any]:
         own, mine = _own_analysis(ctx, session, hospital)
         result["own"] = own
     ctx.emit("status", hospital=hospital, message="summing score histograms securely")
-    total = aggregator.sum(torch.from_numpy(mine), what=AUDIT_HISTOGRAMS).numpy()
+    total = aggregator.sum(torch.from_numpy(mine), what=tags.AUDIT_HISTOGRAMS).numpy()
     if ctx.rank == 0:
         counts = np.rint(total).astype(np.int64).reshape(2, -1)
         path = ctx.workdir / "pooled_histograms.npy"

@@ -96,13 +96,10 @@ def serve_rendezvous(rendezvous: str, timeout: float = 60.0) -> dict[str, Any]:
     group can re-form whichever hospital drops out (hosted by rank 0, it cannot outlive rank 0).
     The store holds membership and gloo addresses, never data.
     """
-    url = urlsplit(rendezvous)
-    if url.scheme != "tcp" or not url.hostname or not url.port:
-        raise UserError(f"--rendezvous {rendezvous!r}: the rendezvous server needs tcp://HOST:PORT")
     try:
         store = group.connect_store(rendezvous, 0, timeout, host_it=True)
-    except RuntimeError as err:
-        raise UserError(f"--rendezvous {rendezvous}: cannot listen there ({err})") from None
+    except (ValueError, RuntimeError) as err:  # not tcp://HOST:PORT, or cannot listen there
+        raise UserError(f"--rendezvous {rendezvous}: {err}") from None
     while not store.check(["finished"]):
         time.sleep(1.0)
     time.sleep(timeout)  # the hospitals' final evaluation may still need to re-form

@@ -56,6 +56,11 @@ def connect_store(rendezvous: str, rank: int, timeout_s: float, host_it: bool) -
                          timeout=datetime.timedelta(seconds=timeout_s), wait_for_workers=False)
 
 
+def world_store(store: dist.Store, epoch: int) -> dist.Store:
+    """The view of the rendezvous store that the torch.distributed world of ``epoch`` uses."""
+    return dist.PrefixStore(f"e{epoch}/pg/", store)
+
+
 @dataclass
 class CommTotals:
     """CrypTen's communication counters summed over the group's epochs."""
@@ -89,8 +94,10 @@ class SecureGroup:
     past: CommTotals = field(default_factory=CommTotals)
     history: list[dict[str, object]] = field(default_factory=list)
 
+    hospitals: int = field(init=False)  # every hospital of the run, present or not
+
     def __post_init__(self) -> None:
-        self.hospitals = len(self.members)  # every hospital of the run, present or not
+        self.hospitals = len(self.members)
 
     @property
     def tolerant(self) -> bool:
@@ -104,7 +111,7 @@ class SecureGroup:
     def join(self) -> None:
         """Join CrypTen's world for the current epoch (also the first time)."""
         os.environ.update(RANK=str(self.rank), WORLD_SIZE=str(len(self.members)))
-        compat.set_group_store(dist.PrefixStore(f"e{self.epoch}/pg/", self.store))
+        compat.set_group_store(world_store(self.store, self.epoch))
         crypten.init()
 
     def comm_totals(self) -> CommTotals:

@@ -25,3 +25,6 @@ UNSEEN_HOSPITAL_MODEL = "mean of the training hospitals' final models (for an un
 # membership (fedtrain/run/membership.py)
 JOIN_REQUESTS = "which absent hospitals ask to rejoin (round boundary)"
 GLOBAL_STATE = "current global state (to a hospital that rejoins or resumes behind)"
+
+# membership-inference audit (fedtrain/privacy/audit_job.py)
+AUDIT_HISTOGRAMS = "summed membership-attack score histograms (audit)"

@@ -212,6 +212,15 @@ def _error_time(p: _Party) -> float:
     return json.loads(error.read_text()).get("time", 0.0) if error.exists() else float("inf")
 
 
+def _cause_first(p: _Party) -> tuple[bool, float]:
+    """Sort key of failed parties, root cause first: a party killed by a signal (it wrote no
+    error) cannot be reacting to a peer, so it comes before any that reported an error; among
+    those, the earliest error."""
+    code = p.process.poll()
+    killed = code is not None and code < 0 and not (p.workdir / "error.json").exists()
+    return (not killed, _error_time(p))
+
+
 def _supervise(parties: list[_Party], on_event: EventFn | None,
                party_name: Callable[[int], str], grace_s: float = 1.5) -> None:
     """Wait for every party; on a failure stop the others and raise PartyFailure.
@@ -230,7 +239,7 @@ def _supervise(parties: list[_Party], on_event: EventFn | None,
             _stop(parties)
             for q in parties:
                 _poll_events(q, on_event)
-            cause = min(failed, key=_error_time)
+            cause = min(failed, key=_cause_first)
             raise _failure(cause, cause.process.poll(), party_name)
         if all(p.process.poll() is not None for p in parties):
             return

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from fedtrain.privacy.audit import AuditOptions, AuditResult, audit
 from fedtrain.privacy.audit_report import NOTES, audit_table
@@ -58,7 +59,7 @@ def command(
         help="δ of the ε lower bound (default: the run's DP-SGD δ per hospital, else "
              "n_train^-1.1, the DP default).",
     )] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing output directory.")] = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
     """Audit a run: membership-inference attack AUROC, TPR at 0.1 % / 1 % FPR and the implied
     ε lower bound, per hospital (each on its own data) and overall (summed histograms)."""

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from cli import options as opt
 from cli.common import console, make_table, point_to_json, run_or_exit
 from fedtrain.evaluate.compare import compare
 
@@ -20,7 +21,7 @@ def command(
     )],
     out: Annotated[Path, typer.Option(help="Directory to create for compare.json/.csv/.md "
                                            "and compare_auroc.png.")],
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
     """Compare runs: one table and one bar chart of per-disease AUROC, with cost, measured
     membership-inference leakage (`crypten-fl audit`) and ε spent."""

@@ -11,11 +11,14 @@ import shutil
 import time
 from pathlib import Path
 
+from rich.markup import escape
 from rich.rule import Rule
 
 from cli.app import app
 from cli.common import console
 from fedtrain.privacy.audit import OVERFITTING
+from mimic_etl.errors import UserError
+from mimic_etl.outdir import check_replaceable, write_marker
 
 
 def _run(args: list[str]) -> None:
@@ -44,9 +47,15 @@ def main() -> None:
                              "without DP and with DP-SGD at ε = 1, both audited and compared")
     args = parser.parse_args()
     work = args.workdir
-    if work.exists():
-        shutil.rmtree(work)  # the demo's own output directory, re-created on every run
-    work.mkdir(parents=True)
+    try:  # the demo's own directory is re-created on every run; a user's folder never is
+        if work.is_dir() and any(work.iterdir()):
+            check_replaceable(work, "--workdir", "demo")
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        write_marker(work, "demo")
+    except (UserError, OSError) as err:
+        console.print(f"[red]error:[/] {escape(str(err))}", highlight=False)
+        raise SystemExit(1) from None
     mimic, cohort, fed, run = work / "mimic-iv", work / "cohort", work / "fed", work / "run"
     began = time.perf_counter()
     _run(["synth", "--out", str(mimic), "--patients", str(args.patients), "--seed",

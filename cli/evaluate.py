@@ -43,7 +43,9 @@ def command(
     seed: Annotated[int | None, typer.Option(
         help="Seed of the --cross-hospital retraining (default: the run's own seed).",
     )] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing RUN/eval.")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="Replace an existing RUN/eval written by an earlier `crypten-fl evaluate`, once the "
+             "new report is complete (never a folder crypten-fl did not write).")] = False,
 ) -> None:
     """Evaluate a run: per-disease and macro/micro metrics, per hospital, per subgroup; plots."""
     options = EvalOptions(run=run, cross_hospital=cross_hospital, secure=secure, bins=bins,

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from mimic_etl.extract import ExtractSummary, extract
 
@@ -50,9 +51,7 @@ def command(
         str,
         typer.Option(help="DuckDB memory limit; larger intermediate results spill to disk."),
     ] = "8GB",
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a non-empty --out directory.")
-    ] = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
     """Extract adult ICU stays from MIMIC-IV into time-binned features and 12 diagnosis labels.
 

@@ -31,7 +31,11 @@ ServerLr = Annotated[float, typer.Option(
     help="split/vertical: SGD learning rate of the encrypted server/top model.")]
 Timeout = Annotated[float, typer.Option(
     help="Seconds a hospital waits for a silent peer before the run stops.")]
-Overwrite = Annotated[bool, typer.Option(help="Replace an existing --out directory.")]
+Overwrite = Annotated[bool, typer.Option(
+    "--overwrite",
+    help="Replace an existing --out that an earlier run of this same command wrote (it carries "
+         "the .crypten-fl-output marker), once the new output is complete. Never replaces a "
+         "folder crypten-fl did not write, nor anything the command reads.")]
 CentralDp = Annotated[bool, typer.Option(
     "--central-dp",
     help="Hospital-level DP on the aggregate (horizontal, fedper, fedmtl): each hospital clips its "

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from mimic_etl.errors import UserError
 from mimic_etl.partition import PartitionSummary, parse_split, partition
@@ -75,9 +76,7 @@ def command(
         str, typer.Option(help="Train,val,test fractions of each hospital's patients.")
     ] = "0.7,0.1,0.2",
     seed: Annotated[int, typer.Option(help="Random seed of assignment and splits.")] = 0,
-    overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace a non-empty --out directory.")
-    ] = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
     """Split a cohort into K simulated hospitals (IID, label skew, care unit, size skew, vertical).
 

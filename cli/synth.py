@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from mimic_etl.synth import SUMMARY_FILE, SynthSummary, generate
 from mimic_etl.synth.schema import TABLES
@@ -32,11 +33,7 @@ def command(
     version: Annotated[
         str, typer.Option("--version", help="MIMIC-IV release to imitate: 2.2 or 3.1.")
     ] = "3.1",
-    overwrite: Annotated[
-        bool,
-        typer.Option("--overwrite", help="Replace a non-empty --out directory (only once the "
-                     "new release is complete)."),
-    ] = False,
+    overwrite: opt.Overwrite = False,
 ) -> None:
     """Generate a synthetic MIMIC-IV release: same tables, columns and quirks as the real one.
 

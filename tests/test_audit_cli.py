@@ -23,6 +23,7 @@ from fedtrain.privacy.audit import AuditOptions, audit
 from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
 from fedtrain.secure import tags
+from mimic_etl.outdir import MARKER
 
 runner = CliRunner()
 FILES = {"audit.json", "audit.csv", "audit.md", "audit_roc.png"}
@@ -60,7 +61,7 @@ def cli_audit(memorised, root) -> tuple[dict, str, Path]:
 
 def test_audit_writes_its_files_and_fields(cli_audit, memorised) -> None:
     report, output, _ = cli_audit
-    assert {p.name for p in (memorised / "audit").iterdir()} == FILES
+    assert {p.name for p in (memorised / "audit").iterdir()} == {*FILES, MARKER}
     assert "membership inference (loss attack) on horizontal" in output
     assert "audit written to" in output
     assert report["strategy"] == "horizontal" and report["attack"]["name"] == "loss"

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from fedtrain.evaluate.compare import compare, read_run, run_names
+from mimic_etl.outdir import MARKER
 
 runner = CliRunner()
 LABELS = ["sepsis", "aki"]
@@ -66,7 +67,7 @@ def test_compare_writes_json_csv_markdown_and_png(tmp_path) -> None:
     assert "macro AUROC" in result.output and "ε DP-SGD (per stay)" in result.output
     out = tmp_path / "cmp"
     assert {p.name for p in out.iterdir()} == {"compare.json", "compare.csv", "compare.md",
-                                               "compare_auroc.png"}
+                                               "compare_auroc.png", MARKER}
     rows = list(csv.reader((out / "compare.csv").open()))
     assert rows[0][:5] == ["run", "strategy", "sepsis", "aki", "macro"]
     assert rows[1][:5] == ["a", "horizontal", "0.8", "0.6", "0.7"]

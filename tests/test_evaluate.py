@@ -23,6 +23,7 @@ from fedtrain.evaluate.subgroups import SUBGROUPS
 from fedtrain.evaluate.summary import summary_length
 from fedtrain.evaluate.thresholds import parse_rule
 from fedtrain.secure import tags
+from mimic_etl.outdir import MARKER
 
 runner = CliRunner()
 CONFUSION = ("accuracy", "precision", "recall", "f1", "specificity")
@@ -71,7 +72,7 @@ def _test_stays(fed: Path) -> list[int]:
 
 def test_secure_evaluation_writes_the_report(secure, fed) -> None:
     run, _, output = secure
-    assert {p.name for p in (run / "eval").iterdir()} == FILES
+    assert {p.name for p in (run / "eval").iterdir()} == {*FILES, MARKER}
     for title in ("test metrics per disease", "macro averages per hospital",
                   "macro averages per subgroup", "report written to"):
         assert title in output

@@ -19,6 +19,7 @@ from helpers.mimic_fixture import columns, write_mimic, write_table
 from typer.testing import CliRunner
 
 from cli.app import app
+from mimic_etl.outdir import write_marker
 
 runner = CliRunner()
 
@@ -80,9 +81,20 @@ def test_overwrite_replaces_existing_output(mimic: Path, tmp_path: Path) -> None
     out = tmp_path / "cohort"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    write_marker(out, "extract", ["old.txt"])
     result = invoke("--mimic-dir", str(mimic), "--out", str(out), "--overwrite")
     assert result.exit_code == 0, result.output
     assert not (out / "old.txt").exists() and (out / "manifest.json").exists()
+
+
+def test_overwrite_never_replaces_a_users_folder(mimic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cohort"
+    out.mkdir()
+    (out / "old.txt").write_text("old")
+    result = invoke("--mimic-dir", str(mimic), "--out", str(out), "--overwrite")
+    assert result.exit_code == 1
+    assert "not a directory written by crypten-fl" in result.output
+    assert (out / "old.txt").read_text() == "old"
 
 
 def _remove(rel: str) -> Callable[[Path], None]:

@@ -20,6 +20,7 @@ from helpers.mimic_fixture import (
 
 from mimic_etl.extract import extract
 from mimic_etl.extract.definitions import load_features
+from mimic_etl.outdir import MARKER
 
 FEATURES = load_features()
 N_BINS = 24
@@ -35,7 +36,7 @@ def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_output_files_are_exactly_the_contract(cohort: Path) -> None:
     assert sorted(p.name for p in cohort.iterdir()) == [
-        "cohort_flow.json", "labels.parquet", "manifest.json", "static.parquet",
+        MARKER, "cohort_flow.json", "labels.parquet", "manifest.json", "static.parquet",
         "timeseries.parquet",
     ]
 

@@ -405,7 +405,7 @@ def location_cases() -> list[Case]:
               error=("--out {out}", "--overwrite")),
         Case("out-is-the-mimic-dir",
              ("extract", "--mimic-dir", "{mimic}", "--out", "{mimic}", "--overwrite"),
-             error=("--out {mimic}", "must not be --mimic-dir")),
+             error=("--out {mimic}", "is --mimic-dir")),
         fails("mimic-dir-missing", remove("{mimic}"), error=("--mimic-dir {mimic}", "not found")),
         fails("table-missing", remove(TABLE_FILE["chartevents"]),
               error=(TABLE_FILE["chartevents"], "required table not found")),

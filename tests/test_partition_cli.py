@@ -125,6 +125,12 @@ def test_non_empty_out_needs_overwrite(cohort, tmp_path):
     result = invoke(*args)
     assert result.exit_code == 1 and "not empty (use --overwrite)" in result.stderr
     assert (out / "keep.txt").read_text() == "user data"
-    result = invoke(*args, "--overwrite")
+    result = invoke(*args, "--overwrite")  # a folder crypten-fl did not write: never replaced
+    assert result.exit_code == 1 and "not a directory written by crypten-fl" in result.stderr
+    assert (out / "keep.txt").read_text() == "user data"
+    (out / "keep.txt").unlink()
+    assert invoke(*args).exit_code == 0  # an empty folder may be written
+    (out / "partition.json").write_text("{}")
+    result = invoke(*args, "--overwrite")  # an earlier federation: replaced
     assert result.exit_code == 0, result.output
-    assert not (out / "keep.txt").exists() and (out / "partition.json").is_file()
+    assert json.loads((out / "partition.json").read_text())["hospitals"] == 2

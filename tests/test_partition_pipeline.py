@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mimic_etl.errors import UserError
+from mimic_etl.outdir import MARKER
 from mimic_etl.partition import SPLIT_NAMES, partition
 
 
@@ -43,6 +44,7 @@ def fed(cohort, tmp_path_factory):
 def test_layout_and_columns(fed, cohort):
     out, summary = fed
     assert sorted(p.name for p in out.iterdir()) == [
+        MARKER,
         "hospital_0",
         "hospital_1",
         "hospital_2",
@@ -214,9 +216,9 @@ def test_failed_run_leaves_no_output(cohort, tmp_path):
 
 
 def test_out_may_not_overlap_the_cohort(cohort, tmp_path):
-    with pytest.raises(UserError, match="must not be, contain or lie inside --cohort"):
+    with pytest.raises(UserError, match="fed: lies inside --cohort"):
         partition(cohort.path, cohort.path / "fed", hospitals=2)
-    with pytest.raises(UserError, match="must not be, contain or lie inside --cohort"):
+    with pytest.raises(UserError, match=": contains --cohort"):
         partition(cohort.path, cohort.path.parent, hospitals=2, overwrite=True)
     assert (cohort.path / "timeseries.parquet").is_file()
 

@@ -14,6 +14,7 @@ from cli.app import app
 from fedtrain.evaluate.sweep import epsilon_label, parse_epsilons, sweep
 from fedtrain.run.config import TrainConfig
 from mimic_etl.errors import UserError
+from mimic_etl.outdir import MARKER
 
 runner = CliRunner()
 
@@ -66,7 +67,7 @@ def test_sweep_trains_each_budget_and_plots_utility_against_epsilon(fed, tmp_pat
                    progress=lambda task, done, total=None: seen.append((task, done, total)))
     out = result.out_dir
     assert {p.name for p in out.iterdir()} == {"eps_2", "eps_inf", "sweep.json", "sweep.csv",
-                                               "sweep.md", "sweep.png"}
+                                               "sweep.md", "sweep.png", MARKER}
     rows = {r["label"]: r for r in result.rows}
     assert 1.5 < rows["2"]["epsilon_spent"] <= 2.0 + 1e-6
     assert rows["inf"]["epsilon_spent"] is None and rows["inf"]["epsilon_target"] is None

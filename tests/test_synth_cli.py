@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
+from mimic_etl.outdir import write_marker
 
 runner = CliRunner()
 
@@ -41,6 +42,7 @@ def test_overwrite_replaces_a_previous_release(tmp_path: Path) -> None:
     out = tmp_path / "mimic"
     out.mkdir()
     (out / "old.txt").write_text("old")
+    write_marker(out, "synth", ["old.txt"])
     result = invoke("--out", str(out), "--patients", "5", "--overwrite")
     assert result.exit_code == 0, result.output
     assert not (out / "old.txt").exists() and (out / "hosp" / "patients.csv.gz").exists()

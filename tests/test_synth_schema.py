@@ -11,6 +11,8 @@ import polars as pl
 import pytest
 from helpers.synth import header, read, release
 
+from mimic_etl.outdir import MARKER
+
 # Column lists copied from shared/mimic-iv-reference.md (MIMIC-IV v2.2 == v3.1 columns).
 EXPECTED: dict[str, list[str]] = {
     "hosp/patients": ["subject_id", "gender", "anchor_age", "anchor_year", "anchor_year_group",
@@ -50,7 +52,8 @@ def root(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 def test_layout_is_the_release_layout(root: Path) -> None:
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-    expected = [*sorted(f"{name}.csv.gz" for name in EXPECTED), "synth_summary.json"]
+    # the release's files, its summary and the marker of a crypten-fl output (a hidden file)
+    expected = sorted([*(f"{name}.csv.gz" for name in EXPECTED), "synth_summary.json", MARKER])
     assert files == expected
 
 

@@ -20,7 +20,7 @@ from fedtrain.evaluate.tables import Table, to_markdown
 from fedtrain.privacy.audit import headline
 from mimic_etl.errors import UserError
 from mimic_etl.manifest import read_json, write_json
-from mimic_etl.outdir import atomic_output_dir
+from mimic_etl.outdir import atomic_output_dir, check_output_dir
 from mimic_etl.writing import write_errors
 
 COST_COLUMNS = ("bytes_per_party_per_round", "seconds_per_round", "total_seconds")
@@ -151,12 +151,15 @@ def compare(runs: list[Path], out: Path, overwrite: bool = False) -> CompareResu
     """Compare ``runs``; write compare.json, .csv, .md and compare_auroc.png into ``out``."""
     if not runs:
         raise UserError("compare: give at least one run directory")
+    reads = {"RUNS": runs}
+    check_output_dir(out, overwrite, reads=reads, command="compare")
     rows = [read_run(r) for r in runs]
     for row, name in zip(rows, run_names(runs), strict=True):
         row["name"] = name
     labels = list(dict.fromkeys(n for r in rows for n in r["auroc"]))
     table = comparison_table(labels, rows)
-    with atomic_output_dir(out, overwrite) as tmp, write_errors(out):
+    with (atomic_output_dir(out, overwrite, reads=reads, command="compare") as tmp,
+          write_errors(out)):
         write_json(tmp / "compare.json", {"label_names": labels, "runs": rows})
         with open(tmp / "compare.csv", "w", newline="") as fh:
             writer = csv.writer(fh)

@@ -14,7 +14,7 @@ from fedtrain.evaluate.cross_hospital import check_possible, leave_one_hospital_
 from fedtrain.evaluate.parties import EvalSettings, Evaluation, EventFn, evaluate_parties
 from fedtrain.evaluate.plots import evaluation_figures
 from fedtrain.evaluate.report import write_report
-from fedtrain.evaluate.runs import RunInfo, open_run, read_config
+from fedtrain.evaluate.runs import RunInfo, open_run, read_config, run_reads
 from fedtrain.evaluate.thresholds import parse_rule
 from mimic_etl.errors import UserError
 from mimic_etl.outdir import atomic_output_dir
@@ -110,7 +110,8 @@ def evaluate(options: EvalOptions, progress: ProgressFn = no_progress) -> EvalRe
     info, settings = _check(options)
     out = info.path / "eval"
     with (write_errors(out, "evaluation output"),
-          atomic_output_dir(out, options.overwrite, option="evaluation output") as tmp):
+          atomic_output_dir(out, options.overwrite, option="evaluation output",
+                            reads=run_reads(info), command="evaluate") as tmp):
         progress("evaluating at each hospital", 0, len(info.hospitals))
         main = evaluate_parties(info, info.path, settings, subgroups=not info.vertical,
                                 on_event=_party_progress(progress, len(info.hospitals)))

@@ -14,6 +14,11 @@ from fedtrain.run.config import TrainConfig
 from fedtrain.run.federation import HospitalInfo, read_federation
 from mimic_etl.errors import UserError
 from mimic_etl.hospital_data import read_hospital_manifest
+from mimic_etl.outdir import MARKER
+from mimic_etl.pathguard import Reads
+
+#: subdirectories of RUN/ that `evaluate` and `audit` write by default (outputs, not inputs)
+RUN_OUTPUTS = ("eval", "audit")
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,14 @@ class RunInfo:
     @property
     def vertical(self) -> bool:
         return self.config.strategy == "vertical"
+
+
+def run_reads(info: RunInfo) -> Reads:
+    """What a command reading RUN/ reads: the run's files (but not the outputs other commands
+    add to it) and its federation's hospital directories."""
+    entries = [p for p in info.path.iterdir() if p.name not in (*RUN_OUTPUTS, MARKER)]
+    return {"--run": entries, "its federation": [Path(info.config.fed), *(h.path for h in
+                                                                          info.hospitals)]}
 
 
 def label_names(hospitals: list[HospitalInfo]) -> list[str]:

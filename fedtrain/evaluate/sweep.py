@@ -21,10 +21,10 @@ from fedtrain.evaluate.plots import epsilon_curve
 from fedtrain.evaluate.tables import Table, to_markdown
 from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
-from fedtrain.run.federation import read_federation
+from fedtrain.run.federation import federation_reads, read_federation
 from mimic_etl.errors import UserError
 from mimic_etl.manifest import write_json
-from mimic_etl.outdir import atomic_output_dir
+from mimic_etl.outdir import atomic_output_dir, check_output_dir
 from mimic_etl.progress import ProgressFn, no_progress
 from mimic_etl.writing import write_errors
 
@@ -84,9 +84,11 @@ def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
         raise UserError("--dp-epsilon: give at least one value")
     configs = [dataclasses.replace(base, dp_epsilon=e, dp_delta=base.dp_delta if e else None)
                .validate() for e in epsilons]
-    read_federation(Path(base.fed), base.strategy)
+    check_output_dir(Path(out), overwrite, reads={"--fed": [Path(base.fed)]}, command="sweep")
+    reads = federation_reads(Path(base.fed), read_federation(Path(base.fed), base.strategy))
     rows: list[dict[str, Any]] = []
-    with write_errors(Path(out)), atomic_output_dir(Path(out), overwrite) as tmp:
+    with (write_errors(Path(out)),
+          atomic_output_dir(Path(out), overwrite, reads=reads, command="sweep") as tmp):
         for i, (epsilon, config) in enumerate(zip(epsilons, configs, strict=True)):
             label = epsilon_label(epsilon)
             progress("sweep: runs", i, len(configs))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from fedtrain import strategies
-from fedtrain.evaluate.runs import RunInfo, open_run, read_config
+from fedtrain.evaluate.runs import RunInfo, open_run, read_config, run_reads
 from fedtrain.launch import EventFn, launch
 from fedtrain.privacy.audit_job import model_index
 from fedtrain.privacy.audit_plots import attack_roc_figure
@@ -212,7 +212,8 @@ def audit(options: AuditOptions, progress: ProgressFn = no_progress, *, job: str
     _check_options(options)
     info, chosen = _open(options)
     out = Path(options.out) if options.out is not None else info.path / "audit"
-    with atomic_output_dir(out, options.overwrite, option="--out") as tmp:
+    with atomic_output_dir(out, options.overwrite, option="--out", reads=run_reads(info),
+                           command="audit") as tmp:
         specs = _specs(info, options, chosen, hospital_deltas(info, options.delta))
         results, pooled = run_parties(info, specs, progress, job=job, env=env)
         report = build_report(info, options, specs, results, pooled)

@@ -19,11 +19,12 @@ from typing import Any
 
 from fedtrain.launch import PartyFailure, launch
 from fedtrain.run.config import TrainConfig
-from fedtrain.run.federation import HospitalInfo, read_federation
+from fedtrain.run.federation import HospitalInfo, federation_reads, read_federation
 from fedtrain.run.outputs import write_run_outputs
 from mimic_etl.errors import UserError
 from mimic_etl.manifest import write_json
-from mimic_etl.outdir import check_output_dir
+from mimic_etl.outdir import check_output_dir, finish_output
+from mimic_etl.pathguard import Reads, check_disjoint
 
 JOB = "fedtrain.run.hospital:run"
 #: strategies that multiply secret-shared values and so need Beaver triples from the TTP dealer
@@ -55,8 +56,13 @@ def last_complete_round(run: Path) -> int:
     return max((int(p.parent.name.split("_")[1]) for p in markers), default=0)
 
 
-def _prepare(config: TrainConfig, out: Path, resume: bool, overwrite: bool) -> tuple[Path, int]:
+def _prepare(config: TrainConfig, out: Path, resume: bool, overwrite: bool,
+             reads: Reads) -> tuple[Path, int]:
     work = partial_dir(out)
+    # a resumed run replaces ``out`` at the end as the interrupted one would have (--overwrite
+    # was given then), but only if ``out`` is an earlier run
+    check_output_dir(out, overwrite or resume, reads=reads, command="train")
+    check_disjoint(work, "--out", reads)  # the hidden sibling the run is written to first
     if resume:
         if not (work / "config.json").exists():
             raise UserError(f"--resume: no interrupted run of {out} found ({work} is missing)")
@@ -67,7 +73,6 @@ def _prepare(config: TrainConfig, out: Path, resume: bool, overwrite: bool) -> t
             raise UserError("--resume: options differ from the interrupted run: "
                             + ", ".join(changed))
         return work, last_complete_round(work)
-    check_output_dir(out, overwrite)
     if work.exists():
         if not overwrite:
             raise UserError(f"--out {out}: an interrupted run exists ({work}); "
@@ -139,7 +144,8 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
     if config.min_hospitals is not None and config.min_hospitals > len(hospitals):
         raise UserError(f"--min-hospitals {config.min_hospitals}: the federation has only "
                         f"{len(hospitals)} hospitals")
-    work, start = _prepare(config, Path(out), resume, overwrite)
+    work, start = _prepare(config, Path(out), resume, overwrite,
+                           federation_reads(Path(config.fed), hospitals))
     if start >= config.rounds:
         start = config.rounds
     specs = _specs(config, hospitals, work, start)
@@ -166,9 +172,7 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
                       dropouts=log.dropped)
     shutil.rmtree(work / "parties", ignore_errors=True)
     final = Path(out)
-    if final.exists():
-        shutil.rmtree(final)
-    work.rename(final)
+    finish_output(work, final, "train")  # atomic: the previous RUN stays until this one is whole
     return TrainSummary(final, json.loads((final / "test_metrics.json").read_text()),
                         json.loads((final / "comm.json").read_text()),
                         json.loads((final / "privacy.json").read_text()),

@@ -50,6 +50,12 @@ def read_federation(fed: Path, strategy: str) -> list[HospitalInfo]:
     return hospitals
 
 
+def federation_reads(fed: Path, hospitals: list[HospitalInfo]) -> dict[str, list[Path]]:
+    """What training on FED/ reads: the federation and each hospital directory (which may be a
+    symlink to another disk)."""
+    return {"--fed": [Path(fed), *(h.path for h in hospitals)]}
+
+
 def _read_hospital(index: int, path: Path) -> HospitalInfo:
     manifest: dict[str, Any] = read_json(path / "manifest.json")
     for split in SPLITS:

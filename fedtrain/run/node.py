@@ -30,6 +30,8 @@ from fedtrain.run.coordinator import ENCRYPTED_MODEL_STRATEGIES, JOB
 from fedtrain.secure import group
 from mimic_etl.errors import UserError
 from mimic_etl.hospital_data import read_hospital_manifest
+from mimic_etl.outdir import check_replaceable, write_marker
+from mimic_etl.pathguard import Reads, check_disjoint
 
 
 def _rendezvous_host(rendezvous: str) -> tuple[str, int] | None:
@@ -106,6 +108,26 @@ def serve_rendezvous(rendezvous: str, timeout: float = 60.0) -> dict[str, Any]:
     return {"rendezvous": rendezvous, "finished": True}
 
 
+def check_node_dir(out: Path, reads: Reads) -> None:
+    """A node's --out: disjoint from what it reads, and new, empty or an earlier node's (it is a
+    working directory: a restarted, resumed or rejoining node continues in it)."""
+    check_disjoint(out, "--out", reads)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        check_replaceable(out, "--out", "node")
+
+
+def prepare_node_dir(out: Path, reads: Reads) -> None:
+    """Check ``out`` (:func:`check_node_dir`), create it and mark it as a node's."""
+    check_node_dir(out, reads)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        write_marker(out, "node")
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot be written ({err.strerror or err})") from None
+
+
 def run_node(*, rank: int, world_size: int, rendezvous: str, data: Path | None,
              run_config: Path | None, out: Path, resume_round: int = 0, timeout: float = 60.0,
              ttp_server: bool = False, threads: int = 1, interface: str | None = None,
@@ -128,13 +150,15 @@ def run_node(*, rank: int, world_size: int, rendezvous: str, data: Path | None,
     if ttp_server:  # the dealer of Beaver triples for split/vertical (rank = world size)
         iface = gloo_interface(rendezvous, interface)
         _environment(world_size, world_size, rendezvous, iface)
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_node_dir(out, {})
         code = party.main(["--workdir", str(out), "--ttp-server", "--timeout", str(timeout)])
         return {"ttp": True, "exit_code": code, "gloo_interface": iface}
     if data is None or run_config is None:
         raise UserError("--data and --run-config are required (except with --ttp-server)")
     if rank >= world_size:
         raise UserError(f"--rank {rank}: must be below --world-size {world_size}")
+    reads = {"--data": [Path(data)], "--run-config": [Path(run_config)]}
+    check_node_dir(out, reads)
     read_hospital_manifest(Path(data))  # fails early with a clear message
     config = TrainConfig.load(Path(run_config))
     if rejoin and config.min_hospitals is None:
@@ -142,7 +166,7 @@ def run_node(*, rank: int, world_size: int, rendezvous: str, data: Path | None,
                         "take hospitals back")
     iface = gloo_interface(rendezvous, interface)
     _environment(rank, world_size, rendezvous, iface)
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_node_dir(out, reads)
     spec = {"config": config.to_json(), "run_dir": str(out), "resume_round": resume_round,
             "n_hospitals": world_size, "hospital_dirs": [str(data)], "hospital": rank,
             "min_members": config.min_hospitals, "rejoin": rejoin}

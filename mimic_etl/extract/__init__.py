@@ -80,15 +80,17 @@ def extract(
     mimic_dir, out = Path(mimic_dir), Path(out)
     n_bins = _check_options(mimic_dir, out, hours, bin_hours, min_age, min_los_hours, threads)
     duck.check_memory_limit(memory_limit)
-    check_output_dir(out, overwrite)
+    check_output_dir(out, overwrite, reads={"--mimic-dir": [mimic_dir]}, command="extract")
     inputs = tables.locate(mimic_dir)
+    reads = {"--mimic-dir": [mimic_dir, *_table_files_and_folders(inputs)]}
     features, labels = load_features(), load_labels()
     variables = {
         "hours": hours, "bin_hours": bin_hours, "n_bins": n_bins, "min_age": min_age,
         "min_los_hours": None if min_los_hours is None else float(min_los_hours),
         **{name: str(path) for name, path in sql.DATA_FILES.items()},
     }
-    with write_errors(out), atomic_output_dir(out, overwrite) as tmp:
+    with write_errors(out), atomic_output_dir(out, overwrite, reads=reads,
+                                              command="extract") as tmp:
         session = _Session(inputs, variables, threads, memory_limit, progress, out)
         seconds, flow = session.run(tmp, template_values(features, labels))
         blame = {"min_age": f"--min-age {min_age}", "min_los": f"--min-los-hours {min_los_hours}"}
@@ -212,10 +214,14 @@ def _check_options(
         raise UserError(f"--threads {threads}: must be >= 1")
     if not mimic_dir.is_dir():
         raise UserError(f"--mimic-dir {mimic_dir}: directory not found")
-    source, target = mimic_dir.resolve(), out.resolve()
-    if target == source or source.is_relative_to(target):
-        raise UserError(f"--out {out}: must not be --mimic-dir or a folder containing it")
     return hours // bin_hours
+
+
+def _table_files_and_folders(inputs: dict[str, tables.InputTable]) -> list[Path]:
+    """Every table file extract reads and the folder holding it (hosp/ and icu/ may be symlinks
+    to another disk: the output must not land in them either)."""
+    files = [Path(t.path) for t in inputs.values()]
+    return [*files, *{f.resolve().parent for f in files}]
 
 
 def _check_not_empty(flow: list[FlowStep], blame: dict[str, str], default: str) -> None:

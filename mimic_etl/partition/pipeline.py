@@ -106,7 +106,9 @@ def partition(
         "split": list(split),
     }
     header = base_manifest("partition", params, seed)
-    with write_errors(out), atomic_output_dir(out, overwrite) as tmp:
+    reads = {"--cohort": [cohort, *data.input_files()]}
+    with write_errors(out), atomic_output_dir(out, overwrite, reads=reads,
+                                              command="partition") as tmp:
         written = []
         for i, view in enumerate(plan.views):
             progress("write hospitals", i, len(plan.views))
@@ -154,10 +156,7 @@ def _check_options(
     if seed < 0:
         raise UserError(f"--seed {seed}: must be 0 or more")
     check_split(split)
-    c, o = cohort.resolve(), out.resolve()
-    if c == o or c in o.parents or o in c.parents:
-        raise UserError(f"--out {out}: must not be, contain or lie inside --cohort {cohort}")
-    check_output_dir(out, overwrite)
+    check_output_dir(out, overwrite, reads={"--cohort": [cohort]}, command="partition")
 
 
 def _horizontal_plan(

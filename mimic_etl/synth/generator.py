@@ -109,7 +109,7 @@ def _generate(out: Path, patients: int, seed: int, version: str, overwrite: bool
               progress: ProgressFn) -> SynthSummary:
     started = time.perf_counter()
     sizes = chunk_sizes(patients)
-    with atomic_output_dir(out, overwrite) as tmp:
+    with atomic_output_dir(out, overwrite, command="synth") as tmp:
         for folder in {folder for folder, _ in TABLES.values()}:
             (tmp / folder).mkdir()
         paths = {name: (table_path(tmp, name), cols) for name, (_, cols) in TABLES.items()}

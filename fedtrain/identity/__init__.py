@@ -1,0 +1,14 @@
+"""Federation identities: a CA per federation, a kit per member, peers told apart by certificate.
+
+``provision`` writes the kits, ``load_kit`` gives a site its own identity, and
+``Federation.identify`` / ``Federation.verify`` tell which member a peer certificate or a
+signature belongs to (the TLS transport calls them). See docs/provision.md.
+"""
+
+from fedtrain.identity.errors import IdentityError
+from fedtrain.identity.federation import Federation, Member
+from fedtrain.identity.kit import Kit, load_kit
+from fedtrain.identity.provision import provision, provision_ephemeral, rotate
+
+__all__ = ["Federation", "IdentityError", "Kit", "Member", "load_kit", "provision",
+           "provision_ephemeral", "rotate"]

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from cli import audit, compare, evaluate, extract, node, partition, sweep, synth, train
+from cli import (
+    audit,
+    compare,
+    evaluate,
+    extract,
+    node,
+    partition,
+    provision,
+    sweep,
+    synth,
+    train,
+)
 
 app = typer.Typer(
     name="crypten-fl",
@@ -28,6 +39,7 @@ for _name, _module in {
     "sweep": sweep,
     "node": node,
     "audit": audit,
+    "provision": provision,
 }.items():
     app.command(_name, help=_module.command.__doc__)(_module.command)
 

@@ -36,6 +36,12 @@ Overwrite = Annotated[bool, typer.Option(
     help="Replace an existing --out that an earlier run of this same command wrote (it carries "
          "the .crypten-fl-output marker), once the new output is complete. Never replaces a "
          "folder crypten-fl did not write, nor anything the command reads.")]
+InsecureTransport = Annotated[bool, typer.Option(
+    "--insecure-transport",
+    help="Send the traffic between hospitals over plain TCP (gloo) instead of the federation's "
+         "mutually authenticated TLS channels. Exposes CrypTen's seeds, hence every share, to "
+         "anyone who sees the network, and lets anyone who reaches the rendezvous port join. "
+         "Off by default; for benchmarks on a trusted network only (docs/transport.md).")]
 CentralDp = Annotated[bool, typer.Option(
     "--central-dp",
     help="Hospital-level DP on the aggregate (horizontal, fedper, fedmtl): each hospital clips its "

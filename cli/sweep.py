@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
+from cli.train import warn_insecure
 from fedtrain.evaluate.sweep import SweepResult, parse_epsilons, sweep, sweep_table
 from fedtrain.run.config import STRATEGIES, TrainConfig
 
@@ -41,6 +42,7 @@ def command(
     personal_layers: opt.PersonalLayers = 1,
     mtl_lambda: opt.MtlLambda = 0.1,
     timeout: opt.Timeout = 60.0,
+    insecure_transport: opt.InsecureTransport = False,
     overwrite: opt.Overwrite = False,
 ) -> None:
     """Privacy–utility sweep: train the strategy at each ε; table and plot of macro-AUROC vs ε."""
@@ -51,8 +53,10 @@ def command(
             batch_size=batch_size, lr=lr, dp_delta=dp_delta, max_grad_norm=max_grad_norm,
             secure=secure, seed=seed, d_model=d_model, n_heads=heads, n_layers=layers,
             dropout=dropout, pooling=pooling, personal_layers=personal_layers,
-            mtl_lambda=mtl_lambda, timeout=timeout,
+            mtl_lambda=mtl_lambda, timeout=timeout, insecure_transport=insecure_transport,
         )
+        if insecure_transport:
+            warn_insecure()
         with progress_bars() as progress:
             return sweep(base, epsilons, out, overwrite=overwrite, progress=progress)
 

@@ -38,6 +38,8 @@ class RoundDisplay:
             self.status = f"hospital {rank} restarted: it rejoins at the next round"
         elif kind == "status":
             self.status = f"hospital {event.get('hospital', rank)}: {event['message']}"
+        elif kind == "refused" and self.live is not None:
+            self.live.console.print(refusal_line(event), highlight=False)
         elif kind == "update_rejected":
             self.status = (f"hospital {event['hospital']}: update of round {event['round']} "
                            f"rejected ({event['reason']})")
@@ -116,6 +118,7 @@ def command(
              "would restart its node; it rejoins at the next round. Off by default.",
     )] = False,
     timeout: opt.Timeout = 60.0,
+    insecure_transport: opt.InsecureTransport = False,
 ) -> None:
     """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
     config = TrainConfig(
@@ -128,7 +131,10 @@ def command(
         n_layers=layers, dropout=dropout, pooling=pooling, timeout=timeout,
         personal_layers=personal_layers, mtl_lambda=mtl_lambda, cut=cut, server_lr=server_lr,
         mask_degree=mask_degree, min_hospitals=min_hospitals,
+        insecure_transport=insecure_transport,
     )
+    if insecure_transport:
+        warn_insecure()
     display = RoundDisplay(rounds)
 
     def run_live() -> TrainSummary:
@@ -143,6 +149,18 @@ def command(
     render_update_checks(summary)
     console.print(f"run written to [bold]{summary.run_dir}[/] "
                   f"(test_metrics.json, comm.json, privacy.json)")
+
+
+def refusal_line(event: dict[str, Any]) -> str:
+    """One line for a peer refused at the handshake (an impostor, a wrong or expired kit)."""
+    return f"[yellow]refused[/] a connection from {event['peer']}: {event['reason']}"
+
+
+def warn_insecure() -> None:
+    """The warning --insecure-transport prints (what it exposes)."""
+    from fedtrain.transport.exposure import INSECURE_WARNING
+
+    console.print(f"[bold red]warning:[/] {INSECURE_WARNING}", highlight=False)
 
 
 def render_update_checks(summary: TrainSummary) -> None:

@@ -8,6 +8,7 @@ others are stopped within seconds and a ``PartyFailure`` names the party and its
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -16,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,6 +117,7 @@ def launch(
     party_name: Callable[[int], str] = lambda r: f"party {r}",
     tolerate_dropouts: bool = False,
     restart_dropped: bool = False,
+    secure_transport: bool = True,
 ) -> list[dict[str, Any] | None]:
     """Run ``job`` in ``len(specs)`` party processes (rank r gets ``specs[r]``); return results.
 
@@ -132,17 +135,74 @@ def launch(
         restart_dropped: with ``tolerate_dropouts``, start a party that dropped out once more,
             with ``"rejoin": true`` in its spec (as its operator would restart its node); it
             rejoins the group at the next round boundary.
+        secure_transport: provision a throw-away federation for this launch (a kit per party
+            in a private temporary directory, deleted at the end; fedtrain/identity) and run
+            every byte between the parties, and the rendezvous store, over its authenticated
+            TLS channels (fedtrain/transport). False: plain gloo and TCPStore
+            (``--insecure-transport``).
     """
     world_size = len(specs)
-    # the rendezvous store lives here, not in a party, so any party may fail without taking the
-    # membership records of the others with it; it holds addresses and membership, never data
-    port = free_port()
-    rendezvous = f"tcp://127.0.0.1:{port}"
-    store = dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False,
-                          timeout=datetime.timedelta(seconds=timeout_s))
+    with contextlib.ExitStack() as stack:
+        rendezvous = _Rendezvous(stack, world_size, ttp, timeout_s, secure_transport, on_event)
+        return _launch(job, specs, workdir, rendezvous, timeout_s=timeout_s,
+                       threads_per_party=threads_per_party, ttp=ttp, env=env, on_event=on_event,
+                       party_name=party_name, tolerate_dropouts=tolerate_dropouts,
+                       restart_dropped=restart_dropped)
+
+
+class _Rendezvous:
+    """The rendezvous store of one launch, hosted here rather than in a party so that any party
+    may fail without taking the membership records of the others with it (it holds addresses
+    and membership, never data); with the secure transport also the launch's federation."""
+
+    def __init__(self, stack: contextlib.ExitStack, parties: int, ttp: bool, timeout_s: float,
+                 secure: bool, on_event: EventFn | None) -> None:
+        self.secure = secure
+        if not secure:
+            port = free_port()
+            self.url = f"tcp://127.0.0.1:{port}"
+            tcp = dist.TCPStore("127.0.0.1", port, is_master=True, wait_for_workers=False,
+                                timeout=datetime.timedelta(seconds=timeout_s))
+            self.set: Callable[[str, str], None] = tcp.set
+            self.env = {"CRYPTEN_FL_TRANSPORT": "tcp"}
+            return
+        from fedtrain.identity import load_kit, provision_ephemeral
+        from fedtrain.transport.join import credentials_from_kit
+        from fedtrain.transport.store import StoreServer
+
+        kits = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crypten-fl-kits-")))
+        self.kits = provision_ephemeral(kits, parties, ttp=ttp)
+
+        def refused(r: Any) -> None:
+            if on_event is not None:
+                on_event(-1, {"event": "refused", "peer": r.address, "reason": r.reason,
+                              "time": time.time()})
+
+        server = StoreServer(credentials_from_kit(load_kit(self.kits / "rendezvous")),
+                             "127.0.0.1", 0, refused)
+        stack.callback(server.close)
+        self.url = f"tcp://127.0.0.1:{server.port}"
+        self.set = server.local_set
+        self.env = {"CRYPTEN_FL_TRANSPORT": "tls"}
+
+    def kit_env(self, rank: int, parties: int) -> dict[str, str]:
+        """The environment that gives party ``rank`` its own kit (and nobody else's)."""
+        if not self.secure:
+            return {}
+        name = "ttp" if rank == parties else f"hospital_{rank}"
+        return {"CRYPTEN_FL_KIT": str(self.kits / name)}
+
+
+def _launch(job: str, specs: list[dict[str, Any]], workdir: Path, rendezvous: _Rendezvous, *,
+            timeout_s: float, threads_per_party: int, ttp: bool, env: dict[str, str] | None,
+            on_event: EventFn | None, party_name: Callable[[int], str],
+            tolerate_dropouts: bool, restart_dropped: bool) -> list[dict[str, Any] | None]:
+    world_size = len(specs)
+    store_set = rendezvous.set
     extra = dict(env or {})
     extra.setdefault("CRYPTEN_FL_SESSION", os.urandom(8).hex())
-    extra.update(CRYPTEN_FL_STORE="external", CRYPTEN_FL_LAUNCHER_PID=str(os.getpid()))
+    extra.update(CRYPTEN_FL_STORE="external", CRYPTEN_FL_LAUNCHER_PID=str(os.getpid()),
+                 **rendezvous.env)
     parties: list[_Party] = []
     common = ["--timeout", str(timeout_s), "--threads", str(threads_per_party)]
     if ttp:
@@ -152,24 +212,27 @@ def launch(
         pdir = _fresh(workdir / name)
         (pdir / "spec.json").write_text(json.dumps(spec, default=str))
         argv = ["--job", job, "--spec", str(pdir / "spec.json"), "--workdir", str(pdir), *common]
-        return _spawn(rank, world_size, rendezvous, extra, pdir, argv)
+        return _spawn(rank, world_size, rendezvous.url,
+                      {**extra, **rendezvous.kit_env(rank, world_size)}, pdir, argv)
 
     for rank, spec in enumerate(specs):
         parties.append(start(rank, spec, f"party_{rank}"))
     if ttp:
         tdir = _fresh(workdir / "ttp")
         argv = ["--workdir", str(tdir), "--ttp-server", *common]
-        parties.append(_spawn(world_size, world_size, rendezvous, extra, tdir, argv))
+        parties.append(_spawn(world_size, world_size, rendezvous.url,
+                              {**extra, **rendezvous.kit_env(world_size, world_size)}, tdir,
+                              argv))
     try:
         if tolerate_dropouts:
             restart = None
             if restart_dropped:
                 def restart(p: _Party) -> _Party:
-                    store.set(f"restarting/{p.rank}", "1")  # the group waits for it
+                    store_set(f"restarting/{p.rank}", "1")  # the group waits for it
                     return start(p.rank, {**specs[p.rank], "rejoin": True},
                                  f"party_{p.rank}_rejoined")
             _supervise_tolerant(parties, on_event, party_name, restart,
-                                on_dead=lambda p: store.set(f"dead/{p.rank}", "1"),
+                                on_dead=lambda p: store_set(f"dead/{p.rank}", "1"),
                                 silent_s=timeout_s + 10)
         else:
             _supervise(parties, on_event, party_name)

@@ -37,8 +37,7 @@ class PartyContext:
     def emit(self, event: str, **fields: Any) -> None:
         """Append a progress event (read by the launcher for the live display)."""
         record = {"event": event, "rank": self.rank, "time": time.time(), **fields}
-        with open(self.workdir / "events.jsonl", "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        _append_event(self.workdir, record)
 
 
 def resolve(job: str) -> Callable[[PartyContext], dict[str, Any]]:
@@ -48,13 +47,16 @@ def resolve(job: str) -> Callable[[PartyContext], dict[str, Any]]:
 
 
 def init_crypten(timeout_s: float, ttp: bool, min_members: int | None = None,
-                 rejoin: bool = False) -> None:
+                 rejoin: bool = False, workdir: Path | None = None) -> None:
     """Join the CrypTen world described by the environment, with explicit timeouts.
 
     With a ``tcp://`` rendezvous the party joins through a :class:`fedtrain.secure.group.
     SecureGroup`, which can re-form without members that drop out (if ``min_members`` is below
     the world size). ``CRYPTEN_FL_STORE=external`` says the rendezvous store is hosted by
     someone else (the local launcher, or a rendezvous server); otherwise rank 0 hosts it.
+    Unless ``CRYPTEN_FL_TRANSPORT=tcp``, every byte goes over the federation's authenticated
+    links (fedtrain/transport), with this party's kit from ``CRYPTEN_FL_KIT``; peers refused at
+    the handshake are recorded as ``refused`` events in ``workdir``.
     """
     missing = [k for k in REQUIRED_ENV if k not in os.environ]
     if missing:  # crypten.init() would silently start a 1-party world
@@ -68,6 +70,7 @@ def init_crypten(timeout_s: float, ttp: bool, min_members: int | None = None,
         crypten.cfg.mpc.provider = "TTP"
     rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     min_members = world_size if min_members is None else min_members
+    _join_transport(world_size, ttp, workdir)
     if os.environ["RENDEZVOUS"].startswith("tcp://"):
         store = group.connect_store(os.environ["RENDEZVOUS"], rank, timeout_s,
                                     host_it=rank == 0 and not _external_store())
@@ -85,16 +88,51 @@ def init_crypten(timeout_s: float, ttp: bool, min_members: int | None = None,
     audit.install()
 
 
+def _join_transport(world_size: int, ttp: bool, workdir: Path | None) -> None:
+    """Load the kit and switch torch.distributed to the secure backend (unless tcp)."""
+    from fedtrain.transport import join
+
+    if not join.secure():
+        return
+    if not os.environ["RENDEZVOUS"].startswith("tcp://"):
+        raise RuntimeError("the secure transport needs a tcp://HOST:PORT rendezvous")
+
+    def on_refused(refused: Any) -> None:
+        event = {"event": "refused", "peer": refused.address, "reason": refused.reason,
+                 "time": time.time(), "rank": int(os.environ["RANK"])}
+        if workdir is not None:
+            _append_event(workdir, event)
+        for observer in _refusal_observers:
+            observer(event)
+
+    join.join(on_refused, join.roster(world_size, ttp))
+
+
+_refusal_observers: list[Callable[[dict[str, Any]], None]] = []
+
+
+def observe_refusals(observer: Callable[[dict[str, Any]], None]) -> None:
+    """Call ``observer`` with each ``refused`` event of this process (``crypten-fl node`` prints
+    them as they happen)."""
+    _refusal_observers.append(observer)
+
+
+def _append_event(workdir: Path, record: dict[str, Any]) -> None:
+    with open(workdir / "events.jsonl", "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+
+
 def _external_store() -> bool:
     return os.environ.get("CRYPTEN_FL_STORE") == "external"
 
 
-def run_ttp_server(timeout_s: float) -> None:
+def run_ttp_server(timeout_s: float, workdir: Path | None = None) -> None:
     """The trusted third party dealer of Beaver triples (rank = world size)."""
     from fedtrain.compat import crypten, set_collective_timeout, set_group_store
 
     set_collective_timeout(timeout_s)
     crypten.cfg.mpc.provider = "TTP"
+    _join_transport(int(os.environ["WORLD_SIZE"]), True, workdir)
     if os.environ.get("RENDEZVOUS", "").startswith("tcp://"):
         from fedtrain.secure import group
 
@@ -137,10 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_launcher()
     try:
         if args.ttp_server:
-            run_ttp_server(args.timeout)
+            run_ttp_server(args.timeout, args.workdir)
             return 0
         spec = json.loads(args.spec.read_text()) if args.spec else {}
-        init_crypten(args.timeout, args.ttp, spec.get("min_members"), bool(spec.get("rejoin")))
+        init_crypten(args.timeout, args.ttp, spec.get("min_members"), bool(spec.get("rejoin")),
+                     args.workdir)
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         ctx = PartyContext(rank, world_size, args.workdir, spec)
         result = resolve(args.job)(ctx)

@@ -57,7 +57,9 @@ def write_marker(directory: Path, command: str, entries: list[str] | None = None
     (None: a working directory the command keeps adding to, such as a node's)."""
     record = {"tool": "crypten-fl", "version": __version__, "command": command,
               "entries": entries}
-    (Path(directory) / MARKER).write_text(json.dumps(record, indent=2) + "\n")
+    path = Path(directory) / MARKER
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    path.chmod(0o644)  # whatever the umask: readable, writable by its owner only
 
 
 def _foreign_entries(directory: Path, marker: dict[str, Any]) -> list[str]:

@@ -7,6 +7,7 @@ must not be created when the node refuses to start.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,14 @@ from helpers.fuzz import (
 )
 from helpers.fuzz_fixtures import tiny_federation, tiny_run
 
+from fedtrain.identity import provision
+
 RDV = "tcp://127.0.0.1:9"
-BASE = ("node", "--out", "{out}", "--rendezvous", RDV, "--data", "{data}",
-        "--run-config", "{config}")
+BASE = ("node", "--insecure-transport", "--out", "{out}", "--rendezvous", RDV, "--data",
+        "{data}", "--run-config", "{config}")
+#: a node with its kit: who it is comes from the kit
+KIT_BASE = ("node", "--kit", "{kits}/hospital_0", "--out", "{out}", "--rendezvous", RDV,
+            "--data", "{data}", "--run-config", "{config}")
 CONFIG = "{config}"
 
 
@@ -37,16 +43,20 @@ def reported(what: str) -> tuple[Any, ...]:
 
 
 @pytest.fixture(scope="module")
-def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return tiny_run(tmp_path_factory), tiny_federation(tmp_path_factory)
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    kits = tmp_path_factory.mktemp("fuzz-node-kits") / "kits"
+    provision(kits, 2, ttp=False, rendezvous=None)
+    return tiny_run(tmp_path_factory), tiny_federation(tmp_path_factory), kits
 
 
-def workspace(pristine: tuple[Path, Path], root: Path) -> Workspace:
-    run, fed = pristine
+def workspace(pristine: tuple[Path, Path, Path], root: Path, insecure: bool) -> Workspace:
+    run, fed, kits = pristine
     data = copy_into(root, fed / "hospital_0", "hospital_0")
-    config = Path(shutil.copy(run / "config.json", root / "config.json"))
-    return Workspace(root, {"data": data, "config": config, "out": root / "node"},
-                     inputs=["data", "config"], outputs=["out"])
+    config = json.loads((run / "config.json").read_text())
+    (root / "config.json").write_text(json.dumps({**config, "insecure_transport": insecure}))
+    kits = copy_into(root, kits, "kits")
+    return Workspace(root, {"data": data, "config": root / "config.json", "out": root / "node",
+                            "kits": kits}, inputs=["data", "config", "kits"], outputs=["out"])
 
 
 def node(case_id: str, *args: str, mutate: tuple[Any, ...] = (), error: tuple[str, ...],
@@ -65,8 +75,8 @@ CASES = [
          error=("--rendezvous",)),
     node("rendezvous-without-port", "--rank", "0", "--world-size", "2", "--rendezvous",
          "tcp://127.0.0.1", error=("--rendezvous",)),
-    Case("data-and-config-missing", ("node", "--out", "{out}", "--rendezvous", RDV, "--rank",
-                                     "0", "--world-size", "2"), (),
+    Case("data-and-config-missing", ("node", "--insecure-transport", "--out", "{out}",
+                                     "--rendezvous", RDV, "--rank", "0", "--world-size", "2"), (),
          error=("--data", "--run-config")),
     node("data-dir-missing", "--rank", "0", "--world-size", "2", mutate=(remove("{data}"),),
          error=("{data}", "not found")),
@@ -97,6 +107,43 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", params(CASES))
-def test_node(case: Case, pristine: tuple[Path, Path], tmp_path: Path) -> None:
-    run_case(case, workspace(pristine, tmp_path))
+def with_kit(case_id: str, *args: str, mutate: tuple[Any, ...] = (), error: tuple[str, ...]
+             ) -> Case:
+    return Case(f"kit-{case_id}", (*KIT_BASE, *args), mutate, error=error)
+
+
+def copy_file(source: str, target: str) -> Any:
+    def mutate(ws: Workspace) -> None:
+        shutil.copy(ws.path(source), ws.path(target))
+    return mutate
+
+
+KIT = "{kits}/hospital_0"
+KIT_CASES = [
+    Case("kit-missing", BASE[:1] + BASE[2:], (), error=("--kit", "--insecure-transport")),
+    with_kit("dir-missing", mutate=(remove(KIT),), error=(KIT, "not found")),
+    *[with_kit(f"{name.replace('.', '-')}-{what}", mutate=(change(f"{KIT}/{name}"),),
+               error=(f"{KIT}/{name}",))
+      for name in ("member.key", "member.crt", "ca.crt", "federation.json")
+      for what, change in (("missing", remove), ("garbage", lambda t: write_file(t, "x")))],
+    with_kit("key-of-another-member", mutate=(copy_file("{kits}/hospital_1/member.key",
+                                                        f"{KIT}/member.key"),),
+             error=(f"{KIT}/member.key",)),
+    with_kit("is-the-ca-directory", "--kit", "{kits}/ca", error=("{kits}/ca/member.key",)),
+    with_kit("rank-disagrees", "--rank", "1", error=("--rank 1", KIT)),
+    with_kit("world-size-disagrees", "--world-size", "3", error=("--world-size 3",)),
+    with_kit("and-insecure-transport", "--insecure-transport",
+             error=("--kit", "--insecure-transport")),
+    with_kit("ttp-server-with-a-hospital-kit", "--ttp-server", error=("--ttp-server", KIT)),
+    with_kit("config-says-insecure", mutate=(edit_json(CONFIG, with_values(
+        insecure_transport=True)),), error=("--run-config {config}", "insecure_transport")),
+    node("insecure-but-config-is-not", "--rank", "0", "--world-size", "2",
+         mutate=(edit_json(CONFIG, with_values(insecure_transport=False)),),
+         error=("--run-config {config}", "insecure_transport")),
+]
+
+
+@pytest.mark.parametrize("case", params([*CASES, *KIT_CASES]))
+def test_node(case: Case, pristine: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    insecure = "--insecure-transport" in case.args and "--kit" not in case.args
+    run_case(case, workspace(pristine, tmp_path, insecure))

@@ -24,6 +24,7 @@ from helpers.fuzz import Case, Mutation, Outcome, Workspace, copy_into, params, 
 from helpers.fuzz_fixtures import TINY_OPTIONS, tiny_federation, tiny_run
 from helpers.mimic_fixture import write_mimic
 
+from fedtrain.identity import provision
 from mimic_etl.outdir import MARKER, read_marker, write_marker
 
 RDV = "tcp://127.0.0.1:9"
@@ -38,6 +39,11 @@ class Command:
     args: tuple[str, ...]
     reads: dict[str, tuple[str, tuple[str, ...]]]
     out_label: str = "--out"
+    variant: str = ""
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}{self.variant}"
 
 
 COMMANDS = [
@@ -53,15 +59,19 @@ COMMANDS = [
     Command("compare", ("compare", "{run}", "--out", "{out}"), {"run": ("RUNS", ("checkpoints",))}),
     Command("audit", ("audit", "--run", "{run}", "--out", "{out}"),
             {"run": ("--run", ()), "fed": ("its federation", ("hospital_0",))}),
-    Command("node", ("node", "--out", "{out}", "--rendezvous", RDV, "--data", "{data}",
-                     "--run-config", "{config}", "--rank", "0", "--world-size", "2"),
+    Command("node", ("node", "--insecure-transport", "--out", "{out}", "--rendezvous", RDV,
+                     "--data", "{data}", "--run-config", "{config}", "--rank", "0",
+                     "--world-size", "2"),
             {"data": ("--data", ()), "config": ("--run-config", ())}),
+    Command("node", ("node", "--kit", "{kit}", "--out", "{out}", "--rendezvous", RDV,
+                     "--data", "{data}", "--run-config", "{config}"),
+            {"data": ("--data", ()), "kit": ("--kit", ())}, variant="-with-kit"),
 ]
 BY_NAME = {c.name: c for c in COMMANDS}
 #: what each command reads, as workspace names (audit and evaluate read the run's federation)
 NEEDS = {"synth": (), "extract": ("mimic",), "partition": ("cohort",), "train": ("fed",),
          "sweep": ("fed",), "compare": ("run",), "audit": ("run", "fed"),
-         "evaluate": ("run", "fed"), "node": ("data", "config")}
+         "evaluate": ("run", "fed"), "node": ("data", "config", "kit")}
 
 
 @pytest.fixture(scope="module")
@@ -87,11 +97,13 @@ def workspace(pristine: dict[str, Path], root: Path, command: str) -> Workspace:
         (paths["run"] / "config.json").write_text(json.dumps({**config,
                                                               "fed": str(paths["fed"])}))
     if command == "node":
+        provision(root / "kits", 2, ttp=False, rendezvous=None)
+        paths["kit"] = root / "kits" / "hospital_0"
         paths["data"] = paths["fed"] / "hospital_0"
         config = json.loads((pristine["run"] / "config.json").read_text())
         paths["config"] = root / "config.json"
         paths["config"].write_text(json.dumps({**config, "fed": str(paths["fed"])}))
-    inputs = [n for n in paths if n != "out" and n in (*needs, "fed", "data", "config")]
+    inputs = [n for n in paths if n != "out" and n in (*needs, "fed", "data", "config", "kit")]
     return Workspace(root, paths, inputs=inputs, outputs=["out"])
 
 
@@ -140,7 +152,7 @@ def overlap_cases() -> list[Case]:
         for where, base, suffix, how in _targets(command):
             for spelling in ("abs", "rel", "link"):
                 for flag in flags:
-                    case_id = f"{command.name}-{where}-{spelling}{'-overwrite' if flag else ''}"
+                    case_id = f"{command.id}-{where}-{spelling}{'-overwrite' if flag else ''}"
                     cases.append(Case(case_id, (*command.args, *flag),
                                       (redirect(base, suffix, spelling),),
                                       error=(f"{command.out_label} {{out}}: {how}",)))
@@ -195,9 +207,9 @@ def foreign_cases() -> list[Case]:
         to_eval = (_eval_out,) if name == "evaluate" else ()
         out = f"{command.out_label} {{out}}"
         cases += [
-            Case(f"{name}-overwrite-user-folder", (*args, *flag), (*to_eval, occupied(None)),
+            Case(f"{command.id}-overwrite-user-folder", (*args, *flag), (*to_eval, occupied(None)),
                  error=(out, "not a directory written by crypten-fl")),
-            Case(f"{name}-overwrite-other-command", (*args, *flag),
+            Case(f"{command.id}-overwrite-other-command", (*args, *flag),
                  (*to_eval, occupied({"command": other, "entries": ["mine.txt"]})),
                  error=(out, f"written by `crypten-fl {other}`")),
         ]

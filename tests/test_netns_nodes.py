@@ -1,8 +1,13 @@
 """`crypten-fl node` across hosts: each hospital in its own network namespace, joined by veth links.
 
 Each "host" is a network namespace with its own interface on a private bridge (tests/helpers/
-netns.py) and a private copy of its own hospital directory; the only way between hosts is the
-virtual network. Skipped with the reason where namespaces cannot be created (no root).
+netns.py) and a private copy of its own hospital directory and its own federation kit; the only
+way between hosts is the virtual network. A further host plays the attacker during the run
+(tests/helpers/impostors.py): a self-signed certificate, another federation's kit, hospital 2's
+stolen kit claiming rank 1, and plain TCP clients hammering the rendezvous port. Every attempt is
+refused, the honest nodes name each refused address and reason in one line, and their model is
+bit-identical to the single-host run without any attacker. Skipped with the reason where
+namespaces cannot be created (no root).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from helpers.nodes import (
 from typer.testing import CliRunner
 
 from cli.app import app
+from fedtrain.identity import provision
 from fedtrain.run.node import gloo_interface
 from mimic_etl.errors import UserError
 
@@ -62,31 +68,68 @@ def reference(tmp_path_factory) -> Reference:
 
 
 def _private_home(reference: Reference, home: Path, rank: int) -> Path:
-    """A host's own file system area: a copy of its hospital's directory and the config."""
+    """A host's own file system area: a copy of its hospital's directory, the config and its
+    own kit (no other member's key)."""
     shutil.copytree(reference.fed / f"hospital_{rank}", home / f"hospital_{rank}")
     shutil.copy(reference.config, home / "config.json")
+    shutil.copytree(reference.kits / f"hospital_{rank}", home / "kits" / f"hospital_{rank}")
+    return home
+
+
+def _attacker_home(reference: Reference, home: Path) -> Path:
+    """What the attacker holds: the federation's public files, hospital 2's stolen kit, and a
+    valid kit of another federation."""
+    public = home / "public"
+    public.mkdir(parents=True)
+    for name in ("ca.crt", "federation.json"):
+        shutil.copy(reference.kits / "hospital_0" / name, public / name)
+    shutil.copytree(reference.kits / "hospital_2", home / "stolen")
+    provision(home / "other", HOSPITALS, ttp=False, rendezvous=None, name="fed-other")
     return home
 
 
 def test_nodes_in_separate_namespaces_equal_the_single_host_run(reference, tmp_path) -> None:
     homes = [_private_home(reference, tmp_path / f"host{r}", r) for r in range(HOSPITALS)]
+    attacker = _attacker_home(reference, tmp_path / "attacker")
     outs = [home / "out" for home in homes]
-    with virtual_network_or_skip(HOSPITALS) as net:
+    with virtual_network_or_skip(HOSPITALS + 1) as net:
         rendezvous = f"tcp://{net.hosts[0].address}:{PORT}"
         argvs = [node_argv(r, rendezvous, homes[r] / f"hospital_{r}", homes[r] / "config.json",
-                           outs[r]) for r in range(HOSPITALS)]
+                           outs[r], kits=homes[r] / "kits") for r in range(HOSPITALS)]
         start = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
         nodes = [net.popen(r, argvs[r], **start) for r in range(HOSPITALS)]
+        attack = net.popen(HOSPITALS, [
+            sys.executable, "-m", "helpers.impostors", f"{net.hosts[0].address}:{PORT}",
+            str(attacker / "public"), str(attacker / "stolen"), str(attacker / "other" /
+                                                                   "hospital_1"),
+            str(attacker), str(attacker / "outcomes.json")],
+            cwd=Path(__file__).parent, **start)
         # rank 0's rendezvous listens on the virtual network; from host 1 it is not on loopback
         probe = net.run(1, [sys.executable, "-c", PROBE, net.hosts[0].address, str(PORT), "150"],
                         timeout=180)
         outputs = wait_for_nodes(nodes)
+        (attacker / "stop").touch()
+        attack_output = attack.communicate(timeout=60)[0]
         assert json.loads(probe.stdout) == {"network": 0, "loopback": errno.ECONNREFUSED}, probe
         crossed = [sum(net.traffic(r)) for r in range(HOSPITALS)]
     for r, output in enumerate(outputs):
         assert f"node {r} finished (traffic over {INTERFACE})" in output
-    assert_same_as_reference(outs, reference)
-    # what each party moved went over its own link to the switch (plus TCP/IP headers)
+    assert_same_as_reference(outs, reference)  # nothing an impostor sent reached the model
+    assert (attacker / "outcomes.json").exists(), attack_output
+    outcomes = json.loads((attacker / "outcomes.json").read_text())
+    for attack_name in ("self-signed", "other-federation", "stolen-kit-as-rank-1",
+                        "stolen-kit-writes-hospital_1s-key", "plain-tcp"):
+        assert outcomes.get(attack_name), (attack_name, attack_output, outcomes)
+        assert not [o for o in outcomes[attack_name] if o.startswith("accepted")], (
+            attack_name, outcomes[attack_name])
+    refusals = [line for line in " ".join(outputs[0].split()).split("refused a connection from ")
+                if line.startswith(f"{net.hosts[HOSPITALS].address}:")]
+    reasons = " | ".join(refusals)
+    assert "certificate refused" in reasons or "TLS handshake failed" in reasons, outputs[0]
+    assert "claims rank 1 (which is hospital_1)" in reasons, outputs[0]
+    assert any("hospital_2 may not write" in o for o in
+               outcomes["stolen-kit-writes-hospital_1s-key"]), outcomes
+    # what each party moved went over its own link to the switch (plus TLS and TCP/IP headers)
     sent = [json.loads((out / "result.json").read_text())["comm"]["crypten_bytes"]
             for out in outs]
     assert all(c >= s > 0 for c, s in zip(crossed, sent, strict=True)), (crossed, sent)
@@ -121,7 +164,8 @@ def test_an_explicit_or_configured_interface_wins(monkeypatch, tmp_path) -> None
         gloo_interface("tcp://127.0.0.1:29500", "nope0")
     with pytest.raises(UserError, match=r"expected tcp://HOST:PORT"):
         gloo_interface("tcp://127.0.0.1")
-    result = CliRunner().invoke(app, ["node", "--ttp-server", "--rank", "3", "--world-size", "3",
+    result = CliRunner().invoke(app, ["node", "--insecure-transport", "--ttp-server", "--rank",
+                                      "3", "--world-size", "3",
                                       "--rendezvous", "tcp://127.0.0.1:1", "--out",
                                       str(tmp_path / "o"), "--interface", "nope0"])
     assert result.exit_code == 1 and "--interface nope0: no such network" in result.output

@@ -11,6 +11,7 @@ import pytest
 from helpers.federation import TINY_MODEL, small_federation
 from helpers.nodes import node_argv
 
+from fedtrain.identity import provision
 from fedtrain.launch import free_port
 from fedtrain.run.config import TrainConfig
 
@@ -21,15 +22,17 @@ def test_rank_0_killed_mid_round_the_other_nodes_finish_through_the_rendezvous_s
     fed = small_federation(tmp_path / "f", n_patients=200, seed=8, hospitals=4)
     config = TrainConfig(fed=str(fed), rounds=3, seed=3, min_hospitals=3, **TINY_MODEL)
     (tmp_path / "config.json").write_text(json.dumps(config.to_json()))
-    rendezvous = f"tcp://127.0.0.1:{free_port()}"
+    address = f"127.0.0.1:{free_port()}"
+    rendezvous = f"tcp://{address}"
+    provision(tmp_path / "kits", 4, ttp=False, rendezvous=address)  # a store host of its own
     env = {**os.environ, "CRYPTEN_FL_KILL_AT": "0:2", "CRYPTEN_FL_REFORM_WINDOW_S": "2"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli.app", "node", "--rendezvous-server", "--rendezvous",
-         rendezvous, "--rank", "0", "--world-size", "4", "--out", str(tmp_path / "server"),
-         "--timeout", "5"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [sys.executable, "-m", "cli.app", "node", "--kit", str(tmp_path / "kits" / "rendezvous"),
+         "--out", str(tmp_path / "server"), "--timeout", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     nodes = [subprocess.Popen(
-        [*node_argv(r, rendezvous, fed / f"hospital_{r}", tmp_path / "config.json",
-                    tmp_path / f"node{r}", world_size=4), "--external-rendezvous"],
+        node_argv(r, rendezvous, fed / f"hospital_{r}", tmp_path / "config.json",
+                  tmp_path / f"node{r}", world_size=4, kits=tmp_path / "kits"),
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for r in range(4)]
     outputs = [n.communicate(timeout=300)[0] for n in nodes]
     assert [n.returncode for n in nodes] == [-9, 0, 0, 0], outputs

@@ -80,7 +80,8 @@ def evaluate_parties(info: RunInfo, model_run: Path, settings: EvalSettings, *,
     work = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="crypten-fl-evaluate-"))
     results = launch(JOB, specs, work, timeout_s=info.config.timeout,
                      threads_per_party=info.config.threads_per_party, ttp=info.vertical,
-                     on_event=on_event, party_name=lambda r: f"hospital {specs[r]['hospital']}")
+                     on_event=on_event, party_name=lambda r: f"hospital {specs[r]['hospital']}",
+                     secure_transport=not info.config.insecure_transport)
     try:
         assemble = _assemble_secure if settings.secure else _assemble_plain
         return assemble(results, info.label_names, settings, subgroups)

@@ -165,7 +165,8 @@ def run_parties(info: RunInfo, specs: list[dict[str, Any]], progress: ProgressFn
         results = launch(job, specs, work, timeout_s=max(info.config.timeout, MIN_TIMEOUT_S),
                          threads_per_party=info.config.threads_per_party, env=env,
                          on_event=_party_progress(progress, specs),
-                         party_name=lambda r: f"hospital {specs[r]['hospital']}")
+                         party_name=lambda r: f"hospital {specs[r]['hospital']}",
+                         secure_transport=not info.config.insecure_transport)
         pooled = np.load(results[0]["pooled_file"])
     finally:
         shutil.rmtree(work, ignore_errors=True)

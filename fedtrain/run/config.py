@@ -52,6 +52,7 @@ class TrainConfig:
     min_hospitals: int | None = None
     timeout: float = 60.0
     threads_per_party: int = 1
+    insecure_transport: bool = False
 
     def validate(self) -> TrainConfig:
         """Raise UserError naming the option for any value out of range."""

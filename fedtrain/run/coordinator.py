@@ -68,7 +68,8 @@ def _prepare(config: TrainConfig, out: Path, resume: bool, overwrite: bool,
             raise UserError(f"--resume: no interrupted run of {out} found ({work} is missing)")
         saved = TrainConfig.load(work / "config.json").to_json()
         mine = config.to_json()
-        changed = sorted(k for k in mine if k not in ("timeout",) and saved.get(k) != mine[k])
+        changed = sorted(k for k in mine if k not in ("timeout", "insecure_transport")
+                         and saved.get(k, mine[k]) != mine[k])
         if changed:
             raise UserError("--resume: options differ from the interrupted run: "
                             + ", ".join(changed))
@@ -159,7 +160,8 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
                          if config.strategy != "centralized" else "centralized trainer",
                          tolerate_dropouts=config.min_hospitals is not None
                          and config.min_hospitals < len(specs),
-                         restart_dropped=restart_dropped)
+                         restart_dropped=restart_dropped,
+                         secure_transport=not config.insecure_transport)
     except PartyFailure as err:
         done = last_complete_round(work)
         if done == 0 and start == 0:  # nothing worth keeping: leave no half-written output

@@ -1,14 +1,19 @@
 """One hospital's party on its own machine: the same process code the local launcher starts.
 
-Each hospital runs ``crypten-fl node`` with its rank, the world size, the torch.distributed
-rendezvous (``tcp://HOST:PORT`` of rank 0's machine, or ``env://`` with MASTER_ADDR/MASTER_PORT),
-its own data directory and the shared run configuration. Its outputs (checkpoints, model files,
-result.json, events.jsonl) go to its own ``--out`` directory.
+Each member runs ``crypten-fl node --kit KITS/<member>`` with the kit ``crypten-fl provision``
+made for it: the kit says who the node is (hospital k, the TTP dealer, or the rendezvous host),
+how many hospitals there are and where the rendezvous store is, and every byte the node exchanges
+goes over the federation's mutually authenticated TLS channels (fedtrain/transport). A hospital
+node also gets its own data directory and the shared run configuration; its outputs
+(checkpoints, model files, result.json, events.jsonl) go to its own ``--out`` directory.
+``--rank``, ``--world-size`` and ``--rendezvous`` may still be given: they must agree with the kit
+(the rendezvous address may override the kit's). With ``--insecure-transport`` (plain gloo, no
+kit) they are required instead.
 
-gloo binds each party's sockets to the address the machine's hostname resolves to, falling back
-to loopback; where the hostname resolves to 127.0.0.1 or 127.0.1.1 (common), peers on other
-machines are told to connect to their own loopback and the run hangs. A node therefore sets
-``GLOO_SOCKET_IFNAME`` to the interface it reaches the rendezvous through (or ``--interface``).
+A node listens for its links on the address of the interface it reaches the rendezvous through
+(or ``--interface``): where the hostname resolves to 127.0.0.1 or 127.0.1.1 (common), gloo would
+tell peers on other machines to connect to their own loopback; the same choice sets
+``GLOO_SOCKET_IFNAME`` for the insecure transport.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +35,7 @@ from fedtrain import party
 from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import ENCRYPTED_MODEL_STRATEGIES, JOB
 from fedtrain.secure import group
+from fedtrain.transport import join
 from mimic_etl.errors import UserError
 from mimic_etl.hospital_data import read_hospital_manifest
 from mimic_etl.outdir import check_replaceable, write_marker
@@ -80,32 +88,72 @@ def gloo_interface(rendezvous: str, requested: str | None = None) -> str | None:
                  if any(a.address.split("%")[0] == local for a in addrs)), None)
 
 
-def _environment(rank: int, world_size: int, rendezvous: str, interface: str | None) -> None:
-    if world_size < 1 or not 0 <= rank <= world_size:
-        raise UserError(f"--rank {rank}: must be in 0..{world_size - 1} (world size {world_size})")
-    if not rendezvous.startswith(("tcp://", "env://", "file://")):
-        raise UserError(f"--rendezvous {rendezvous!r}: expected tcp://HOST:PORT or env://")
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), RENDEZVOUS=rendezvous,
-                      DISTRIBUTED_BACKEND="gloo")
-    if interface is not None:
-        os.environ["GLOO_SOCKET_IFNAME"] = interface
+def _route(rendezvous: str, interface: str | None) -> tuple[str | None, str | None]:
+    """(interface name, this machine's address on it) for the traffic to the other parties."""
+    iface = gloo_interface(rendezvous, interface)
+    if iface is None:
+        return None, None
+    addresses = [a.address for a in psutil.net_if_addrs().get(iface, [])
+                 if a.family == socket.AF_INET]
+    return iface, (addresses[0] if addresses else None)
 
 
-def serve_rendezvous(rendezvous: str, timeout: float = 60.0) -> dict[str, Any]:
-    """Host the rendezvous store at ``tcp://HOST:PORT`` until the hospitals report the run over.
+def _environment(identity: NodeIdentity, interface: str | None) -> str | None:
+    """Set the party environment of this node; returns the interface its traffic uses."""
+    iface, address = _route(identity.rendezvous, interface)
+    os.environ.update(RANK=str(identity.rank), WORLD_SIZE=str(identity.world_size),
+                      RENDEZVOUS=identity.rendezvous, DISTRIBUTED_BACKEND="gloo")
+    if identity.external_store:
+        os.environ["CRYPTEN_FL_STORE"] = "external"
+    if identity.kit is None:
+        os.environ[join.TRANSPORT_ENV] = "tcp"
+        if iface is not None:
+            os.environ["GLOO_SOCKET_IFNAME"] = iface
+        return iface
+    os.environ.update({join.TRANSPORT_ENV: "tls", join.KIT_ENV: str(identity.kit)})
+    if address is not None:  # listen where the other hospitals can reach this machine
+        os.environ[join.LISTEN_HOST_ENV] = address
+    return iface
+
+
+def serve_rendezvous(identity: NodeIdentity, timeout: float = 60.0,
+                     on_refused: Callable[[dict[str, Any]], None] | None = None
+                     ) -> dict[str, Any]:
+    """Host the rendezvous store until the hospitals report the run over.
 
     With ``--min-hospitals`` this keeps the membership records on a machine of its own, so the
     group can re-form whichever hospital drops out (hosted by rank 0, it cannot outlive rank 0).
-    The store holds membership and gloo addresses, never data.
+    The store holds membership and link addresses, never data; with a kit, only members of the
+    federation may connect, each writing only its own keys (fedtrain/transport/store.py).
     """
-    try:
-        store = group.connect_store(rendezvous, 0, timeout, host_it=True)
-    except (ValueError, RuntimeError) as err:  # not tcp://HOST:PORT, or cannot listen there
-        raise UserError(f"--rendezvous {rendezvous}: {err}") from None
-    while not store.check(["finished"]):
+    if identity.kit is None:
+        os.environ[join.TRANSPORT_ENV] = "tcp"
+        try:
+            store = group.connect_store(identity.rendezvous, 0, timeout, host_it=True)
+        except (ValueError, RuntimeError) as err:  # not tcp://HOST:PORT, or cannot listen there
+            raise UserError(f"--rendezvous {identity.rendezvous}: {err}") from None
+        finished: Callable[[], bool] = lambda: store.check(["finished"])  # noqa: E731
+    else:
+        from fedtrain.identity import load_kit
+        from fedtrain.transport.store import StoreServer
+
+        host, port = join.parse_rendezvous(identity.rendezvous)
+
+        def refused(r: Any) -> None:
+            if on_refused is not None:
+                on_refused({"event": "refused", "peer": r.address, "reason": r.reason})
+
+        try:
+            server = StoreServer(join.credentials_from_kit(load_kit(identity.kit)),
+                                 join.bind_address(host), port, on_refused=refused)
+        except OSError as err:
+            raise UserError(f"--rendezvous {identity.rendezvous}: cannot listen there "
+                            f"({err.strerror or err})") from None
+        finished = lambda: server.local_check("finished")  # noqa: E731
+    while not finished():
         time.sleep(1.0)
     time.sleep(timeout)  # the hospitals' final evaluation may still need to re-form
-    return {"rendezvous": rendezvous, "finished": True}
+    return {"rendezvous": identity.rendezvous, "finished": True}
 
 
 def check_node_dir(out: Path, reads: Reads) -> None:
@@ -128,45 +176,125 @@ def prepare_node_dir(out: Path, reads: Reads) -> None:
         raise UserError(f"--out {out}: cannot be written ({err.strerror or err})") from None
 
 
-def run_node(*, rank: int, world_size: int, rendezvous: str, data: Path | None,
-             run_config: Path | None, out: Path, resume_round: int = 0, timeout: float = 60.0,
-             ttp_server: bool = False, threads: int = 1, interface: str | None = None,
-             rejoin: bool = False, external_rendezvous: bool = False) -> dict[str, Any]:
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Who this node is: from its kit, with the options (which must agree with it).
+
+    ``role`` is hospital, ttp or rendezvous; ``rank`` the CrypTen rank (the TTP's is the number
+    of hospitals); ``world_size`` the number of hospitals; ``kit`` None with
+    ``--insecure-transport``; ``external_store``: the store is hosted by a rendezvous node."""
+
+    role: str
+    rank: int
+    world_size: int
+    rendezvous: str
+    external_store: bool
+    kit: Path | None
+
+
+def resolve_identity(*, kit: Path | None, rank: int | None, world_size: int | None,
+                     rendezvous: str | None, ttp_server: bool, rendezvous_server: bool,
+                     external_rendezvous: bool, insecure: bool) -> NodeIdentity:
+    """The node's identity from ``--kit`` (or, with ``--insecure-transport``, the options)."""
+    if insecure:
+        if kit is not None:
+            raise UserError("--kit and --insecure-transport exclude each other (the kit is for "
+                            "the authenticated channels)")
+        missing = [o for o, v in (("--rank", rank), ("--world-size", world_size),
+                                  ("--rendezvous", rendezvous)) if v is None]
+        if missing and not rendezvous_server:
+            raise UserError(f"{', '.join(missing)}: required with --insecure-transport "
+                            "(without it they come from --kit)")
+        role = "rendezvous" if rendezvous_server else "ttp" if ttp_server else "hospital"
+        size = world_size or 0
+        return _checked(NodeIdentity(role, size if ttp_server else rank or 0, size,
+                                     rendezvous or "", external_rendezvous, None))
+    if kit is None:
+        raise UserError("--kit: required — a node is identified by its federation kit "
+                        "(crypten-fl provision), or run with --insecure-transport")
+    from fedtrain.identity import load_kit
+
+    loaded = load_kit(Path(kit))
+    member, federation = loaded.member, loaded.federation
+    hospitals = len(federation.hospitals())
+    for flag, role in ((ttp_server, "ttp"), (rendezvous_server, "rendezvous")):
+        if flag and member.role != role:
+            raise UserError(f"--{role}-server: --kit {kit} is {member.name}, not the {role}")
+    if member.role == "hospital" and rank is not None and rank != member.rank:
+        raise UserError(f"--rank {rank}: --kit {kit} is {member.name} (rank {member.rank})")
+    if world_size is not None and world_size != hospitals:
+        raise UserError(f"--world-size {world_size}: the federation of --kit {kit} has "
+                        f"{hospitals} hospitals")
+    address = rendezvous or (f"tcp://{federation.rendezvous_address}"
+                             if federation.rendezvous_address else None)
+    if address is None:
+        raise UserError("--rendezvous: required (the federation was provisioned without a "
+                        "rendezvous address)")
+    external = federation.rendezvous_host != "hospital_0"
+    if external_rendezvous and not external:
+        raise UserError("--external-rendezvous: the federation of --kit has no rendezvous "
+                        "member; its store is hosted by hospital_0")
+    node_rank = hospitals if member.role == "ttp" else member.rank or 0
+    return _checked(NodeIdentity(member.role, node_rank, hospitals, address, external,
+                                 Path(kit)))
+
+
+def _checked(identity: NodeIdentity) -> NodeIdentity:
+    if identity.role == "rendezvous":
+        _rendezvous_host(identity.rendezvous)
+        return identity
+    if identity.world_size < 1:
+        raise UserError(f"--world-size {identity.world_size}: must be at least 1")
+    if not 0 <= identity.rank <= identity.world_size:
+        raise UserError(f"--rank {identity.rank}: must be in 0..{identity.world_size - 1} "
+                        f"(world size {identity.world_size})")
+    if identity.role == "hospital" and identity.rank >= identity.world_size:
+        raise UserError(f"--rank {identity.rank}: must be below --world-size "
+                        f"{identity.world_size}")
+    if not identity.rendezvous.startswith(("tcp://", "env://", "file://")) or (
+            identity.kit is not None and not identity.rendezvous.startswith("tcp://")):
+        raise UserError(f"--rendezvous {identity.rendezvous!r}: expected tcp://HOST:PORT"
+                        + ("" if identity.kit is not None else " or env://"))
+    return identity
+
+
+def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | None, out: Path,
+             resume_round: int = 0, timeout: float = 60.0, threads: int = 1,
+             interface: str | None = None, rejoin: bool = False) -> dict[str, Any]:
     """Run this machine's party to the end.
 
     Returns its result (see fedtrain/run/hospital.py) with ``gloo_interface``, the network
-    interface its traffic used (None: gloo's default, the hostname's address or loopback).
+    interface its traffic used (None: the default route, the hostname's address or loopback).
     ``rejoin``: this hospital dropped out of a running group (with ``--min-hospitals``) and asks
     to be taken back at the next round, from its own latest checkpoint in ``out``.
-    ``external_rendezvous``: the store is hosted by ``crypten-fl node --rendezvous-server``.
     """
     out = Path(out)
     if not (0 < timeout <= 86_400):
         raise UserError(f"--timeout {timeout}: must be a number of seconds in (0, 86400]")
     if resume_round < 0:
         raise UserError(f"--resume-round {resume_round}: must be 0 or more")
-    if external_rendezvous:
-        os.environ["CRYPTEN_FL_STORE"] = "external"
-    if ttp_server:  # the dealer of Beaver triples for split/vertical (rank = world size)
-        iface = gloo_interface(rendezvous, interface)
-        _environment(world_size, world_size, rendezvous, iface)
-        prepare_node_dir(out, {})
+    kit_reads = {"--kit": [identity.kit]} if identity.kit is not None else {}
+    if identity.role == "ttp":  # the dealer of Beaver triples for split/vertical
+        iface = _environment(identity, interface)
+        prepare_node_dir(out, kit_reads)
         code = party.main(["--workdir", str(out), "--ttp-server", "--timeout", str(timeout)])
         return {"ttp": True, "exit_code": code, "gloo_interface": iface}
     if data is None or run_config is None:
-        raise UserError("--data and --run-config are required (except with --ttp-server)")
-    if rank >= world_size:
-        raise UserError(f"--rank {rank}: must be below --world-size {world_size}")
-    reads = {"--data": [Path(data)], "--run-config": [Path(run_config)]}
+        raise UserError("--data and --run-config are required (except for the TTP dealer)")
+    reads = {"--data": [Path(data)], "--run-config": [Path(run_config)], **kit_reads}
     check_node_dir(out, reads)
     read_hospital_manifest(Path(data))  # fails early with a clear message
     config = TrainConfig.load(Path(run_config))
+    if config.insecure_transport != (identity.kit is None):
+        raise UserError(f"--run-config {run_config}: the run is configured "
+                        + ("with" if config.insecure_transport else "without")
+                        + " insecure_transport; every node must agree (--insecure-transport)")
     if rejoin and config.min_hospitals is None:
         raise UserError("--rejoin: the run's config has no min_hospitals, so its group does not "
                         "take hospitals back")
-    iface = gloo_interface(rendezvous, interface)
-    _environment(rank, world_size, rendezvous, iface)
+    iface = _environment(identity, interface)
     prepare_node_dir(out, reads)
+    rank, world_size = identity.rank, identity.world_size
     spec = {"config": config.to_json(), "run_dir": str(out), "resume_round": resume_round,
             "n_hospitals": world_size, "hospital_dirs": [str(data)], "hospital": rank,
             "min_members": config.min_hospitals, "rejoin": rejoin}

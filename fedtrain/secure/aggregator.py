@@ -23,9 +23,10 @@ import torch
 
 from fedtrain import faults
 from fedtrain.compat import crypten
-from fedtrain.secure import audit, fixed_point, group, masks
+from fedtrain.secure import audit, fixed_point, group, keys, masks
 from fedtrain.secure.audit import revealing
-from fedtrain.secure.keys import PUBLIC_KEY_BYTES, KeyPair
+from fedtrain.secure.keys import KeyPair
+from fedtrain.transport import join as transport
 
 #: failures of a collective that mean a peer died or went silent (gloo raises RuntimeError,
 #: torch.distributed.DistBackendError derives from it)
@@ -111,19 +112,33 @@ class SecureAggregator:
         return self.group is not None and self.group.tolerant
 
     def _agree_keys(self) -> dict[int, bytes]:
-        """X25519 key agreement: all-gather public keys, derive a key with each neighbour."""
+        """X25519 key agreement: all-gather signed public keys, derive a key with each
+        neighbour. With a federation kit every public key is signed by its member's certificate
+        key and checked against that member's certificate (fedtrain/secure/keys.py), so nobody
+        on the way (a relaying peer, the network) can substitute one."""
         before = _comm_bytes()
         session = os.environ.get("CRYPTEN_FL_SESSION", "default").encode()
         if self.group is not None:  # never the same keys in two generations of the group
             session += f" epoch {self.group.epoch}".encode()
         keypair = KeyPair()
-        mine = torch.frombuffer(bytearray(keypair.public_bytes), dtype=torch.int64).clone()
-        gathered = crypten.communicator.get().all_gather(mine)
-        publics = {r: t.numpy().tobytes()[:PUBLIC_KEY_BYTES] for r, t in enumerate(gathered)}
+        names = self._member_names()
+        kit = transport.kit()
+        mine = keys.announce(keypair, session, self.rank, names[self.rank], kit)
+        gathered = crypten.communicator.get().all_gather(
+            torch.frombuffer(bytearray(mine), dtype=torch.int64).clone())
+        federation = kit.federation if kit is not None else None
+        publics = {r: keys.accept(t.numpy().tobytes(), session, r, names[r], federation)
+                   for r, t in enumerate(gathered) if r != self.rank}
         peers = masks.neighbours(self.rank, self.world_size, self.degree)
-        keys = {p: keypair.pair_key(self.rank, p, publics[p], session) for p in peers}
-        self.stats.setup_bytes = _comm_bytes() - before + PUBLIC_KEY_BYTES * (self.world_size - 1)
-        return keys
+        pair_keys = {p: keypair.pair_key(self.rank, p, publics[p], session) for p in peers}
+        self.stats.setup_bytes = _comm_bytes() - before + len(mine) * (self.world_size - 1)
+        return pair_keys
+
+    def _member_names(self) -> list[str]:
+        """The federation member behind each CrypTen rank of the current world."""
+        if self.group is not None:
+            return [f"hospital_{m}" for m in self.group.members]
+        return [f"hospital_{r}" for r in range(self.world_size)]
 
     def _scratch(self, n: int) -> _Buffers:
         if n not in self._buffers:

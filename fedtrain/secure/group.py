@@ -1,18 +1,20 @@
 """Membership of the secure group, and its re-forming when hospitals drop out.
 
-Every party joins CrypTen through one rendezvous store (a torch.distributed ``TCPStore`` hosted by
-the local launcher, by a ``crypten-fl node --rendezvous-server`` process, or by rank 0). The store
-carries only membership records and gloo's connection addresses — never data. Each generation of
-the group ("epoch" e) gets its own key prefix ``e<e>/``, so a new torch.distributed world can be
-formed among the survivors after a failure without restarting anyone.
+Every party joins CrypTen through one rendezvous store (hosted by the local launcher, by a
+``crypten-fl node --rendezvous-server`` process, or by rank 0; over the federation's TLS channels,
+fedtrain/transport/store.py, unless ``--insecure-transport``). The store carries only membership
+records and link addresses — never data. Each generation of the group ("epoch" e) gets its own
+key prefix ``e<e>/``, so a new torch.distributed world can be formed among the survivors after a
+failure without restarting anyone.
 
 Re-forming after a failure (``SecureGroup.reform``): every survivor leaves the broken world and
-registers under ``e<e+1>/arrived/<hospital>``; the first to register decides the membership once
-every previous member has registered or ``window_s`` has passed, and publishes it. A party that
-registers after the decision is not in the new group (it is treated as dropped, and may rejoin
-at a later round). If fewer than ``min_members`` remain, everyone stops with ``GroupTooSmall``;
-the last completed round's checkpoints stay intact. A hospital is identified by its original rank
-(``me``); its CrypTen rank in epoch e is its index in the sorted member list.
+registers under ``e<e+1>/@hospital_<h>/arrived`` (a key only hospital h may write); the first to
+register decides the membership once every previous member has registered or ``window_s`` has
+passed, and publishes it. A party that registers after the decision is not in the new group (it
+is treated as dropped, and may rejoin at a later round). If fewer than ``min_members`` remain,
+everyone stops with ``GroupTooSmall``; the last completed round's checkpoints stay intact. A
+hospital is identified by its original rank (``me``); its CrypTen rank in epoch e is its index in
+the sorted member list, and the secure transport accepts that rank only from that hospital.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ import torch.distributed as dist
 
 from fedtrain import compat
 from fedtrain.compat import crypten
+from fedtrain.transport import join as transport
+from fedtrain.transport import process_group
 
 
 class GroupError(Exception):
@@ -48,12 +52,26 @@ class ExcludedFromGroup(GroupError):
 
 
 def connect_store(rendezvous: str, rank: int, timeout_s: float, host_it: bool) -> dist.Store:
-    """Client (or, with ``host_it``, server) of the rendezvous store at ``tcp://HOST:PORT``."""
+    """Client (or, with ``host_it``, server) of the rendezvous store at ``tcp://HOST:PORT``:
+    over the federation's TLS channels (fedtrain/transport/store.py), or a plaintext TCPStore
+    with ``--insecure-transport``."""
+    if transport.secure():
+        return transport.connect_store(rendezvous, timeout_s, host_it)
     url = urlparse(rendezvous)
     if url.scheme != "tcp" or url.hostname is None or url.port is None:
         raise ValueError(f"rendezvous {rendezvous!r}: expected tcp://HOST:PORT")
     return dist.TCPStore(url.hostname, url.port, is_master=host_it,
                          timeout=datetime.timedelta(seconds=timeout_s), wait_for_workers=False)
+
+
+def arrived_key(prefix: str, hospital: int) -> str:
+    """Where a survivor registers for the next epoch: a key only that hospital may write."""
+    return f"{prefix}@hospital_{hospital}/arrived"
+
+
+def join_key(hospital: int) -> str:
+    """A dropped-out hospital's request to rejoin: a key only that hospital may write."""
+    return f"@hospital_{hospital}/join"
 
 
 def world_store(store: dist.Store, epoch: int) -> dist.Store:
@@ -111,6 +129,8 @@ class SecureGroup:
     def join(self) -> None:
         """Join CrypTen's world for the current epoch (also the first time)."""
         os.environ.update(RANK=str(self.rank), WORLD_SIZE=str(len(self.members)))
+        if transport.secure():  # who may hold which rank of this epoch's world
+            process_group.set_roster(transport.roster(len(self.members), self.ttp, self.members))
         compat.set_group_store(world_store(self.store, self.epoch))
         crypten.init()
 
@@ -130,6 +150,8 @@ class SecureGroup:
         if dist.is_initialized():
             with contextlib.suppress(Exception):
                 dist.destroy_process_group()
+        if transport.secure():
+            process_group.close_world()
         gc.collect()  # free the old groups now: closing their sockets wakes peers still waiting
 
     def reform(self, reason: str) -> None:
@@ -138,7 +160,7 @@ class SecureGroup:
         self.leave()
         nxt = self.epoch + 1
         prefix = f"e{nxt}/"
-        self.store.set(f"{prefix}arrived/{self.me}", "1")
+        self.store.set(arrived_key(prefix, self.me), "1")
         if self.store.add(f"{prefix}arrivals", 1) == 1:
             self.store.set(f"{prefix}members", json.dumps(self._await_survivors(prefix)))
         self.store.wait([f"{prefix}members"], datetime.timedelta(seconds=self.timeout_s))
@@ -168,7 +190,7 @@ class SecureGroup:
         asks = torch.zeros(len(absent), dtype=torch.float64)
         if self.rank == 0:
             self._await_restarting(absent)
-            asks = torch.tensor([float(self.store.check([f"join/{h}"])) for h in absent],
+            asks = torch.tensor([float(self.store.check([join_key(h)])) for h in absent],
                                 dtype=torch.float64)
         joiners = [h for h, n in zip(absent, agree(asks).tolist(), strict=True) if n > 0.5]
         if not joiners:
@@ -176,8 +198,7 @@ class SecureGroup:
         nxt, members = self.epoch + 1, sorted(self.members + joiners)
         if self.rank == 0:
             self.store.set(f"e{nxt}/members", json.dumps(members))
-            for h in joiners:
-                self.store.delete_key(f"join/{h}")
+            for h in joiners:  # the joiner withdraws its own request (a key only it may write)
                 self.store.delete_key(f"restarting/{h}")
                 self.store.delete_key(f"dead/{h}")
                 self.store.set(f"join/{h}/epoch", str(nxt))
@@ -194,13 +215,15 @@ class SecureGroup:
         for h in absent:
             if self.store.check([f"restarting/{h}"]):
                 with contextlib.suppress(Exception):  # not there in time: admitted later
-                    self.store.wait([f"join/{h}"], datetime.timedelta(seconds=self.timeout_s / 2))
+                    self.store.wait([join_key(h)],
+                                    datetime.timedelta(seconds=self.timeout_s / 2))
 
     def request_rejoin(self) -> None:
         """Ask the running group to take this hospital back; join when admitted."""
-        self.store.set(f"join/{self.me}", "1")
-        deadline = time.monotonic() + self.timeout_s * 10
         key = f"join/{self.me}/epoch"
+        self.store.delete_key(key)  # an admission of an earlier rejoin is not this one's
+        self.store.set(join_key(self.me), "1")
+        deadline = time.monotonic() + self.timeout_s * 10
         while not self.store.check([key]):
             if self.store.check(["finished"]):
                 raise GroupError(f"hospital {self.me}: the run finished before it could rejoin")
@@ -209,6 +232,7 @@ class SecureGroup:
                                  f"{self.timeout_s * 10:.0f} s")
             time.sleep(0.2)
         self.epoch = int(self.store.get(key))
+        self.store.delete_key(join_key(self.me))  # admitted: the request is answered
         self.members = json.loads(self.store.get(f"e{self.epoch}/members"))
         self.history.append({"epoch": self.epoch, "members": self.members, "dropped": [],
                              "rejoined": [self.me], "reason": "rejoin", "seconds": 0.0})
@@ -224,7 +248,7 @@ class SecureGroup:
         exit) has registered."""
         deadline = time.monotonic() + self.window_s
         while True:
-            arrived = [m for m in self.members if self.store.check([f"{prefix}arrived/{m}"])]
+            arrived = [m for m in self.members if self.store.check([arrived_key(prefix, m)])]
             alive = [m for m in self.members if not self.store.check([f"dead/{m}"])]
             if set(alive) <= set(arrived) or time.monotonic() >= deadline:
                 return arrived

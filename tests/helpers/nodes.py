@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fedtrain.identity import provision
 from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
 from helpers.federation import TINY_MODEL, small_federation
@@ -23,11 +24,13 @@ HOSPITALS = 3
 
 @dataclass(frozen=True)
 class Reference:
-    """The fixture federation, its run configuration file and the local launcher's run of it."""
+    """The fixture federation, its run configuration file, the local launcher's run of it, and
+    the kits of a federation of its hospitals (hospital_0 hosts the store)."""
 
     fed: Path
     config: Path
     run_dir: Path
+    kits: Path
 
 
 _session: dict[str, Reference] = {}
@@ -41,16 +44,21 @@ def launcher_reference(factory: pytest.TempPathFactory) -> Reference:
         config = TrainConfig(fed=str(fed), **NODE_RUN)
         run_dir = train(config, root / "local").run_dir
         (root / "config.json").write_text(json.dumps(config.to_json()))
-        _session["reference"] = Reference(fed, root / "config.json", run_dir)
+        provision(root / "kits", HOSPITALS, ttp=False, rendezvous=None)
+        _session["reference"] = Reference(fed, root / "config.json", run_dir, root / "kits")
     return _session["reference"]
 
 
 def node_argv(rank: int, rendezvous: str, data: Path, config: Path, out: Path,
-              world_size: int = HOSPITALS, timeout: float = 30.0) -> list[str]:
-    """The command line of hospital ``rank``'s node (``python -m cli.app node ...``)."""
-    return [sys.executable, "-m", "cli.app", "node", "--rank", str(rank),
-            "--world-size", str(world_size), "--rendezvous", rendezvous, "--data", str(data),
-            "--run-config", str(config), "--out", str(out), "--timeout", str(timeout)]
+              world_size: int = HOSPITALS, timeout: float = 30.0,
+              kits: Path | None = None) -> list[str]:
+    """The command line of hospital ``rank``'s node (``python -m cli.app node ...``): with its
+    kit from ``kits`` (who it is comes from the kit), else over ``--insecure-transport``."""
+    who = (["--kit", str(kits / f"hospital_{rank}")] if kits is not None else
+           ["--insecure-transport", "--rank", str(rank), "--world-size", str(world_size)])
+    return [sys.executable, "-m", "cli.app", "node", *who, "--rendezvous", rendezvous,
+            "--data", str(data), "--run-config", str(config), "--out", str(out),
+            "--timeout", str(timeout)]
 
 
 def wait_for_nodes(nodes: list[subprocess.Popen], timeout: float = 240.0) -> list[str]:

@@ -123,3 +123,81 @@ def sums_with_dropouts(ctx: PartyContext) -> dict[str, Any]:
     current = group.current()
     return {"rank": ctx.rank, "sums": sums, "members": current.members,
             "history": current.history}
+
+
+def transport_collectives(ctx: PartyContext) -> dict[str, Any]:
+    """torch.distributed calls over the cfltls backend (what CrypTen and the project use)."""
+    import time
+
+    import torch.distributed as dist
+
+    from fedtrain.compat import crypten
+    from fedtrain.transport import process_group
+
+    comm = crypten.communicator.get()
+    main, rank, n = comm.main_group, ctx.rank, ctx.world_size
+    out: dict[str, Any] = {"backend": dist.get_backend(main)}
+    floats = torch.randn(300_000, generator=torch.Generator().manual_seed(rank),
+                         dtype=torch.float64)  # ring path
+    dist.all_reduce(floats, group=main)
+    save_file({"floats": floats}, str(ctx.workdir / "floats.safetensors"))
+    ints = torch.full((5,), rank + 1, dtype=torch.int64)
+    dist.all_reduce(ints, group=main)
+    out["ints"] = ints.tolist()
+    b = torch.tensor([rank * 10])
+    dist.broadcast(b, 2, group=main)
+    out["broadcast"] = b.item()
+    pair = dist.new_group([0, 2])  # a sub-group shares the world's links
+    if rank in (0, 2):
+        s = torch.tensor([float(rank)])
+        dist.all_reduce(s, group=pair)
+        out["pair_sum"] = s.item()
+    nxt, prev = (rank + 1) % n, (rank - 1) % n
+    early = torch.zeros(3)
+    req = dist.irecv(early, prev, group=main)  # posted before the message is sent
+    time.sleep(0.3)
+    dist.isend(torch.full((3,), float(rank)), nxt, group=main).wait()
+    req.wait()
+    out["ring_p2p"] = early.tolist()
+    silent = torch.tensor(1, dtype=torch.int32)
+    try:  # nobody sends: the receive must fail at the timeout, not return stale data
+        dist.irecv(silent, prev, group=dist.new_group(list(range(n)),
+                                                      timeout=__import__("datetime")
+                                                      .timedelta(seconds=1))).wait()
+        out["silent"] = f"returned {silent.item()}"
+    except RuntimeError as err:
+        out["silent"] = str(err)
+    dist.barrier(group=main)
+    out["sent_received"] = list(process_group.traffic())
+    return out
+
+
+def substituted_key(ctx: PartyContext) -> dict[str, Any]:
+    """Key agreement where the all-gather delivers a forged announcement for hospital 1 (a man
+    in the middle, or a relaying peer): every other party must refuse it."""
+    from fedtrain.compat import crypten
+    from fedtrain.secure import keys
+    from fedtrain.secure.aggregator import SecureAggregator
+
+    comm = crypten.communicator.get()
+    original = comm.all_gather
+    forger = keys.KeyPair()  # the attacker's own key pair, announced as hospital 1's
+
+    def tampered(tensor: torch.Tensor) -> list[torch.Tensor]:
+        gathered = original(tensor)
+        if ctx.rank != 1 and ctx.spec["forge"]:
+            fake = keys.announce(forger, b"x", 1, "hospital_1", None)  # unsigned, or:
+            if ctx.spec["forge"] == "replayed signature":  # hospital 1's signature, other key
+                real = gathered[1].numpy().tobytes()
+                fake = forger.public_bytes + real[keys.PUBLIC_KEY_BYTES:]
+            gathered[1] = torch.frombuffer(bytearray(fake), dtype=torch.int64).clone()
+        return gathered
+
+    comm.all_gather = tampered
+    try:
+        SecureAggregator()
+        return {"outcome": "accepted"}
+    except keys.ForgedKey as err:
+        return {"outcome": str(err)}
+    finally:
+        comm.all_gather = original

@@ -46,6 +46,10 @@ def command(
         help="Network interface for the traffic between parties. Default: the interface of the "
              "route to the rendezvous host (or GLOO_SOCKET_IFNAME with --insecure-transport).",
     )] = None,
+    listen_port: Annotated[int, typer.Option(
+        help="TCP port of this node's link listener, where the other members connect (with a "
+             "kit). 0: any free port, chosen by the kernel; set one to open a single port in "
+             "the firewall (docs/deployment.md).", min=0, max=65535)] = 0,
     rejoin: Annotated[bool, typer.Option(
         help="This hospital dropped out of a running group (run config with min_hospitals): "
              "ask to be taken back at the next round, from its latest checkpoint in --out.",
@@ -77,7 +81,7 @@ def command(
         return
     result = run_or_exit(lambda: run_node(
         identity, data=data, run_config=run_config, out=out, resume_round=resume_round,
-        timeout=timeout, interface=interface, rejoin=rejoin))
+        timeout=timeout, interface=interface, rejoin=rejoin, listen_port=listen_port))
     if "test" in result:
         render_test_metrics({"overall": result["overall"], "per_hospital": result["test"]})
     network = result["gloo_interface"] or "the default route (hostname or loopback)"

@@ -12,8 +12,8 @@ from opacus.layers import DPMultiheadAttention
 from opacus.validators import ModuleValidator
 from torch import nn
 
+from fedtrain.models.dp_attention import BatchFirstDPMultiheadAttention
 from fedtrain.models.dp_compat import (
-    BatchFirstDPMultiheadAttention,
     canonical_state_dict,
     load_canonical_state_dict,
     make_private_compatible,

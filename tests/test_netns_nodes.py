@@ -94,8 +94,9 @@ def test_nodes_in_separate_namespaces_equal_the_single_host_run(reference, tmp_p
     outs = [home / "out" for home in homes]
     with virtual_network_or_skip(HOSPITALS + 1) as net:
         rendezvous = f"tcp://{net.hosts[0].address}:{PORT}"
-        argvs = [node_argv(r, rendezvous, homes[r] / f"hospital_{r}", homes[r] / "config.json",
-                           outs[r], kits=homes[r] / "kits") for r in range(HOSPITALS)]
+        argvs = [[*node_argv(r, rendezvous, homes[r] / f"hospital_{r}",
+                             homes[r] / "config.json", outs[r], kits=homes[r] / "kits"),
+                  "--listen-port", str(PORT + 1)] for r in range(HOSPITALS)]
         start = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
         nodes = [net.popen(r, argvs[r], **start) for r in range(HOSPITALS)]
         attack = net.popen(HOSPITALS, [
@@ -127,6 +128,9 @@ def test_nodes_in_separate_namespaces_equal_the_single_host_run(reference, tmp_p
     reasons = " | ".join(refusals)
     assert "certificate refused" in reasons or "TLS handshake failed" in reasons, outputs[0]
     assert "claims rank 1 (which is hospital_1)" in reasons, outputs[0]
+    # hospital 0's link listener was where --listen-port put it
+    assert any(o.startswith(f"refused: {net.hosts[0].address}:{PORT + 1}: ")
+               for o in outcomes["stolen-kit-as-rank-1"]), outcomes
     assert any("hospital_2 may not write" in o for o in
                outcomes["stolen-kit-writes-hospital_1s-key"]), outcomes
     # what each party moved went over its own link to the switch (plus TLS and TCP/IP headers)

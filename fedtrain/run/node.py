@@ -98,7 +98,8 @@ def _route(rendezvous: str, interface: str | None) -> tuple[str | None, str | No
     return iface, (addresses[0] if addresses else None)
 
 
-def _environment(identity: NodeIdentity, interface: str | None) -> str | None:
+def _environment(identity: NodeIdentity, interface: str | None, listen_port: int = 0
+                 ) -> str | None:
     """Set the party environment of this node; returns the interface its traffic uses."""
     iface, address = _route(identity.rendezvous, interface)
     os.environ.update(RANK=str(identity.rank), WORLD_SIZE=str(identity.world_size),
@@ -110,7 +111,8 @@ def _environment(identity: NodeIdentity, interface: str | None) -> str | None:
         if iface is not None:
             os.environ["GLOO_SOCKET_IFNAME"] = iface
         return iface
-    os.environ.update({join.TRANSPORT_ENV: "tls", join.KIT_ENV: str(identity.kit)})
+    os.environ.update({join.TRANSPORT_ENV: "tls", join.KIT_ENV: str(identity.kit),
+                       join.LISTEN_PORT_ENV: str(listen_port)})
     if address is not None:  # listen where the other hospitals can reach this machine
         os.environ[join.LISTEN_HOST_ENV] = address
     return iface
@@ -260,7 +262,8 @@ def _checked(identity: NodeIdentity) -> NodeIdentity:
 
 def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | None, out: Path,
              resume_round: int = 0, timeout: float = 60.0, threads: int = 1,
-             interface: str | None = None, rejoin: bool = False) -> dict[str, Any]:
+             interface: str | None = None, rejoin: bool = False,
+             listen_port: int = 0) -> dict[str, Any]:
     """Run this machine's party to the end.
 
     Returns its result (see fedtrain/run/hospital.py) with ``gloo_interface``, the network
@@ -275,7 +278,7 @@ def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | No
         raise UserError(f"--resume-round {resume_round}: must be 0 or more")
     kit_reads = {"--kit": [identity.kit]} if identity.kit is not None else {}
     if identity.role == "ttp":  # the dealer of Beaver triples for split/vertical
-        iface = _environment(identity, interface)
+        iface = _environment(identity, interface, listen_port)
         prepare_node_dir(out, kit_reads)
         code = party.main(["--workdir", str(out), "--ttp-server", "--timeout", str(timeout)])
         return {"ttp": True, "exit_code": code, "gloo_interface": iface}
@@ -292,7 +295,7 @@ def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | No
     if rejoin and config.min_hospitals is None:
         raise UserError("--rejoin: the run's config has no min_hospitals, so its group does not "
                         "take hospitals back")
-    iface = _environment(identity, interface)
+    iface = _environment(identity, interface, listen_port)
     prepare_node_dir(out, reads)
     rank, world_size = identity.rank, identity.world_size
     spec = {"config": config.to_json(), "run_dir": str(out), "resume_round": resume_round,

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from opacus import PrivacyEngine
-from opacus.optimizers import DPOptimizer
 from torch import nn
 from torch.utils.data import DataLoader
+
+if TYPE_CHECKING:  # Opacus is imported only when DP-SGD is used (it costs a second per party)
+    from opacus import PrivacyEngine
+    from opacus.optimizers import DPOptimizer
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ def make_private(
     noise_generator: torch.Generator,
 ) -> PrivateTraining:
     """Wrap model/optimizer/loader for DP-SGD (hooks mode), calibrated to the config's budget."""
+    from opacus import PrivacyEngine
+
     delta = config.resolve_delta(len(loader.dataset))  # type: ignore[arg-type]
     with warnings.catch_warnings():  # "Secure RNG turned off": documented in docs/model.md
         warnings.filterwarnings("ignore", message="Secure RNG turned off")

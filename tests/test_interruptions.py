@@ -46,6 +46,7 @@ def _same(run: Path, reference: dict[str, torch.Tensor]) -> bool:
                                                     for k in reference)
 
 
+@pytest.mark.slow  # test_train.py's crash-and-resume covers the same path in the default run
 def test_hospital_killed_mid_round_stops_the_run_and_resume_gives_the_same_model(
         fed, reference, tmp_path, monkeypatch) -> None:
     out = tmp_path / "run"

@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from fedtrain.transport.acceptor import Acceptor
 from fedtrain.transport.channels import Credentials, Handshake, PeerRefused, describe
 from fedtrain.transport.channels import handshake_error as _handshake_error
 from fedtrain.transport.links import KEY_BYTES, InLink, OutLink
@@ -73,18 +74,11 @@ class Listener:
         self.credentials = credentials
         self.on_refused = on_refused
         self._context = credentials.server_context()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(128)
-        self.host = advertise or host
-        self.port = int(self._sock.getsockname()[1])
         self._routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(_MAX_CONCURRENT_HANDSHAKES)
-        self._closed = False
-        threading.Thread(target=self._accept_loop, name="listener", daemon=True).start()
+        self._acceptor = Acceptor(host, port, self._admit, _MAX_CONCURRENT_HANDSHAKES, "listener")
+        self.host = advertise or host
+        self.port = self._acceptor.port
 
     def register(self, nonce: str, expected: Callable[[int], str],
                  deliver: Callable[[int, InLink], None]) -> None:
@@ -96,24 +90,7 @@ class Listener:
             self._routes.pop(nonce, None)
 
     def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._sock.close()
-
-    def _accept_loop(self) -> None:
-        while not self._closed:
-            try:
-                sock, address = self._sock.accept()
-            except OSError:
-                if self._closed:
-                    return
-                time.sleep(0.05)
-                continue
-            if not self._slots.acquire(blocking=False):
-                sock.close()  # too many handshakes at once: someone is flooding the port
-                continue
-            threading.Thread(target=self._admit, args=(sock, describe(address)),
-                             name="handshake", daemon=True).start()
+        self._acceptor.close()
 
     def _admit(self, sock: socket.socket, address: str) -> None:
         try:
@@ -124,8 +101,6 @@ class Listener:
             if self.on_refused is not None:
                 self.on_refused(refused)
             return
-        finally:
-            self._slots.release()
         route.deliver(rank, link)
 
     def _handshake(self, sock: socket.socket, address: str) -> tuple[int, _Route, InLink]:

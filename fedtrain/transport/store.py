@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 import torch.distributed as dist
 
+from fedtrain.transport.acceptor import Acceptor
 from fedtrain.transport.channels import Credentials, PeerRefused, describe, handshake_error
 from fedtrain.transport.mesh import HANDSHAKE_TIMEOUT_S, RefusedFn
 
@@ -97,15 +98,8 @@ class StoreServer:
         self._context = credentials.server_context()
         self._data: dict[str, bytes] = {}
         self._cond = threading.Condition()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((host, port))
-        self._sock.listen(128)
-        self.port = int(self._sock.getsockname()[1])
-        self._slots = threading.BoundedSemaphore(_MAX_CLIENTS)
-        self._closed = False
-        threading.Thread(target=self._accept_loop, name="store-server", daemon=True).start()
+        self._acceptor = Acceptor(host, port, self._serve, _MAX_CLIENTS, "store-server")
+        self.port = self._acceptor.port
 
     # -- direct access for the hosting process -------------------------------------------------
     def local_set(self, key: str, value: str | bytes) -> None:
@@ -118,31 +112,13 @@ class StoreServer:
             return key in self._data
 
     def close(self) -> None:
-        self._closed = True
-        with contextlib.suppress(OSError):
-            self._sock.close()
+        self._acceptor.close()
 
     # -- network -------------------------------------------------------------------------------
-    def _accept_loop(self) -> None:
-        while not self._closed:
-            try:
-                raw, address = self._sock.accept()
-            except OSError:
-                if self._closed:
-                    return
-                time.sleep(0.05)
-                continue
-            if not self._slots.acquire(blocking=False):
-                raw.close()
-                continue
-            threading.Thread(target=self._serve, args=(raw, describe(address)),
-                             name="store-client", daemon=True).start()
-
     def _serve(self, raw: socket.socket, address: str) -> None:
         try:
             sock, member = self._admit(raw, address)
         except PeerRefused as refused:
-            self._slots.release()
             if self.on_refused is not None:
                 self.on_refused(refused)
             return
@@ -159,7 +135,6 @@ class StoreServer:
         finally:
             with contextlib.suppress(OSError):
                 sock.close()
-            self._slots.release()
 
     def _admit(self, raw: socket.socket, address: str) -> tuple[ssl.SSLSocket, str]:
         raw.settimeout(HANDSHAKE_TIMEOUT_S)
@@ -227,7 +202,7 @@ class StoreServer:
                 end = time.monotonic() + timeout
                 while not all(k in data for k in keys):
                     remaining = end - time.monotonic()
-                    if remaining <= 0 or self._closed:
+                    if remaining <= 0 or self._acceptor.closed:
                         return TIMEOUT, [", ".join(keys).encode()]
                     self._cond.wait(min(remaining, 1.0))
                 return OK, [] if op == WAIT else [data[k] for k in keys]

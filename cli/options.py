@@ -44,9 +44,10 @@ InsecureTransport = Annotated[bool, typer.Option(
          "Off by default; for benchmarks on a trusted network only (docs/transport.md).")]
 CentralDp = Annotated[bool, typer.Option(
     "--central-dp",
-    help="Hospital-level DP on the aggregate (horizontal, fedper, fedmtl): each hospital clips its "
-         "model update to --clip and adds its share of Gaussian noise before secure aggregation; "
-         "needs --noise-multiplier or --central-epsilon. Off by default (docs/privacy.md).")]
+    help="Hospital-level DP on the aggregate (strategies that share model updates; others "
+         "refuse it, docs/strategies.md): each hospital clips its model update to --clip and "
+         "adds its share of Gaussian noise before secure aggregation; needs --noise-multiplier "
+         "or --central-epsilon. Off by default (docs/privacy.md).")]
 Clip = Annotated[float, typer.Option(
     "--clip", help="--central-dp: L2 bound C on each hospital's model update per round.")]
 NoiseMultiplier = Annotated[float | None, typer.Option(

@@ -11,8 +11,9 @@ from rich.markup import escape
 from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from cli.train import warn_insecure
+from fedtrain import strategies
 from fedtrain.evaluate.sweep import SweepResult, parse_epsilons, sweep, sweep_table
-from fedtrain.run.config import STRATEGIES, TrainConfig
+from fedtrain.run.config import TrainConfig
 
 
 def command(
@@ -20,8 +21,8 @@ def command(
     out: Annotated[Path, typer.Option(help="Directory to create: one run per ε under "
                                            "eps_<ε>/, plus sweep.json/.csv/.md and sweep.png.")],
     strategy: Annotated[str, typer.Option(
-        help=f"One of: {', '.join(s for s in STRATEGIES if s not in ('split', 'vertical'))} "
-             "(split and vertical have no DP-SGD yet).",
+        help=f"One of: {', '.join(strategies.available())}; strategies without DP-SGD are "
+             "refused (docs/strategies.md).",
     )] = "horizontal",
     dp_epsilon: Annotated[str, typer.Option(
         help="Comma-separated target ε values per hospital over the whole run; 'inf' = no DP.",

@@ -12,7 +12,8 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import console, make_table, run_or_exit
-from fedtrain.run.config import STRATEGIES, TrainConfig
+from fedtrain import strategies
+from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import TrainSummary, train
 
 LABEL_METRICS = ("auroc", "accuracy", "precision", "recall", "f1", "specificity", "mse")
@@ -72,7 +73,9 @@ def _num(event: dict[str, Any] | None, key: str, digits: int) -> str:
 def command(
     fed: Annotated[Path, typer.Option(help="Federation dir written by `crypten-fl partition`.")],
     out: Annotated[Path, typer.Option(help="Run directory to create (config, metrics, models).")],
-    strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGIES)}.")] = "horizontal",
+    strategy: Annotated[str, typer.Option(
+        help=f"One of: {', '.join(strategies.available())} (docs/strategies.md).",
+    )] = "horizontal",
     rounds: opt.Rounds = 20,
     local_epochs: opt.LocalEpochs = 1,
     batch_size: opt.BatchSize = 128,
@@ -109,9 +112,9 @@ def command(
     )] = None,
     min_hospitals: Annotated[int | None, typer.Option(
         help="Keep training if hospitals drop out, as long as at least this many remain (>= 3; "
-             "horizontal, local, fedper, fedmtl): the others re-form the secure group and "
-             "finish the round. Default: every hospital is required and a dropout stops the run "
-             "(continue it with --resume). See docs/reliability.md.",
+             "strategies that tolerate dropouts, docs/strategies.md): the others re-form the "
+             "secure group and finish the round. Default: every hospital is required and a "
+             "dropout stops the run (continue it with --resume). See docs/reliability.md.",
     )] = None,
     restart_dropped: Annotated[bool, typer.Option(
         help="With --min-hospitals: restart a hospital that dropped out (once), as its operator "

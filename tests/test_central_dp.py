@@ -185,7 +185,7 @@ runner = CliRunner()
     (["--noise-multiplier", "1"], "--noise-multiplier, --central-epsilon and --central-delta "
                                   "need --central-dp"),
     (["--central-dp", "--noise-multiplier", "1", "--strategy", "split"],
-     "--central-dp works with --strategy horizontal, fedper, fedmtl, not split"),
+     "--central-dp works with --strategy fedmtl, fedper, horizontal, not split"),
     (["--central-dp", "--noise-multiplier", "1", "--clip", "0"], "--clip must be a positive"),
     (["--central-dp", "--noise-multiplier", "-1"], "--noise-multiplier must be a positive"),
     (["--central-dp", "--noise-multiplier", "1", "--central-delta", "0.4"],

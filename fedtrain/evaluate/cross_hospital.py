@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fedtrain import strategies
 from fedtrain.evaluate.parties import EvalSettings, EventFn, evaluate_parties
 from fedtrain.evaluate.runs import RunInfo
 from fedtrain.run.coordinator import train
@@ -33,8 +34,8 @@ LOWER_IS_BETTER = frozenset({"mse"})
 
 def check_possible(strategy: str, n_hospitals: int) -> None:
     """Raise UserError if leave-one-hospital-out makes no sense for this run."""
-    if strategy == "vertical":
-        raise UserError("--cross-hospital: a vertical run has no leave-one-hospital-out (its "
+    if strategies.get(strategy).partition == "vertical":
+        raise UserError(f"--cross-hospital: a {strategy} run has no leave-one-hospital-out (its "
                         "parties hold different features of the same stays, not other patients)")
     if n_hospitals < 2:
         raise UserError("--cross-hospital needs a run with at least 2 hospitals")

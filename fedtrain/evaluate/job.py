@@ -38,9 +38,6 @@ from fedtrain.secure import tags
 from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
 from fedtrain.strategies.base import secure_mean
 
-#: strategies whose hospitals keep their own (partly) personal model
-PERSONALISED = frozenset({"local", "fedper", "fedmtl"})
-
 
 def _aggregator(session: Any, secure: bool, degree: int | None) -> SecureAggregator:
     if session.aggregator.secure == secure:
@@ -52,7 +49,7 @@ def _load_model(strategy: strategies.Strategy, spec: dict[str, Any], agg: Secure
                 ) -> None:
     """The run's final model for this hospital (collective when an unseen hospital needs one)."""
     run_dir, index = Path(spec["run_dir"]), spec.get("model_index")
-    personalised = strategy.name in PERSONALISED
+    personalised = strategy.personalised
     if index is not None:
         strategy.load_final(run_dir, index)
     elif not personalised:

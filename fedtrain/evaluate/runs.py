@@ -36,7 +36,7 @@ class RunInfo:
 
     @property
     def vertical(self) -> bool:
-        return self.config.strategy == "vertical"
+        return strategies.get(self.config.strategy).partition == "vertical"
 
 
 def run_reads(info: RunInfo) -> Reads:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedtrain import strategies
 from fedtrain.evaluate.compare import read_run
 from fedtrain.evaluate.parties import EventFn
 from fedtrain.evaluate.plots import epsilon_curve
@@ -82,8 +83,8 @@ def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
     """Train ``base`` at each ε and write the runs, sweep.json/.csv/.md and sweep.png to ``out``."""
     if not epsilons:
         raise UserError("--dp-epsilon: give at least one value")
-    configs = [dataclasses.replace(base, dp_epsilon=e, dp_delta=base.dp_delta if e else None)
-               .validate() for e in epsilons]
+    configs = [strategies.validate(dataclasses.replace(
+        base, dp_epsilon=e, dp_delta=base.dp_delta if e else None)) for e in epsilons]
     check_output_dir(Path(out), overwrite, reads={"--fed": [Path(base.fed)]}, command="sweep")
     reads = federation_reads(Path(base.fed), read_federation(Path(base.fed), base.strategy))
     rows: list[dict[str, Any]] = []

@@ -93,10 +93,11 @@ def _check_options(options: AuditOptions) -> None:
 
 
 def _open(options: AuditOptions) -> tuple[RunInfo, list[int]]:
-    if read_config(options.run).strategy == "vertical":
-        raise UserError(f"--run {options.run}: a vertical run cannot be audited by one party: "
-                        "no party holds the model (the top model stays secret-shared) nor a "
-                        "stay's full record (see docs/privacy.md)")
+    strategy = strategies.get(read_config(options.run).strategy)
+    if not strategy.plaintext_model:
+        raise UserError(f"--run {options.run}: a {strategy.name} run cannot be audited by one "
+                        "party: no party holds the model (the top model stays secret-shared) "
+                        "nor a stay's full record (see docs/privacy.md)")
     info = open_run(options.run)
     every = [h.index for h in info.hospitals]
     chosen = sorted(set(options.hospitals)) if options.hospitals else every

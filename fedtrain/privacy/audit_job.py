@@ -25,7 +25,6 @@ import numpy as np
 import torch
 
 from fedtrain import strategies
-from fedtrain.evaluate.job import PERSONALISED
 from fedtrain.party import PartyContext
 from fedtrain.privacy.attack_metrics import counts_from_scores
 from fedtrain.privacy.audit_summary import summarise
@@ -39,7 +38,7 @@ from fedtrain.secure.aggregator import SecureAggregator
 
 def model_index(strategy: str, hospital: int) -> int:
     """Whose final model hospital ``hospital`` audits: its own, or the shared one (index 0)."""
-    return hospital if strategy in PERSONALISED else 0
+    return hospital if strategies.get(strategy).personalised else 0
 
 
 def _own_analysis(ctx: PartyContext, session: Any, hospital: int

@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from fedtrain.evaluate.job import PERSONALISED
+from fedtrain import strategies
 from fedtrain.evaluate.runs import RunInfo
 from fedtrain.evaluate.tables import Table, to_markdown
 from fedtrain.privacy.audit_summary import fpr_key
@@ -28,9 +28,10 @@ CSV_COLUMNS = ("population", "model", "members", "non_members", "auroc", "auroc_
 
 def auditor(strategy: str) -> str:
     """Who runs the audit of ``strategy``'s final model, with what."""
-    if strategy in PERSONALISED:
+    cls = strategies.get(strategy)
+    if cls.personalised:
         return "each hospital, on its own stays, with its own final model"
-    if strategy == "centralized":
+    if cls.single_process:
         return ("the central trainer (it holds every hospital's stays), hospital by hospital, "
                 "with the pooled model")
     return "each hospital, on its own stays, with the final shared model (every hospital holds it)"

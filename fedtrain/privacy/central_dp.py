@@ -57,8 +57,6 @@ ACCOUNTANT = "rdp"
 #: hospitals, no sampling) or very small
 _ALPHAS = ([1 + x / 100 for x in range(1, 10)] + [1 + x / 10.0 for x in range(1, 100)]
            + list(range(12, 64)) + list(range(64, 512, 16)))
-#: strategies whose hospitals check (and, with --central-dp, clip and noise) their own update
-UPDATE_SHARING = ("horizontal", "fedper", "fedmtl")
 #: applied when clipping so that the float norm of a clipped update never exceeds C
 _CLIP_SAFETY = 1.0 - 1e-12
 
@@ -249,12 +247,6 @@ def check_options(config: TrainConfig) -> None:
         (config.central_dp or (config.central_noise_multiplier, config.central_epsilon,
                                config.central_delta) == (None, None, None),
          "--noise-multiplier, --central-epsilon and --central-delta need --central-dp"),
-        (not config.central_dp or config.strategy in UPDATE_SHARING,
-         f"--central-dp works with --strategy {', '.join(UPDATE_SHARING)}, "
-         f"not {config.strategy}"),
-        (config.max_update_norm is None or config.strategy in UPDATE_SHARING,
-         f"--max-update-norm works with --strategy {', '.join(UPDATE_SHARING)}, "
-         f"not {config.strategy}"),
         (not config.central_dp
          or (config.central_noise_multiplier is None) != (config.central_epsilon is None),
          "--central-dp needs exactly one of --noise-multiplier and --central-epsilon"),

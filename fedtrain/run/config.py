@@ -11,10 +11,6 @@ from typing import Any
 
 from mimic_etl.errors import UserError
 
-STRATEGIES = ("horizontal", "centralized", "local", "fedper", "fedmtl", "vertical", "split")
-#: strategies whose rounds can go on without a hospital that dropped out (--min-hospitals)
-DROPOUT_TOLERANT = ("horizontal", "local", "fedper", "fedmtl")
-
 
 @dataclass
 class TrainConfig:
@@ -55,11 +51,10 @@ class TrainConfig:
     insecure_transport: bool = False
 
     def validate(self) -> TrainConfig:
-        """Raise UserError naming the option for any value out of range."""
+        """Raise UserError naming the option for any value out of range. (What the chosen
+        strategy can do is checked by ``fedtrain.strategies.validate``, which calls this.)"""
         self._check_types()
         checks: list[tuple[bool, str]] = [
-            (self.strategy in STRATEGIES, f"--strategy {self.strategy!r}: choose one of "
-             + ", ".join(STRATEGIES)),
             (self.n_heads >= 1, "--heads must be >= 1"),
             (self.d_model >= 1, "--d-model must be >= 1"),
             (self.n_layers >= 1, "--layers must be >= 1"),
@@ -93,13 +88,6 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
-        if self.strategy in ("split", "vertical") and self.dp_epsilon is not None:
-            raise UserError(f"--dp-epsilon is not supported with --strategy {self.strategy} yet "
-                            "(DP-SGD covers horizontal, fedper, fedmtl, local, centralized)")
-        if self.min_hospitals is not None and self.strategy not in DROPOUT_TOLERANT:
-            raise UserError(f"--min-hospitals: --strategy {self.strategy} cannot continue without "
-                            "a hospital (dropout tolerance covers " + ", ".join(DROPOUT_TOLERANT)
-                            + ")")
         if self.min_hospitals is not None and self.min_hospitals < 3:
             raise UserError("--min-hospitals must be at least 3: with two hospitals left, each "
                             "would learn the other's update from their sum")
@@ -111,9 +99,6 @@ class TrainConfig:
             raise UserError("--server-lr must be > 0")
         if self.dp_delta is not None and self.dp_epsilon is None:
             raise UserError("--dp-delta needs --dp-epsilon (DP-SGD is off without it)")
-        from fedtrain.privacy.central_dp import check_options  # lazy: it imports torch
-
-        check_options(self)
         return self
 
     def _check_types(self) -> None:

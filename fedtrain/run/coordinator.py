@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedtrain import strategies
 from fedtrain.launch import PartyFailure, launch
 from fedtrain.run.config import TrainConfig
 from fedtrain.run.federation import HospitalInfo, federation_reads, read_federation
@@ -27,8 +28,6 @@ from mimic_etl.outdir import check_output_dir, finish_output
 from mimic_etl.pathguard import Reads, check_disjoint
 
 JOB = "fedtrain.run.hospital:run"
-#: strategies that multiply secret-shared values and so need Beaver triples from the TTP dealer
-ENCRYPTED_MODEL_STRATEGIES = ("split", "vertical")
 EventFn = Callable[[int, dict[str, Any]], None]
 
 
@@ -88,7 +87,7 @@ def _specs(config: TrainConfig, hospitals: list[HospitalInfo], work: Path, start
            ) -> list[dict[str, Any]]:
     base = {"config": config.to_json(), "run_dir": str(work), "resume_round": start,
             "n_hospitals": len(hospitals), "min_members": config.min_hospitals}
-    if config.strategy == "centralized":  # the pooled baseline: one process, every hospital
+    if strategies.get(config.strategy).single_process:  # the pooled baseline: every hospital
         return [{**base, "hospital_dirs": [str(h.path) for h in hospitals], "hospital": 0}]
     return [{**base, "hospital_dirs": [str(h.path)], "hospital": h.index} for h in hospitals]
 
@@ -140,7 +139,7 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
     ``restart_dropped`` (with ``config.min_hospitals``) restarts a hospital that dropped out
     once, as its operator would; it rejoins at the next round boundary.
     """
-    config.validate()
+    cls = strategies.get(strategies.validate(config).strategy)
     hospitals = read_federation(Path(config.fed), config.strategy)
     if config.min_hospitals is not None and config.min_hospitals > len(hospitals):
         raise UserError(f"--min-hospitals {config.min_hospitals}: the federation has only "
@@ -155,9 +154,9 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
     try:
         results = launch(JOB, specs, work / "parties", timeout_s=config.timeout,
                          threads_per_party=config.threads_per_party, on_event=log,
-                         ttp=config.strategy in ENCRYPTED_MODEL_STRATEGIES,
-                         party_name=lambda r: f"hospital {specs[r]['hospital']}"
-                         if config.strategy != "centralized" else "centralized trainer",
+                         ttp=cls.needs_ttp,
+                         party_name=lambda r: "the pooled trainer" if cls.single_process
+                         else f"hospital {specs[r]['hospital']}",
                          tolerate_dropouts=config.min_hospitals is not None
                          and config.min_hospitals < len(specs),
                          restart_dropped=restart_dropped,

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedtrain import strategies
 from mimic_etl.errors import UserError
 from mimic_etl.manifest import read_json
 
 SPLITS = ("train", "val", "test")
-HORIZONTAL_LIKE = ("horizontal", "centralized", "local", "fedper", "fedmtl", "split")
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,13 @@ def read_federation(fed: Path, strategy: str) -> list[HospitalInfo]:
     if [int(d.name.split("_")[1]) for d in dirs] != list(range(len(dirs))):
         raise UserError(f"--fed {fed}: hospital directories must be numbered 0..{len(dirs) - 1}")
     vertical = bool(partition.get("vertical", False)) if isinstance(partition, dict) else False
-    if strategy == "vertical" and not vertical:
-        raise UserError(f"--strategy vertical needs a vertical partition; {fed} is horizontal "
+    wanted = strategies.get(strategy).partition
+    if wanted == "vertical" and not vertical:
+        raise UserError(f"--strategy {strategy} needs a vertical partition; {fed} is horizontal "
                         "(partition with --vertical)")
-    if strategy in HORIZONTAL_LIKE and vertical:
+    if wanted == "horizontal" and vertical:
         raise UserError(f"--strategy {strategy} needs a horizontal partition; {fed} is vertical")
-    if strategy in HORIZONTAL_LIKE:
+    if wanted == "horizontal":
         _same_schema(hospitals)
     return hospitals
 

@@ -31,9 +31,9 @@ from urllib.parse import urlsplit
 
 import psutil
 
-from fedtrain import party
+from fedtrain import party, strategies
 from fedtrain.run.config import TrainConfig
-from fedtrain.run.coordinator import ENCRYPTED_MODEL_STRATEGIES, JOB
+from fedtrain.run.coordinator import JOB
 from fedtrain.secure import group
 from fedtrain.transport import join
 from mimic_etl.errors import UserError
@@ -288,6 +288,10 @@ def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | No
     check_node_dir(out, reads)
     read_hospital_manifest(Path(data))  # fails early with a clear message
     config = TrainConfig.load(Path(run_config))
+    try:
+        strategy = strategies.get(strategies.validate(config).strategy)
+    except UserError as err:
+        raise UserError(f"--run-config {run_config}: {err}") from None
     if config.insecure_transport != (identity.kit is None):
         raise UserError(f"--run-config {run_config}: the run is configured "
                         + ("with" if config.insecure_transport else "without")
@@ -304,7 +308,7 @@ def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | No
     (out / "spec.json").write_text(json.dumps(spec))
     argv = ["--job", JOB, "--spec", str(out / "spec.json"), "--workdir", str(out),
             "--timeout", str(timeout), "--threads", str(threads)]
-    if config.strategy in ENCRYPTED_MODEL_STRATEGIES:
+    if strategy.needs_ttp:
         argv.append("--ttp")
     if party.main(argv) != 0:
         error = json.loads((out / "error.json").read_text())["message"]

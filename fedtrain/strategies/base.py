@@ -31,20 +31,14 @@ from fedtrain.privacy.update_validation import (
 )
 from fedtrain.run.config import TrainConfig
 from fedtrain.secure import tags
+from mimic_etl.errors import UserError
 
-REGISTRY: dict[str, type[Strategy]] = {}
 #: ``emit(event, **fields)``: a progress event to the coordinator (fedtrain/party.py)
 EmitFn = Callable[..., None]
 
 
 def _no_events(event: str, **fields: Any) -> None:
     """The event sink of a strategy used outside a party process."""
-
-
-def register(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator: make a strategy available under ``cls.name``."""
-    REGISTRY[cls.name] = cls
-    return cls
 
 
 @dataclass
@@ -63,7 +57,29 @@ class Strategy(ABC):
         session: the hospital's session (trainer, data, aggregator, rank): see run/hospital.py.
     """
 
+    # -- what the strategy is and can do: every layer asks these, never the name ----------------
+    #: its name in the registry (the entry point, `--strategy NAME`)
     name: ClassVar[str]
+    #: one line for `--help` and the docs
+    summary: ClassVar[str] = ""
+    #: the federation it trains on: "horizontal" (hospitals hold other patients, same features)
+    #: or "vertical" (parties hold other features of the same stays)
+    partition: ClassVar[str] = "horizontal"
+    #: one process holds every hospital's data (the pooled baseline), not one process per hospital
+    single_process: ClassVar[bool] = False
+    #: it multiplies secret-shared values, so Beaver triples come from the TTP dealer
+    needs_ttp: ClassVar[bool] = False
+    #: each hospital ends with a model of its own (evaluated and audited with that one)
+    personalised: ClassVar[bool] = False
+    #: every party holds its final model in plaintext (a membership-inference audit can use it)
+    plaintext_model: ClassVar[bool] = True
+    #: each round a hospital contributes a parameter update to a secure mean, so update checks
+    #: (--max-update-norm) and hospital-level DP (--central-dp) apply
+    shares_updates: ClassVar[bool] = False
+    #: the rounds go on without a hospital that dropped out (--min-hospitals)
+    tolerates_dropouts: ClassVar[bool] = False
+    #: local training can run DP-SGD (--dp-epsilon)
+    supports_dp_sgd: ClassVar[bool] = True
     #: what this hospital reveals, in which form, to whom (docs/strategies.md)
     reveals: ClassVar[str]
     #: the kinds of plaintext (fedtrain/secure/tags.py) a party may obtain; tests/test_reveals.py
@@ -82,6 +98,28 @@ class Strategy(ABC):
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
         """The kinds of plaintext a party obtains in a run with ``config``."""
         return cls.receives
+
+    @classmethod
+    def check_config(cls, config: TrainConfig) -> None:
+        """Raise UserError for an option this strategy cannot honour (checked before any
+        process starts)."""
+        def those(trait: str) -> str:
+            from fedtrain import strategies
+
+            names = [n for n in strategies.available() if getattr(strategies.get(n), trait)]
+            return ", ".join(names)
+
+        if config.dp_epsilon is not None and not cls.supports_dp_sgd:
+            raise UserError(f"--dp-epsilon is not supported with --strategy {cls.name} yet "
+                            f"(DP-SGD covers {those('supports_dp_sgd')})")
+        if config.min_hospitals is not None and not cls.tolerates_dropouts:
+            raise UserError(f"--min-hospitals: --strategy {cls.name} cannot continue without "
+                            f"a hospital (dropout tolerance covers {those('tolerates_dropouts')})")
+        for used, option in ((config.central_dp, "--central-dp"),
+                             (config.max_update_norm is not None, "--max-update-norm")):
+            if used and not cls.shares_updates:
+                raise UserError(f"{option} works with --strategy {those('shares_updates')}, "
+                                f"not {cls.name}")
 
     @staticmethod
     def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:

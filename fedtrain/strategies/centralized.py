@@ -9,14 +9,15 @@ from __future__ import annotations
 import torch
 
 from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing, register
+from fedtrain.strategies.base import ParameterSharing
 
 
-@register
 class Centralized(ParameterSharing):
     """Pooled training; the single process holds every hospital's training data."""
 
     name = "centralized"
+    summary = "all hospitals' data pooled in one process (plaintext upper bound)"
+    single_process = True
     receives = frozenset({tags.MOMENTS, tags.METRIC_HISTOGRAMS})
     reveals = "everything: all hospitals' training data are pooled in one process (baseline)"
     final_model = "model"

@@ -24,14 +24,17 @@ import torch
 from torch import nn
 
 from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing, RoundResult, SharedBlock, register
+from fedtrain.strategies.base import ParameterSharing, RoundResult, SharedBlock
 
 
-@register
 class FedMTL(ParameterSharing):
     """Shared encoder, personal heads pulled toward the secure mean of all heads."""
 
     name = "fedmtl"
+    summary = "FedMTL: shared encoder, each hospital's head pulled to the secure mean of heads"
+    personalised = True
+    shares_updates = True
+    tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.MEAN_OF_HEADS,
                           tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of encoder parameters with the "

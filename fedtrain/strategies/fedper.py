@@ -8,14 +8,17 @@ its own head.
 from __future__ import annotations
 
 from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing, register
+from fedtrain.strategies.base import ParameterSharing
 
 
-@register
 class FedPer(ParameterSharing):
     """Shares the base (encoder + head layers before the cut); keeps the personal layers."""
 
     name = "fedper"
+    summary = "FedPer: shared encoder (secure mean), a personal head per hospital"
+    personalised = True
+    shares_updates = True
+    tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of the base-layer parameters and "
                "the total number of training examples; personal layers are never sent")

@@ -10,14 +10,16 @@ from __future__ import annotations
 import torch
 
 from fedtrain.secure import group, tags
-from fedtrain.strategies.base import ParameterSharing, register
+from fedtrain.strategies.base import ParameterSharing
 
 
-@register
 class Horizontal(ParameterSharing):
     """FedAvg: all parameters are shared."""
 
     name = "horizontal"
+    summary = "FedAvg: the secure weighted mean of every hospital's model each round"
+    shares_updates = True
+    tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of all hospitals' model "
                "parameters and the total number of training examples")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing, register
+from fedtrain.strategies.base import ParameterSharing
 
 
-@register
 class Local(ParameterSharing):
     """No parameter is shared; each hospital keeps and is evaluated with its own model."""
 
     name = "local"
+    summary = "each hospital trains alone (baseline; nothing is exchanged)"
+    personalised = True
+    tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.METRIC_HISTOGRAMS})
     reveals = "nothing (no exchange between hospitals)"
 

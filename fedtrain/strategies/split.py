@@ -29,7 +29,7 @@ from fedtrain.secure import tags
 from fedtrain.secure.audit import revealing
 from fedtrain.secure.encrypted_head import EncryptedHead, reveal_to_owners, share_blocks
 from fedtrain.strategies import lockstep
-from fedtrain.strategies.base import ParameterSharing, RoundResult, register
+from fedtrain.strategies.base import ParameterSharing, RoundResult
 
 PREDICT_CHUNK = 1024
 
@@ -43,11 +43,13 @@ def _server_layout(head: nn.Sequential, cut: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-@register
 class Split(ParameterSharing):
     """Client parts averaged securely each round; encrypted server part trained per step."""
 
     name = "split"
+    summary = "split learning: cut-layer activations into an encrypted server model"
+    needs_ttp = True
+    supports_dp_sgd = False
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS,
                           tags.OWN_ROW_LOGITS,
                           tags.OWN_CUT_GRADIENT, tags.FINAL_SERVER_WEIGHTS})

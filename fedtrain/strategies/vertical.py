@@ -24,16 +24,20 @@ from fedtrain.run.vertical_session import open_vertical_session
 from fedtrain.secure import tags
 from fedtrain.secure.audit import revealing
 from fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
-from fedtrain.strategies.base import RoundResult, Strategy, register
+from fedtrain.strategies.base import RoundResult, Strategy
 
 PREDICT_CHUNK = 1024
 
 
-@register
 class Vertical(Strategy):
     """Plaintext bottom models per party, encrypted top model, labels at one party."""
 
     name = "vertical"
+    summary = "vertical FL: parties hold other features of the same stays; encrypted top model"
+    partition = "vertical"
+    needs_ttp = True
+    plaintext_model = False
+    supports_dp_sgd = False
     receives = frozenset({tags.OWN_BOTTOM_GRADIENT, tags.JOINT_LOGITS_TO_LABEL_PARTY,
                           tags.METRIC_HISTOGRAMS})
     reveals = ("to the label party: the logits of the joint model; to each party: the gradient "

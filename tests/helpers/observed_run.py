@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from fedtrain import strategies
 from fedtrain.run.config import TrainConfig
 from helpers.capture import Frame, read_pcap, sniffing
 from helpers.federation import TINY_MODEL, small_federation
@@ -101,7 +102,7 @@ def observe_split_run(net: VirtualNetwork, root: Path, secure: bool,
     provisions them) and its rendezvous member on host 4 hosts the TLS store."""
     fed = small_federation(root / "data", n_patients=120, seed=5, hospitals=HOSPITALS)
     config = TrainConfig(fed=str(fed), insecure_transport=not secure, **RUN)
-    config.validate()
+    strategies.validate(config)
     kits = None
     if secure:
         from fedtrain.identity import provision_ephemeral

@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.synth_signal
 	$(BIN)/python bench/bench_extract.py
 	$(BIN)/python bench/provision_ephemeral.py
+	$(BIN)/python bench/cli_startup.py --repeats 5
 	$(BIN)/python bench/transport.py --parties 4,16 --fed $(DEMO)/fed --rounds 6 --repeats 7
 	$(BIN)/python bench/strategies.py --cohort $(DEMO)/cohort --rounds 20
 	$(BIN)/python bench/dropout.py --cohort $(DEMO)/cohort --rounds 10

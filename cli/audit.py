@@ -10,8 +10,6 @@ from rich.markup import escape
 
 from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-from fedtrain.privacy.audit import AuditOptions, AuditResult, audit
-from fedtrain.privacy.audit_report import NOTES, audit_table
 from mimic_etl.errors import UserError
 
 
@@ -63,6 +61,9 @@ def command(
 ) -> None:
     """Audit a run: membership-inference attack AUROC, TPR at 0.1 % / 1 % FPR and the implied
     ε lower bound, per hospital (each on its own data) and overall (summed histograms)."""
+    from fedtrain.privacy.audit import AuditOptions, AuditResult, audit
+    from fedtrain.privacy.audit_report import NOTES, audit_table
+
 
     def go() -> AuditResult:
         options = AuditOptions(run=run, attack=attack, out=out, seed=seed, bootstrap=bootstrap,

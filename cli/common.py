@@ -31,8 +31,17 @@ err_console = Console(stderr=True)
 T = TypeVar("T")
 
 
-def run_or_exit(fn: Callable[[], T]) -> T:
-    """Run a library call; a UserError becomes one red line on stderr and exit code 1."""
+def end_live_display() -> None:
+    """End the line a live display leaves open when the output is not a terminal (a log, a pipe),
+    so that whatever comes next (a table title, an error) starts on its own line."""
+    if not console.is_terminal:
+        console.file.write("\n")
+        console.file.flush()
+
+
+def run_or_exit(fn: Callable[[], T], interrupted: Callable[[], str] | None = None) -> T:
+    """Run a library call; a UserError becomes one red line on stderr and exit code 1. On Ctrl-C,
+    ``interrupted()`` says what is left (default: nothing was written)."""
     try:
         return fn()
     except UserError as err:
@@ -41,7 +50,9 @@ def run_or_exit(fn: Callable[[], T]) -> T:
                           soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]: no output was written")
+        left = interrupted() if interrupted is not None else "no output was written"
+        err_console.print(f"[bold red]interrupted[/]: {escape(left)}", highlight=False,
+                          soft_wrap=True)
         raise typer.Exit(130) from None
 
 

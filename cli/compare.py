@@ -10,7 +10,6 @@ import typer
 
 from cli import options as opt
 from cli.common import console, make_table, point_to_json, run_or_exit
-from fedtrain.evaluate.compare import compare
 
 
 def command(
@@ -25,6 +24,8 @@ def command(
 ) -> None:
     """Compare runs: one table and one bar chart of per-disease AUROC, with cost, measured
     membership-inference leakage (`crypten-fl audit`) and ε spent."""
+    from fedtrain.evaluate.compare import compare
+
     result = run_or_exit(lambda: compare(runs, out, overwrite=overwrite))
     # on screen, one row per measure and one column per run, which fits a terminal for a
     # handful of runs (compare.md/.csv hold the same as one row per run)

@@ -9,14 +9,6 @@ import typer
 from rich.markup import escape
 
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-from fedtrain.evaluate.runner import EvalOptions, EvalResult, evaluate
-from fedtrain.evaluate.tables import (
-    Table,
-    cross_hospital_tables,
-    hospital_table,
-    overall_table,
-    subgroup_table,
-)
 
 
 def command(
@@ -48,6 +40,15 @@ def command(
              "new report is complete (never a folder crypten-fl did not write).")] = False,
 ) -> None:
     """Evaluate a run: per-disease and macro/micro metrics, per hospital, per subgroup; plots."""
+    from fedtrain.evaluate.runner import EvalOptions, EvalResult, evaluate
+    from fedtrain.evaluate.tables import (
+        Table,
+        cross_hospital_tables,
+        hospital_table,
+        overall_table,
+        subgroup_table,
+    )
+
     options = EvalOptions(run=run, cross_hospital=cross_hospital, secure=secure, bins=bins,
                           threshold=threshold, seed=seed, overwrite=overwrite)
 

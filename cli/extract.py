@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,7 +11,10 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-from mimic_etl.extract import ExtractSummary, extract
+
+if TYPE_CHECKING:
+    from mimic_etl.extract import ExtractSummary
+
 
 
 def command(
@@ -61,6 +64,8 @@ def command(
 
     Each feature has an observed mask. Prints the cohort flow and a summary, then both as JSON.
     """
+    from mimic_etl.extract import extract
+
 
     def run() -> ExtractSummary:
         with progress_bars() as progress:

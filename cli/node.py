@@ -10,7 +10,6 @@ import typer
 from cli import options as opt
 from cli.common import console, run_or_exit
 from cli.train import refusal_line, render_test_metrics, warn_insecure
-from fedtrain.run.node import resolve_identity, run_node, serve_rendezvous
 
 
 def print_refusal(event: dict[str, str]) -> None:
@@ -66,6 +65,8 @@ def command(
     insecure_transport: opt.InsecureTransport = False,
 ) -> None:
     """Run one member of a federation on this machine (see docs/deployment.md)."""
+    from fedtrain.run.node import resolve_identity, run_node, serve_rendezvous
+
     identity = run_or_exit(lambda: resolve_identity(
         kit=kit, rank=rank, world_size=world_size, rendezvous=rendezvous, ttp_server=ttp_server,
         rendezvous_server=rendezvous_server, external_rendezvous=external_rendezvous,

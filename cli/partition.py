@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -12,7 +12,10 @@ from rich.table import Table
 from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from mimic_etl.errors import UserError
-from mimic_etl.partition import PartitionSummary, parse_split, partition
+
+if TYPE_CHECKING:
+    from mimic_etl.partition import PartitionSummary
+
 
 
 def command(
@@ -86,6 +89,8 @@ def command(
 
     Also writes FED/partition.json and FED/label_prevalence.png, and prints per-hospital counts.
     """
+    from mimic_etl.partition import parse_split, partition
+
 
     def run() -> PartitionSummary:
         if vertical and (iid is not None or scheme is not None):

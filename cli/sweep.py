@@ -12,8 +12,6 @@ from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from cli.train import warn_insecure
 from fedtrain import strategies
-from fedtrain.evaluate.sweep import SweepResult, parse_epsilons, sweep, sweep_table
-from fedtrain.run.config import TrainConfig
 
 
 def command(
@@ -47,6 +45,9 @@ def command(
     overwrite: opt.Overwrite = False,
 ) -> None:
     """Privacy–utility sweep: train the strategy at each ε; table and plot of macro-AUROC vs ε."""
+    from fedtrain.evaluate.sweep import SweepResult, parse_epsilons, sweep, sweep_table
+    from fedtrain.run.config import TrainConfig
+
     def go() -> SweepResult:
         epsilons = parse_epsilons(dp_epsilon)
         base = TrainConfig(

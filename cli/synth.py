@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -11,8 +11,10 @@ from rich.table import Table
 
 from cli import options as opt
 from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-from mimic_etl.synth import SUMMARY_FILE, SynthSummary, generate
-from mimic_etl.synth.schema import TABLES
+
+if TYPE_CHECKING:
+    from mimic_etl.synth import SynthSummary
+
 
 
 def command(
@@ -43,6 +45,8 @@ def command(
 
     Prints rows per table, then the same summary as JSON (saved as OUT/synth_summary.json).
     """
+    from mimic_etl.synth import SUMMARY_FILE, generate
+
 
     def run() -> SynthSummary:
         with progress_bars() as progress:
@@ -61,6 +65,8 @@ def command(
 
 def render_table(summary: SynthSummary) -> Table:
     """Rows and compressed size per table, in release order."""
+    from mimic_etl.synth.schema import TABLES
+
     rows: list[list[object]] = [
         [f"{TABLES[t][0]}/{t}.csv.gz", summary.rows[t], round(summary.bytes[t] / 2**20, 2)]
         for t in TABLES

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.live import Live
 from rich.table import Table
 
 from cli import options as opt
-from cli.common import console, make_table, run_or_exit
+from cli.common import console, end_live_display, make_table, run_or_exit
 from fedtrain import strategies
-from fedtrain.run.config import TrainConfig
-from fedtrain.run.coordinator import TrainSummary, train
+
+if TYPE_CHECKING:
+    from fedtrain.run.coordinator import TrainSummary
+
+
 
 LABEL_METRICS = ("auroc", "accuracy", "precision", "recall", "f1", "specificity", "mse")
 
@@ -124,6 +127,9 @@ def command(
     insecure_transport: opt.InsecureTransport = False,
 ) -> None:
     """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
+    from fedtrain.run.config import TrainConfig
+    from fedtrain.run.coordinator import interrupted_message, train
+
     config = TrainConfig(
         fed=str(fed), strategy=strategy, rounds=rounds, local_epochs=local_epochs,
         batch_size=batch_size, lr=lr, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
@@ -142,12 +148,15 @@ def command(
 
     def run_live() -> TrainSummary:
         # the live table closes before run_or_exit prints an error line
-        with Live(display.render(), console=console, refresh_per_second=4) as live:
-            display.live = live
-            return train(config, out, resume=resume, overwrite=overwrite, on_event=display,
-                         restart_dropped=restart_dropped)
+        try:
+            with Live(display.render(), console=console, refresh_per_second=4) as live:
+                display.live = live
+                return train(config, out, resume=resume, overwrite=overwrite,
+                             on_event=display, restart_dropped=restart_dropped)
+        finally:
+            end_live_display()
 
-    summary = run_or_exit(run_live)
+    summary = run_or_exit(run_live, lambda: interrupted_message(out))
     render_test_metrics(summary.test_metrics)
     render_update_checks(summary)
     console.print(f"run written to [bold]{summary.run_dir}[/] "

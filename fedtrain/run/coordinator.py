@@ -49,6 +49,16 @@ def partial_dir(out: Path) -> Path:
     return out.resolve().parent / f".{out.name}.partial"
 
 
+def interrupted_message(out: Path) -> str:
+    """What a user interrupting ``train --out out`` is left with, in one line."""
+    work = partial_dir(out)
+    if not work.is_dir():
+        return "no output was written"
+    done = last_complete_round(work)
+    return (f"the {done} completed round(s) are kept in {work}; continue with the same command "
+            "and --resume")
+
+
 def last_complete_round(run: Path) -> int:
     """Highest round whose checkpoint every hospital finished (0 = none)."""
     markers = (run / "checkpoints").glob("round_*/COMPLETE")
@@ -168,6 +178,10 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
             raise UserError(f"{err}. No round was completed; nothing was written") from None
         raise UserError(f"{err}. Last completed round: {done}. Continue with --resume "
                         f"(partial run kept in {work})") from None
+    except KeyboardInterrupt:
+        if last_complete_round(work) == 0 and start == 0:  # nothing worth resuming
+            shutil.rmtree(work, ignore_errors=True)
+        raise
     survivors = [r for r in results if r is not None]
     write_run_outputs(work, config, survivors, time.perf_counter() - begin, start,
                       dropouts=log.dropped)

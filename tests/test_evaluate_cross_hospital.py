@@ -92,6 +92,8 @@ def test_vertical_runs_have_no_leave_one_hospital_out() -> None:
 def test_cross_hospital_end_to_end(strategy, tmp_path) -> None:
     fed = signal_federation(tmp_path, n_patients=300)
     run = trained_run(fed, tmp_path / "run", strategy=strategy)
+    result = runner.invoke(app, ["evaluate", "--run", str(run)])  # as after `make demo`
+    assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["evaluate", "--run", str(run), "--cross-hospital"])
     assert result.exit_code == 0, result.output
     assert "retained %" in result.output
@@ -113,3 +115,34 @@ def test_cross_hospital_end_to_end(strategy, tmp_path) -> None:
         assert Path(config["fed"]).is_dir() and config["strategy"] == strategy
         assert all(p.is_symlink() for p in Path(config["fed"]).glob("hospital_*"))
     assert (run / "eval" / "cross_hospital_retained.png").stat().st_size > 0
+
+
+def test_an_earlier_evaluation_is_extended_only_when_nothing_of_it_is_lost(tmp_path) -> None:
+    """`--cross-hospital` right after `evaluate` replaces RUN/eval (it contains all of it); other
+    settings, or dropping a leave-one-hospital-out part, need --overwrite."""
+    from fedtrain.evaluate.parties import EvalSettings
+    from fedtrain.evaluate.runner import _extends_earlier
+    from fedtrain.evaluate.thresholds import parse_rule
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    youden = EvalSettings(True, 1000, parse_rule("youden"))
+
+    def earlier(mode="secure", bins=1000, rule="youden", cross_seed=None) -> None:
+        report = {"evaluation": {"mode": mode, "bins": bins,
+                                 "threshold_rule": str(parse_rule(rule))},
+                  "cross_hospital": None if cross_seed is None else {"seed": cross_seed}}
+        (out / "metrics.json").write_text(json.dumps(report))
+
+    earlier()
+    assert _extends_earlier(out, youden, cross_seed=7)  # evaluate, then --cross-hospital
+    assert _extends_earlier(out, youden, cross_seed=None)  # the same evaluation again
+    earlier(cross_seed=7)
+    assert _extends_earlier(out, youden, cross_seed=7)
+    assert not _extends_earlier(out, youden, cross_seed=8)  # other folds
+    assert not _extends_earlier(out, youden, cross_seed=None)  # would drop the folds
+    for other in ({"mode": "plain"}, {"bins": 500}, {"rule": "f1"}):
+        earlier(**other)
+        assert not _extends_earlier(out, youden, cross_seed=None), other
+    (out / "metrics.json").write_text("{")
+    assert not _extends_earlier(out, youden, cross_seed=None)

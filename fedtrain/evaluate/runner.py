@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,19 +106,37 @@ def build_report(info: RunInfo, settings: EvalSettings, main: Evaluation,
     return report
 
 
+def _extends_earlier(out: Path, settings: EvalSettings, cross_seed: int | None) -> bool:
+    """Whether RUN/eval holds an evaluation the new one contains entirely: same mode, bins and
+    threshold rule (so the same figures, which are deterministic), and any leave-one-hospital-out
+    part is redone with the same seed. Such an evaluation is replaced without --overwrite, so
+    that `evaluate --cross-hospital` works right after `evaluate`."""
+    try:
+        old = json.loads((out / "metrics.json").read_text())
+        done = old["evaluation"]
+        same = ((done["mode"], done["bins"], done["threshold_rule"])
+                == ("secure" if settings.secure else "plain", settings.bins, str(settings.rule)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    earlier_cross = old.get("cross_hospital")
+    return same and (not earlier_cross or earlier_cross.get("seed") == cross_seed)
+
+
 def evaluate(options: EvalOptions, progress: ProgressFn = no_progress) -> EvalResult:
     """Evaluate ``options.run`` at its hospitals (and leave-one-hospital-out); write RUN/eval/."""
     info, settings = _check(options)
     out = info.path / "eval"
+    seed = info.config.seed if options.seed is None else options.seed
+    replace = options.overwrite or _extends_earlier(
+        out, settings, seed if options.cross_hospital else None)
     with (write_errors(out, "evaluation output"),
-          atomic_output_dir(out, options.overwrite, option="evaluation output",
+          atomic_output_dir(out, replace, option="evaluation output",
                             reads=run_reads(info), command="evaluate") as tmp):
         progress("evaluating at each hospital", 0, len(info.hospitals))
         main = evaluate_parties(info, info.path, settings, subgroups=not info.vertical,
                                 on_event=_party_progress(progress, len(info.hospitals)))
         cross = None
         if options.cross_hospital:
-            seed = info.config.seed if options.seed is None else options.seed
             cross = leave_one_hospital_out(info, settings, tmp / "cross_hospital",
                                            out / "cross_hospital", seed, progress)
         report = build_report(info, settings, main, cross)

@@ -1,10 +1,35 @@
-"""Options shared by the commands that train (train, sweep): defined once, as Annotated aliases."""
+"""Options shared by the commands that train (train, sweep): defined once, as Annotated aliases.
+
+Their defaults are TrainConfig's (:data:`DEFAULT`), and :func:`training_config` turns a
+command's options into a TrainConfig through one table of the names that differ, so an option
+is declared in one place and every command that takes it behaves the same.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+
+from fedtrain.run.config import TrainConfig
+
+#: every training option's default (a config without a federation)
+DEFAULT = TrainConfig(fed="")
+#: command-line option name -> TrainConfig field, where the two differ
+FIELD = {"heads": "n_heads", "layers": "n_layers", "clip": "central_clip",
+         "noise_multiplier": "central_noise_multiplier"}
+
+
+def training_config(options: Mapping[str, Any]) -> TrainConfig:
+    """The TrainConfig of a command's options (those that are not training options, such as
+    --out or --overwrite, are ignored); options a command does not take keep their default."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {FIELD.get(k, k): v for k, v in options.items() if FIELD.get(k, k) in fields}
+    values["fed"] = str(values["fed"]) if isinstance(values.get("fed"), Path) else values["fed"]
+    return TrainConfig(**values)
 
 Rounds = Annotated[int, typer.Option(help="Federated rounds.")]
 LocalEpochs = Annotated[int, typer.Option(help="Local epochs per round at each hospital.")]

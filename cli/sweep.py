@@ -25,38 +25,32 @@ def command(
     dp_epsilon: Annotated[str, typer.Option(
         help="Comma-separated target ε values per hospital over the whole run; 'inf' = no DP.",
     )] = "0.1,0.5,1,2,5,10,inf",
-    rounds: opt.Rounds = 20,
-    local_epochs: opt.LocalEpochs = 1,
-    batch_size: opt.BatchSize = 128,
-    lr: opt.LearningRate = 1e-3,
-    dp_delta: opt.DpDelta = None,
-    max_grad_norm: opt.MaxGradNorm = 1.0,
-    secure: opt.Secure = True,
+    rounds: opt.Rounds = opt.DEFAULT.rounds,
+    local_epochs: opt.LocalEpochs = opt.DEFAULT.local_epochs,
+    batch_size: opt.BatchSize = opt.DEFAULT.batch_size,
+    lr: opt.LearningRate = opt.DEFAULT.lr,
+    dp_delta: opt.DpDelta = opt.DEFAULT.dp_delta,
+    max_grad_norm: opt.MaxGradNorm = opt.DEFAULT.max_grad_norm,
+    secure: opt.Secure = opt.DEFAULT.secure,
     seed: Annotated[int, typer.Option(help="Random seed (the same for every ε).")] = 0,
-    d_model: opt.DModel = 64,
-    heads: opt.Heads = 4,
-    layers: opt.Layers = 2,
-    dropout: opt.Dropout = 0.1,
-    pooling: opt.Pooling = "cls",
-    personal_layers: opt.PersonalLayers = 1,
-    mtl_lambda: opt.MtlLambda = 0.1,
-    timeout: opt.Timeout = 60.0,
-    insecure_transport: opt.InsecureTransport = False,
+    d_model: opt.DModel = opt.DEFAULT.d_model,
+    heads: opt.Heads = opt.DEFAULT.n_heads,
+    layers: opt.Layers = opt.DEFAULT.n_layers,
+    dropout: opt.Dropout = opt.DEFAULT.dropout,
+    pooling: opt.Pooling = opt.DEFAULT.pooling,
+    personal_layers: opt.PersonalLayers = opt.DEFAULT.personal_layers,
+    mtl_lambda: opt.MtlLambda = opt.DEFAULT.mtl_lambda,
+    timeout: opt.Timeout = opt.DEFAULT.timeout,
+    insecure_transport: opt.InsecureTransport = opt.DEFAULT.insecure_transport,
     overwrite: opt.Overwrite = False,
 ) -> None:
     """Privacy–utility sweep: train the strategy at each ε; table and plot of macro-AUROC vs ε."""
+    options = dict(locals())  # every option above, by name (opt.training_config maps them)
     from fedtrain.evaluate.sweep import SweepResult, parse_epsilons, sweep, sweep_table
-    from fedtrain.run.config import TrainConfig
 
     def go() -> SweepResult:
         epsilons = parse_epsilons(dp_epsilon)
-        base = TrainConfig(
-            fed=str(fed), strategy=strategy, rounds=rounds, local_epochs=local_epochs,
-            batch_size=batch_size, lr=lr, dp_delta=dp_delta, max_grad_norm=max_grad_norm,
-            secure=secure, seed=seed, d_model=d_model, n_heads=heads, n_layers=layers,
-            dropout=dropout, pooling=pooling, personal_layers=personal_layers,
-            mtl_lambda=mtl_lambda, timeout=timeout, insecure_transport=insecure_transport,
-        )
+        base = opt.training_config({**options, "dp_epsilon": None})
         if insecure_transport:
             warn_insecure()
         with progress_bars() as progress:

@@ -79,35 +79,35 @@ def command(
     strategy: Annotated[str, typer.Option(
         help=f"One of: {', '.join(strategies.available())} (docs/strategies.md).",
     )] = "horizontal",
-    rounds: opt.Rounds = 20,
-    local_epochs: opt.LocalEpochs = 1,
-    batch_size: opt.BatchSize = 128,
-    lr: opt.LearningRate = 1e-3,
+    rounds: opt.Rounds = opt.DEFAULT.rounds,
+    local_epochs: opt.LocalEpochs = opt.DEFAULT.local_epochs,
+    batch_size: opt.BatchSize = opt.DEFAULT.batch_size,
+    lr: opt.LearningRate = opt.DEFAULT.lr,
     dp_epsilon: Annotated[float | None, typer.Option(
         help="Turn on DP-SGD (Opacus) with this ε per hospital over the whole run. Off by default."
     )] = None,
-    dp_delta: opt.DpDelta = None,
-    max_grad_norm: opt.MaxGradNorm = 1.0,
-    central_dp: opt.CentralDp = False,
-    clip: opt.Clip = 1.0,
-    noise_multiplier: opt.NoiseMultiplier = None,
-    central_epsilon: opt.CentralEpsilon = None,
-    central_delta: opt.CentralDelta = None,
-    max_update_norm: opt.MaxUpdateNorm = None,
-    secure: opt.Secure = True,
+    dp_delta: opt.DpDelta = opt.DEFAULT.dp_delta,
+    max_grad_norm: opt.MaxGradNorm = opt.DEFAULT.max_grad_norm,
+    central_dp: opt.CentralDp = opt.DEFAULT.central_dp,
+    clip: opt.Clip = opt.DEFAULT.central_clip,
+    noise_multiplier: opt.NoiseMultiplier = opt.DEFAULT.central_noise_multiplier,
+    central_epsilon: opt.CentralEpsilon = opt.DEFAULT.central_epsilon,
+    central_delta: opt.CentralDelta = opt.DEFAULT.central_delta,
+    max_update_norm: opt.MaxUpdateNorm = opt.DEFAULT.max_update_norm,
+    secure: opt.Secure = opt.DEFAULT.secure,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same run).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run from its last "
                                                "completed round.")] = False,
     overwrite: opt.Overwrite = False,
-    d_model: opt.DModel = 64,
-    heads: opt.Heads = 4,
-    layers: opt.Layers = 2,
-    dropout: opt.Dropout = 0.1,
-    pooling: opt.Pooling = "cls",
-    personal_layers: opt.PersonalLayers = 1,
-    mtl_lambda: opt.MtlLambda = 0.1,
-    cut: opt.Cut = 1,
-    server_lr: opt.ServerLr = 0.05,
+    d_model: opt.DModel = opt.DEFAULT.d_model,
+    heads: opt.Heads = opt.DEFAULT.n_heads,
+    layers: opt.Layers = opt.DEFAULT.n_layers,
+    dropout: opt.Dropout = opt.DEFAULT.dropout,
+    pooling: opt.Pooling = opt.DEFAULT.pooling,
+    personal_layers: opt.PersonalLayers = opt.DEFAULT.personal_layers,
+    mtl_lambda: opt.MtlLambda = opt.DEFAULT.mtl_lambda,
+    cut: opt.Cut = opt.DEFAULT.cut,
+    server_lr: opt.ServerLr = opt.DEFAULT.server_lr,
     mask_degree: Annotated[int | None, typer.Option(
         help="Secure aggregation mask graph: each hospital masks with this many neighbours "
              "(even number; its update stays hidden unless all of them collude). Default: every "
@@ -123,25 +123,14 @@ def command(
         help="With --min-hospitals: restart a hospital that dropped out (once), as its operator "
              "would restart its node; it rejoins at the next round. Off by default.",
     )] = False,
-    timeout: opt.Timeout = 60.0,
-    insecure_transport: opt.InsecureTransport = False,
+    timeout: opt.Timeout = opt.DEFAULT.timeout,
+    insecure_transport: opt.InsecureTransport = opt.DEFAULT.insecure_transport,
 ) -> None:
     """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
-    from fedtrain.run.config import TrainConfig
+    options = dict(locals())  # every option above, by name (opt.training_config maps them)
     from fedtrain.run.coordinator import interrupted_message, train
 
-    config = TrainConfig(
-        fed=str(fed), strategy=strategy, rounds=rounds, local_epochs=local_epochs,
-        batch_size=batch_size, lr=lr, dp_epsilon=dp_epsilon, dp_delta=dp_delta,
-        max_grad_norm=max_grad_norm, central_dp=central_dp, central_clip=clip,
-        central_noise_multiplier=noise_multiplier, central_epsilon=central_epsilon,
-        central_delta=central_delta, max_update_norm=max_update_norm,
-        secure=secure, seed=seed, d_model=d_model, n_heads=heads,
-        n_layers=layers, dropout=dropout, pooling=pooling, timeout=timeout,
-        personal_layers=personal_layers, mtl_lambda=mtl_lambda, cut=cut, server_lr=server_lr,
-        mask_degree=mask_degree, min_hospitals=min_hospitals,
-        insecure_transport=insecure_transport,
-    )
+    config = opt.training_config(options)
     if insecure_transport:
         warn_insecure()
     display = RoundDisplay(rounds)

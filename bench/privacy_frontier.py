@@ -37,8 +37,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
+from fedtrain.config import TrainConfig  # noqa: E402
 from fedtrain.privacy.audit import OVERFITTING, AuditOptions, audit  # noqa: E402
-from fedtrain.run.config import TrainConfig  # noqa: E402
 from fedtrain.run.coordinator import train  # noqa: E402
 
 STRATEGIES = ("horizontal", "centralized", "local", "fedper", "fedmtl", "split")

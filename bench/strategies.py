@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
 from bench.machine import describe  # noqa: E402
-from fedtrain.run.config import TrainConfig  # noqa: E402
+from fedtrain.config import TrainConfig  # noqa: E402
 from fedtrain.run.coordinator import train  # noqa: E402
 from mimic_etl.partition import partition  # noqa: E402
 

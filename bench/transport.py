@@ -76,7 +76,7 @@ def aggregation(parties: list[int], elements: int, repeats: int) -> list[dict[st
 def rounds(fed: Path, strategy: str, n_rounds: int, seed: int, model: dict[str, int]
            ) -> dict[str, Any]:
     """Seconds per round of a short run of ``strategy`` over each transport (same seed)."""
-    from fedtrain.run.config import TrainConfig
+    from fedtrain.config import TrainConfig
     from fedtrain.run.coordinator import train
 
     row: dict[str, Any] = {"strategy": strategy, "fed": str(fed), "rounds": n_rounds}

@@ -24,7 +24,7 @@ def command(
 ) -> None:
     """Compare runs: one table and one bar chart of per-disease AUROC, with cost, measured
     membership-inference leakage (`crypten-fl audit`) and ε spent."""
-    from fedtrain.evaluate.compare import compare
+    from fedtrain.experiments.compare import compare
 
     result = run_or_exit(lambda: compare(runs, out, overwrite=overwrite))
     # on screen, one row per measure and one column per run, which fits a terminal for a

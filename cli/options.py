@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 
 #: every training option's default (a config without a federation)
 DEFAULT = TrainConfig(fed="")

@@ -46,7 +46,7 @@ def command(
 ) -> None:
     """Privacy–utility sweep: train the strategy at each ε; table and plot of macro-AUROC vs ε."""
     options = dict(locals())  # every option above, by name (opt.training_config maps them)
-    from fedtrain.evaluate.sweep import SweepResult, parse_epsilons, sweep, sweep_table
+    from fedtrain.experiments.sweep import SweepResult, parse_epsilons, sweep, sweep_table
 
     def go() -> SweepResult:
         epsilons = parse_epsilons(dp_epsilon)

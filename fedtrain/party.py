@@ -62,7 +62,7 @@ def init_crypten(timeout_s: float, ttp: bool, min_members: int | None = None,
     if missing:  # crypten.init() would silently start a 1-party world
         raise RuntimeError(f"party environment incomplete: {', '.join(missing)} not set")
     from fedtrain.compat import crypten, set_collective_timeout
-    from fedtrain.secure import audit, group
+    from fedtrain.secure import group, reveal_audit
 
     set_collective_timeout(timeout_s)
     crypten.cfg.communicator.verbose = True  # CrypTen counts bytes and rounds only when verbose
@@ -85,7 +85,7 @@ def init_crypten(timeout_s: float, ttp: bool, min_members: int | None = None,
         raise RuntimeError("dropout tolerance needs a tcp:// rendezvous")
     else:
         crypten.init()
-    audit.install()
+    reveal_audit.install()
 
 
 def _join_transport(world_size: int, ttp: bool, workdir: Path | None) -> None:

@@ -18,9 +18,9 @@ from helpers.federation import small_federation
 from typer.testing import CliRunner
 
 from cli.app import app
-from fedtrain.evaluate.compare import read_run
+from fedtrain.config import TrainConfig
+from fedtrain.experiments.compare import read_run
 from fedtrain.privacy.audit import AuditOptions, audit
-from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
 from fedtrain.secure import tags
 from mimic_etl.outdir import MARKER

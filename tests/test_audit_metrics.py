@@ -10,7 +10,7 @@ from helpers.audit import counts
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedtrain.eval.metrics import roc_auc
+from fedtrain.metrics.classification import roc_auc
 from fedtrain.privacy.attack_metrics import (
     auroc,
     bootstrap_counts,

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedtrain.models.transformer import ICUTransformer
-from fedtrain.privacy.membership import (
+from fedtrain.privacy.membership_inference import (
     DEFAULT_BINS,
     lira_scores,
     loss_scores,

@@ -18,7 +18,11 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from fedtrain import strategies
-from fedtrain.privacy.central_dp import (
+from fedtrain.config import TrainConfig
+from fedtrain.run.coordinator import partial_dir, train
+from fedtrain.secure import tags
+from fedtrain.secure.tensors import flatten
+from fedtrain.updates.central_dp import (
     DEFAULT_DELTA,
     DistributedGaussian,
     calibrate,
@@ -31,11 +35,7 @@ from fedtrain.privacy.central_dp import (
     resolve_noise_multiplier,
     seeded_noise_source,
 )
-from fedtrain.privacy.update_validation import CORRUPT_ENV
-from fedtrain.run.config import TrainConfig
-from fedtrain.run.coordinator import partial_dir, train
-from fedtrain.secure import tags
-from fedtrain.strategies.base import flatten
+from fedtrain.updates.validation import CORRUPT_ENV
 
 vectors = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=50).map(
     lambda xs: torch.tensor(xs, dtype=torch.float64))

@@ -10,7 +10,7 @@ import typer
 
 from cli import options as opt
 from cli import sweep, train
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 
 #: TrainConfig fields no command line exposes (model internals and the per-party thread count)
 NOT_ON_THE_COMMAND_LINE = {"dim_feedforward", "head_hidden", "threads_per_party"}

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from fedtrain.evaluate.compare import compare, read_run, run_names
+from fedtrain.experiments.compare import compare, read_run, run_names
 from mimic_etl.outdir import MARKER
 
 runner = CliRunner()

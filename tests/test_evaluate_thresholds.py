@@ -7,7 +7,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedtrain.eval.metrics import confusion_counts, confusion_from_histograms
 from fedtrain.evaluate.thresholds import (
     ThresholdRule,
     choose_thresholds,
@@ -15,6 +14,7 @@ from fedtrain.evaluate.thresholds import (
     middle_of_first_maximum,
     parse_rule,
 )
+from fedtrain.metrics.classification import confusion_counts, confusion_from_histograms
 from mimic_etl.errors import UserError
 
 # B = 4, P = 8, N = 4 — by hand, at edges k = 0..4:

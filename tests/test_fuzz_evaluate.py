@@ -104,9 +104,9 @@ CASES = [
     fails("config-fed-moved", edit_json(CONFIG, with_values(fed="/nonexistent/fed")),
           error=(CONFIG, "/nonexistent/fed")),
     fails("config-binary", write_file(CONFIG, b"\xff\xfe\x00"), error=(CONFIG,),
-          marks=reported("fedtrain/run/config.py TrainConfig.load: UnicodeDecodeError escapes")),
+          marks=reported("fedtrain/config.py TrainConfig.load: UnicodeDecodeError escapes")),
     fails("config-a-list", write_file(CONFIG, "[1]"), error=(CONFIG,),
-          marks=reported("fedtrain/run/config.py TrainConfig.from_json: AttributeError")),
+          marks=reported("fedtrain/config.py TrainConfig.from_json: AttributeError")),
     fails("config-fed-a-number", edit_json(CONFIG, with_values(fed=5)), error=(CONFIG,),
           marks=reported("fedtrain/evaluate/runs.py <- TrainConfig: a non-text fed is a "
                          "TypeError; config.py does not check field types")),

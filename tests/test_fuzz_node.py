@@ -94,7 +94,7 @@ CASES = [
          mutate=(edit_json(CONFIG, with_values(rounds=0)),), error=("--rounds",)),
     node("config-a-list", "--rank", "0", "--world-size", "2",
          mutate=(write_file(CONFIG, "[]"),), error=(CONFIG,),
-         marks=reported("AttributeError from TrainConfig.from_json (fedtrain/run/config.py)")),
+         marks=reported("AttributeError from TrainConfig.from_json (fedtrain/config.py)")),
     node("rejoin-without-min-hospitals", "--rank", "0", "--world-size", "2", "--rejoin",
          error=("--rejoin",), marks=reported("--out is created before --rejoin is checked")),
     node("subprocess-timeout-0", "--rank", "0", "--world-size", "2", "--timeout", "0",

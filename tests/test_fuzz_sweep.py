@@ -68,7 +68,7 @@ CASES = [
     Case("out-parent-read-only", BASE, (tmpfs("ro", readonly=True), place("out", "ro/s")),
          error=("--out {out}", "not writable")),
     Case("heads-0", (*BASE, "--heads", "0"), (), error=("--heads",),
-         marks=reported("fedtrain/run/config.py: ZeroDivisionError in validate()")),
+         marks=reported("fedtrain/config.py: ZeroDivisionError in validate()")),
     Case("timeout-inf", (*BASE, "--timeout", "inf", "--dp-epsilon", "inf"), (),
          error=("--timeout",), marks=reported("fedtrain/launch.py: OverflowError")),
     Case("paths-with-spaces-and-unicode", (*BASE, "--dp-epsilon", "inf", "--plain"),

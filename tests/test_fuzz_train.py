@@ -36,7 +36,7 @@ from helpers.fuzz import (
 )
 from helpers.fuzz_fixtures import TINY_OPTIONS, tiny_federation
 
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from mimic_etl.errors import UserError
 from mimic_etl.hospital_data import load_split
 
@@ -109,11 +109,11 @@ def option_cases() -> list[Case]:
     cases = [fails(f"option-{name}", args=args, error=(option,)) for name, args, option in bad]
     cases += [
         fails("option-heads-0", args=("--heads", "0"), error=("--heads",),
-              marks=reported("fedtrain/run/config.py: ZeroDivisionError in validate()")),
+              marks=reported("fedtrain/config.py: ZeroDivisionError in validate()")),
         fails("option-timeout-inf", args=("--timeout", "inf"), error=("--timeout",),
               marks=reported("fedtrain/launch.py: OverflowError for an infinite timeout")),
         fails("option-server-lr-nan", args=("--server-lr", "nan"), error=("--server-lr",),
-              marks=reported("fedtrain/run/config.py accepts a NaN --server-lr", slow=True)),
+              marks=reported("fedtrain/config.py accepts a NaN --server-lr", slow=True)),
         fails("option-d-model-0", args=("--d-model", "0", "--heads", "1"), error=("--d-model",),
               marks=reported("--d-model 0 fails inside the hospital processes", slow=True)),
         fails("option-layers-0", args=("--layers", "0"), error=("--layers",),

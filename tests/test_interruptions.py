@@ -17,7 +17,7 @@ import torch
 from helpers.federation import TINY_MODEL, small_federation
 from safetensors.torch import load_file
 
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from fedtrain.run.coordinator import partial_dir, train
 from mimic_etl.errors import UserError
 
@@ -86,7 +86,7 @@ def test_launcher_killed_with_sigkill_then_resume_gives_the_same_model(
         fed, reference, tmp_path) -> None:
     out = tmp_path / "run"
     (tmp_path / "config.json").write_text(json.dumps(_config(fed).to_json()))
-    script = ("import sys; from pathlib import Path; from fedtrain.run.config import TrainConfig;"
+    script = ("import sys; from pathlib import Path; from fedtrain.config import TrainConfig;"
               " from fedtrain.run.coordinator import train;"
               " train(TrainConfig.load(Path(sys.argv[1])), Path(sys.argv[2]))")
     argv = [sys.executable, "-c", script, str(tmp_path / "config.json"), str(out)]

@@ -17,7 +17,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from fedtrain.eval.metrics import (
+from fedtrain.metrics.classification import (
     auroc_from_histograms,
     binary_metrics,
     confusion_counts,

@@ -11,9 +11,9 @@ import pytest
 from helpers.federation import TINY_MODEL, small_federation
 from helpers.nodes import node_argv
 
+from fedtrain.config import TrainConfig
 from fedtrain.identity import provision
 from fedtrain.launch import free_port
-from fedtrain.run.config import TrainConfig
 
 
 @pytest.mark.slow

@@ -1,7 +1,7 @@
 """What each party obtains in plaintext, per strategy, checked against what the strategy declares.
 
-Every reveal of a secret-shared value is tagged (fedtrain/secure/audit.py). Each strategy is run
-for one round with auditing on; the kinds of plaintext each party obtained (reveals to all, or
+Every reveal of a secret-shared value is tagged (fedtrain/secure/reveal_audit.py). Each strategy is
+run for one round with auditing on; the kinds of plaintext each party obtained (reveals to all, or
 to it) must be exactly the strategy's declared ``receives`` (docs/strategies.md), and nothing may
 be revealed untagged. With ``--central-dp`` no party may obtain an un-noised sum of models.
 """
@@ -15,7 +15,7 @@ import pytest
 from helpers.federation import TINY_MODEL, small_federation
 
 from fedtrain import strategies
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from fedtrain.run.coordinator import train
 from fedtrain.secure import tags
 from mimic_etl.partition.pipeline import partition

@@ -17,9 +17,9 @@ import pytest
 from helpers.federation import TINY_MODEL, small_federation
 
 from fedtrain import strategies
+from fedtrain.config import TrainConfig
 from fedtrain.evaluate.runner import EvalOptions, evaluate
 from fedtrain.privacy.audit import AuditOptions, audit
-from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
 from fedtrain.secure import tags
 from mimic_etl.errors import UserError

@@ -11,8 +11,8 @@ from helpers.federation import small_federation
 from typer.testing import CliRunner
 
 from cli.app import app
-from fedtrain.evaluate.sweep import epsilon_label, parse_epsilons, sweep
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
+from fedtrain.experiments.sweep import epsilon_label, parse_epsilons, sweep
 from mimic_etl.errors import UserError
 from mimic_etl.outdir import MARKER
 

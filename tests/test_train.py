@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from cli.app import app
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from fedtrain.run.coordinator import partial_dir, train
 from mimic_etl.errors import UserError
 from mimic_etl.partition.pipeline import partition

@@ -16,7 +16,12 @@ from helpers.update_sharing import (
 )
 from safetensors.torch import load_file
 
-from fedtrain.privacy.update_validation import (
+from fedtrain.config import TrainConfig
+from fedtrain.run.coordinator import train
+from fedtrain.secure import tags
+from fedtrain.strategies.base import SharedBlock, weighted_block_mean
+from fedtrain.strategies.fedmtl import FedMTL
+from fedtrain.updates.validation import (
     ABOVE_BOUND,
     CORRUPT_ENV,
     NON_FINITE,
@@ -26,11 +31,6 @@ from fedtrain.privacy.update_validation import (
     corrupt,
     injected_corruption,
 )
-from fedtrain.run.config import TrainConfig
-from fedtrain.run.coordinator import train
-from fedtrain.secure import tags
-from fedtrain.strategies.base import SharedBlock, weighted_block_mean
-from fedtrain.strategies.fedmtl import FedMTL
 
 
 def test_check_update_rejects_non_finite_always_and_long_updates_above_the_bound() -> None:

@@ -28,15 +28,15 @@ import numpy as np
 import torch
 
 from fedtrain import strategies
-from fedtrain.eval.metrics import histogram_counts
+from fedtrain.config import TrainConfig
 from fedtrain.evaluate.subgroups import membership, read_attributes
 from fedtrain.evaluate.summary import exact_metrics, local_summary, summary_length
 from fedtrain.evaluate.thresholds import ThresholdRule, choose_thresholds
+from fedtrain.metrics.classification import histogram_counts
 from fedtrain.party import PartyContext
-from fedtrain.run.config import TrainConfig
 from fedtrain.secure import tags
 from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
-from fedtrain.strategies.base import secure_mean
+from fedtrain.secure.tensors import secure_mean
 
 
 def _aggregator(session: Any, secure: bool, degree: int | None) -> SecureAggregator:

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from fedtrain.eval.metrics import histogram_counts
 from fedtrain.evaluate.runs import RunInfo
 from fedtrain.evaluate.subgroups import FAMILIES, SUBGROUPS, membership
 from fedtrain.evaluate.summary import exact_metrics, metrics_from_summary, split_summary
 from fedtrain.evaluate.thresholds import ThresholdRule, choose_thresholds
 from fedtrain.launch import launch
+from fedtrain.metrics.classification import histogram_counts
 
 JOB = "fedtrain.evaluate.job:run"
 EventFn = Callable[[int, dict[str, Any]], None]

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from fedtrain.eval.metrics import auroc_from_histograms
 from fedtrain.evaluate.thresholds import edge_confusion
+from fedtrain.metrics.classification import auroc_from_histograms
 
 DPI = 120
 

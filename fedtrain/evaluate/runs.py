@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fedtrain import strategies
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from fedtrain.run.federation import HospitalInfo, read_federation
 from mimic_etl.errors import UserError
 from mimic_etl.hospital_data import read_hospital_manifest

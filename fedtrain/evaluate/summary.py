@@ -8,7 +8,7 @@ subgroup), for ``L`` labels, ``B`` bins and per-label thresholds ``t``, as one f
 
 with TP … FN counted exactly (``p ≥ t_l`` is positive). Every part is a sum over rows, so the
 element-wise sum over hospitals is the summary of the pooled rows: AUROC comes from the pooled
-histograms (binned, see fedtrain/eval/metrics.py), everything else is exact.
+histograms (binned, see fedtrain/metrics/classification.py), everything else is exact.
 
 Metrics returned (both here and by :func:`exact_metrics`, the plaintext reference):
 ``{"labels": {name: {auroc, accuracy, precision, recall, f1, specificity, mse, n, positives}},
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fedtrain.eval.metrics import (
+from fedtrain.metrics.classification import (
     auroc_from_histograms,
     binary_metrics,
     confusion_counts,

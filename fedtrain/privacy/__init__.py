@@ -1,1 +1,5 @@
-"""Privacy measurement and protection: membership-inference audit, hospital-level DP."""
+"""Measured privacy: the membership-inference audit of a finished run (`crypten-fl audit`).
+
+What protects a hospital's update before it is shared (checks, hospital-level DP) is in
+fedtrain/updates/.
+"""

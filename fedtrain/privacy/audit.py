@@ -28,7 +28,7 @@ from fedtrain.privacy.audit_job import model_index
 from fedtrain.privacy.audit_plots import attack_roc_figure
 from fedtrain.privacy.audit_report import describe_run, write_report
 from fedtrain.privacy.audit_summary import summarise
-from fedtrain.privacy.membership import ATTACKS, DEFAULT_BINS
+from fedtrain.privacy.membership_inference import ATTACKS, DEFAULT_BINS
 from fedtrain.privacy.sampling import rng_for
 from fedtrain.secure import tags
 from mimic_etl.errors import UserError

@@ -25,13 +25,13 @@ import numpy as np
 import torch
 
 from fedtrain import strategies
+from fedtrain.config import TrainConfig
 from fedtrain.party import PartyContext
 from fedtrain.privacy.attack_metrics import counts_from_scores
 from fedtrain.privacy.audit_summary import summarise
 from fedtrain.privacy.hospital_audit import AttackSettings, score_hospital
-from fedtrain.privacy.membership import score_histogram
+from fedtrain.privacy.membership_inference import score_histogram
 from fedtrain.privacy.sampling import rng_for
-from fedtrain.run.config import TrainConfig
 from fedtrain.secure import tags
 from fedtrain.secure.aggregator import SecureAggregator
 

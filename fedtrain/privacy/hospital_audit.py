@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from fedtrain.privacy.membership import lira_scores, logits, loss_scores
+from fedtrain.privacy.membership_inference import lira_scores, logits, loss_scores
 from fedtrain.privacy.reference import concat, reference_logits, take
 from fedtrain.privacy.sampling import (
     AuditSets,

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from fedtrain.data.preprocess import ModelInputs
-from fedtrain.privacy.membership import logits
-from fedtrain.train.local_trainer import LocalTrainer, TrainConfig
+from fedtrain.local_training.trainer import LocalTrainer, TrainConfig
+from fedtrain.privacy.membership_inference import logits
 
 
 def take(inputs: ModelInputs, index: np.ndarray) -> ModelInputs:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from fedtrain import strategies
-from fedtrain.run.session import HospitalSession, Session
+from fedtrain.sessions.hospital import HospitalSession, Session
 
 
 def checkpoint_path(run_dir: Path, round_index: int, hospital: int) -> Path:

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from fedtrain import strategies
+from fedtrain.config import TrainConfig
 from fedtrain.launch import PartyFailure, launch
-from fedtrain.run.config import TrainConfig
 from fedtrain.run.federation import HospitalInfo, federation_reads, read_federation
 from fedtrain.run.outputs import write_run_outputs
 from mimic_etl.errors import UserError

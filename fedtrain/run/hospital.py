@@ -17,13 +17,13 @@ from safetensors.torch import save_file
 
 from fedtrain import faults, strategies
 from fedtrain.compat import crypten
-from fedtrain.eval.metrics import multilabel_metrics
-from fedtrain.eval.secure_metrics import pooled_metrics
+from fedtrain.config import TrainConfig
+from fedtrain.metrics.classification import multilabel_metrics
+from fedtrain.metrics.histograms import pooled_metrics
 from fedtrain.party import PartyContext
-from fedtrain.run import checkpoints, membership
-from fedtrain.run.config import TrainConfig
-from fedtrain.run.session import Session
+from fedtrain.run import checkpoints, rejoin
 from fedtrain.secure import group
+from fedtrain.sessions.hospital import Session
 
 
 def _val_macro_auroc(strategy: strategies.Strategy, session: Session) -> float | None:
@@ -68,14 +68,14 @@ def run(ctx: PartyContext) -> dict[str, Any]:
     strategy_cls = strategies.get(config.strategy)
     session = strategy_cls.open_session(ctx.rank, ctx.spec, config)
     strategy = strategy_cls(config, session)
-    strategy.emit = ctx.emit  # e.g. a rejected update (fedtrain/privacy/update_validation.py)
+    strategy.emit = ctx.emit  # e.g. a rejected update (fedtrain/updates/validation.py)
     if saved is not None:
         checkpoints.restore(strategy, session, saved)
-    start = membership.sync_global_state(strategy, have)
+    start = rejoin.sync_global_state(strategy, have)
     hospital = session.hospitals[0] if len(session.hospitals) == 1 else "pooled"
     for round_index in range(start + 1, config.rounds + 1):
         began = time.perf_counter()
-        joiners = membership.admit_rejoining(strategy, round_index - 1)
+        joiners = rejoin.admit_rejoining(strategy, round_index - 1)
         if joiners:
             ctx.emit("status", message=f"hospitals {joiners} rejoined before round {round_index}")
         faults.at_round(hospital, round_index)

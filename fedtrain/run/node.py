@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import psutil
 
 from fedtrain import party, strategies
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from fedtrain.run.coordinator import JOB
 from fedtrain.secure import group
 from fedtrain.transport import join

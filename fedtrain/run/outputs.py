@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fedtrain.privacy.central_dp import privacy_record
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
+from fedtrain.updates.central_dp import privacy_record
 from mimic_etl.manifest import write_json
 
 

@@ -23,9 +23,9 @@ import torch
 
 from fedtrain import faults
 from fedtrain.compat import crypten
-from fedtrain.secure import audit, fixed_point, group, keys, masks
-from fedtrain.secure.audit import revealing
+from fedtrain.secure import fixed_point, group, keys, masks, reveal_audit
 from fedtrain.secure.keys import KeyPair
+from fedtrain.secure.reveal_audit import revealing
 from fedtrain.transport import join as transport
 
 #: failures of a collective that mean a peer died or went silent (gloo raises RuntimeError,
@@ -69,9 +69,9 @@ class _Buffers:
 def reveal_sum(share: torch.Tensor) -> None:
     """CrypTen's reveal of an arithmetic sharing, in place: all-reduce the shares over CrypTen's
     main group; logged in CrypTen's communication statistics (2 × 8 bytes per element, as
-    CrypTen counts its all-reduce) and in the reveal audit."""
+    CrypTen counts its all-reduce) and in the reveal reveal_audit."""
     comm = crypten.communicator.get()
-    audit.record(None, share.numel())
+    reveal_audit.record(None, share.numel())
     if comm.get_world_size() > 1:
         if crypten.cfg.communicator.verbose:
             comm._log_communication(2 * share.numel())
@@ -164,7 +164,7 @@ class SecureAggregator:
         """Σ over parties of ``x`` (same shape at every party), as float64.
 
         ``precision_bits`` overrides the fractional bits for this call (fewer bits, larger range);
-        ``what`` names the revealed sum for the reveal audit (fedtrain/secure/audit.py).
+        ``what`` names the revealed sum for the reveal audit (fedtrain/secure/reveal_audit.py).
         """
         bits = precision_bits or self.precision_bits
         start, before = time.perf_counter(), _comm_bytes()
@@ -225,7 +225,7 @@ class SecureAggregator:
             else:  # obtains the sum every member was due to obtain in the failed call
                 payload = torch.empty(shape.numel(), dtype=torch.float64)
                 with revealing(what):
-                    audit.record(None, payload.numel())
+                    reveal_audit.record(None, payload.numel())
             torch.distributed.broadcast(payload, src=source, group=comm.main_group)
             if self._completed < ahead:
                 caught_up = payload.reshape(shape)

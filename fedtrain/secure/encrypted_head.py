@@ -22,7 +22,7 @@ from torch import nn
 
 from fedtrain.compat import crypten
 from fedtrain.secure import tags
-from fedtrain.secure.audit import revealing
+from fedtrain.secure.reveal_audit import revealing
 
 CrypTensor = crypten.CrypTensor
 

@@ -1,4 +1,4 @@
-"""Names of every kind of plaintext a party can obtain from CrypTen (see secure/audit.py).
+"""Names of every kind of plaintext a party can obtain from CrypTen (see secure/reveal_audit.py).
 
 docs/strategies.md lists, per strategy, which of these each party receives; tests/test_reveals.py
 checks the list against what the parties actually obtain.
@@ -22,7 +22,7 @@ EVAL_TEST_SUMMARY = ("summed test-score histograms, squared errors and confusion
                      "(overall and per subgroup)")
 UNSEEN_HOSPITAL_MODEL = "mean of the training hospitals' final models (for an unseen hospital)"
 
-# membership (fedtrain/run/membership.py)
+# membership (fedtrain/run/rejoin.py)
 JOIN_REQUESTS = "which absent hospitals ask to rejoin (round boundary)"
 GLOBAL_STATE = "current global state (to a hospital that rejoins or resumes behind)"
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from mimic_etl.errors import UserError
 
 if TYPE_CHECKING:
-    from fedtrain.run.config import TrainConfig
+    from fedtrain.config import TrainConfig
     from fedtrain.strategies.base import Strategy
 
 GROUP = "crypten_fl.strategies"
@@ -52,7 +52,7 @@ def get(name: str) -> type[Strategy]:
 def validate(config: TrainConfig) -> TrainConfig:
     """``config.validate()``, the hospital-level DP options, and what its strategy can do
     (DP-SGD, central DP, update checks, dropouts): every check made before a process starts."""
-    from fedtrain.privacy import central_dp
+    from fedtrain.updates import central_dp
 
     cls = get(config.strategy)
     config.validate()

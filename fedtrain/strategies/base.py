@@ -4,8 +4,8 @@ A strategy decides what crosses hospital boundaries in each round. The round loo
 once in fedtrain/run/hospital.py: for each round it calls ``strategy.train_round(r)``; at the end it
 evaluates ``strategy.predict``. Strategies that average (part of) the model share only a securely
 aggregated weighted mean (``ParameterSharing``), after checking their own update
-(fedtrain/privacy/update_validation.py) and, with ``--central-dp``, clipping it and adding their
-share of noise (fedtrain/privacy/central_dp.py); vertical and split learning override
+(fedtrain/updates/validation.py) and, with ``--central-dp``, clipping it and adding their
+share of noise (fedtrain/updates/central_dp.py); vertical and split learning override
 ``train_round`` with their encrypted per-batch protocols.
 """
 
@@ -21,16 +21,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from fedtrain.privacy import central_dp
-from fedtrain.privacy.update_validation import (
+from fedtrain.config import TrainConfig
+from fedtrain.secure import tags
+from fedtrain.secure.tensors import flatten, secure_mean, unflatten
+from fedtrain.updates import central_dp
+from fedtrain.updates.validation import (
     UpdateCheck,
     ValidationLog,
     check_update,
     corrupt,
     injected_corruption,
 )
-from fedtrain.run.config import TrainConfig
-from fedtrain.secure import tags
 from mimic_etl.errors import UserError
 
 #: ``emit(event, **fields)``: a progress event to the coordinator (fedtrain/party.py)
@@ -124,7 +125,7 @@ class Strategy(ABC):
     @staticmethod
     def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:
         """Open this party's session (its data, trainer, aggregator)."""
-        from fedtrain.run.session import open_session
+        from fedtrain.sessions.hospital import open_session
 
         return open_session(rank, spec, config)
 
@@ -166,7 +167,7 @@ class Strategy(ABC):
 
     def global_state(self) -> dict[str, torch.Tensor]:
         """What every hospital of the group holds identically between rounds (what a hospital
-        that rejoins is handed, fedtrain/run/membership.py); empty if nothing is shared."""
+        that rejoins is handed, fedtrain/run/rejoin.py); empty if nothing is shared."""
         return {}
 
     def load_global_state(self, state: dict[str, torch.Tensor]) -> None:  # noqa: B027
@@ -333,26 +334,3 @@ def weighted_block_mean(aggregator: Any, block: SharedBlock, accepted: bool
     if total_weight <= 0:
         return block.base
     return unflatten(total[:-1] / total_weight, block.trained)
-
-
-def flatten(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Concatenate tensors (in sorted key order) into one float64 vector."""
-    return torch.cat([tensors[k].detach().reshape(-1).to(torch.float64) for k in sorted(tensors)])
-
-
-def unflatten(flat: torch.Tensor, like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Inverse of :func:`flatten`, restoring shapes and dtypes of ``like``."""
-    out, offset = {}, 0
-    for key in sorted(like):
-        n = like[key].numel()
-        out[key] = flat[offset : offset + n].reshape(like[key].shape).to(like[key].dtype)
-        offset += n
-    return out
-
-
-def secure_mean(aggregator: Any, tensors: dict[str, torch.Tensor], weight: float, what: str
-                ) -> dict[str, torch.Tensor]:
-    """Weighted mean of ``tensors`` over hospitals via one secure sum (weights revealed only
-    as their total); ``what`` names it for the reveal audit."""
-    mean, _ = aggregator.weighted_mean(flatten(tensors), weight, what=what)
-    return unflatten(mean, tensors)

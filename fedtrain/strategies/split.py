@@ -26,9 +26,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from fedtrain.compat import crypten
 from fedtrain.data.preprocess import ModelInputs
 from fedtrain.secure import tags
-from fedtrain.secure.audit import revealing
 from fedtrain.secure.encrypted_head import EncryptedHead, reveal_to_owners, share_blocks
-from fedtrain.strategies import lockstep
+from fedtrain.secure.reveal_audit import revealing
+from fedtrain.sessions import lockstep
 from fedtrain.strategies.base import ParameterSharing, RoundResult
 
 PREDICT_CHUNK = 1024

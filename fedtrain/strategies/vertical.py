@@ -20,10 +20,10 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 
 from fedtrain.compat import crypten
 from fedtrain.data.preprocess import ModelInputs
-from fedtrain.run.vertical_session import open_vertical_session
 from fedtrain.secure import tags
-from fedtrain.secure.audit import revealing
 from fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
+from fedtrain.secure.reveal_audit import revealing
+from fedtrain.sessions.vertical import open_vertical_session
 from fedtrain.strategies.base import RoundResult, Strategy
 
 PREDICT_CHUNK = 1024

@@ -43,7 +43,7 @@ def spying_run(ctx: PartyContext) -> dict[str, Any]:
     native code, so every ``load_split`` call of the session is recorded as well. The names of
     the directories go to ``$CRYPTEN_FL_TEST_SPY_DIR/touched_<hospital>.json``.
     """
-    import fedtrain.run.session as session_module
+    import fedtrain.sessions.hospital as session_module
     from fedtrain.privacy import audit_job
 
     fed = Path(ctx.spec["hospital_dirs"][0]).resolve().parent

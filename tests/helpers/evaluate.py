@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from fedtrain.run.coordinator import train
 from helpers.cohort_fixture import CohortFixture, random_cohort, write_cohort
 from mimic_etl.partition.pipeline import partition

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from fedtrain.run.coordinator import train
 from helpers.federation import TINY_MODEL, small_federation
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from fedtrain.config import TrainConfig
 from fedtrain.identity import provision
-from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
 from helpers.federation import TINY_MODEL, small_federation
 

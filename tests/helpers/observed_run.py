@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from fedtrain import strategies
-from fedtrain.run.config import TrainConfig
+from fedtrain.config import TrainConfig
 from helpers.capture import Frame, read_pcap, sniffing
 from helpers.federation import TINY_MODEL, small_federation
 from helpers.netns import INTERFACE, VirtualNetwork

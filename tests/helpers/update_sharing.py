@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from fedtrain.config import TrainConfig
 from fedtrain.data.preprocess import static_width
 from fedtrain.models.transformer import ICUTransformer
-from fedtrain.run.config import TrainConfig
 from fedtrain.run.coordinator import train
-from fedtrain.strategies.base import flatten
+from fedtrain.secure.tensors import flatten
 from helpers.federation import TINY_MODEL, small_federation
 from mimic_etl.hospital_data import load_split
 
@@ -48,7 +48,7 @@ class LocalModels:
 
 
 def _initial_model(fed: Path, config: TrainConfig) -> dict[str, torch.Tensor]:
-    """The model every hospital starts from (as fedtrain/run/session.py builds it)."""
+    """The model every hospital starts from (as fedtrain/sessions/hospital.py builds it)."""
     split = load_split(fed / "hospital_0", "train")
     torch.manual_seed(config.seed)
     model = ICUTransformer(

@@ -14,9 +14,9 @@ import torch
 
 from fedtrain import strategies
 from fedtrain.compat import crypten
-from fedtrain.secure import audit, group, tags
-from fedtrain.secure.audit import revealing
-from fedtrain.strategies.base import flatten, unflatten
+from fedtrain.secure import group, reveal_audit, tags
+from fedtrain.secure.reveal_audit import revealing
+from fedtrain.secure.tensors import flatten, unflatten
 
 
 def sync_global_state(strategy: strategies.Strategy, have: int) -> int:
@@ -36,7 +36,7 @@ def sync_global_state(strategy: strategies.Strategy, have: int) -> int:
     flat = flatten(state) if state else torch.zeros(0, dtype=torch.float64)
     if have < latest:
         with revealing(tags.GLOBAL_STATE):
-            audit.record(None, flat.numel())
+            reveal_audit.record(None, flat.numel())
     torch.distributed.broadcast(flat, src=rounds.index(latest), group=comm.main_group)
     if have < latest and state:
         strategy.load_global_state(unflatten(flat, state))

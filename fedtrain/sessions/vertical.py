@@ -17,13 +17,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from fedtrain.config import TrainConfig
 from fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
 from fedtrain.models.transformer import ICUEncoder
-from fedtrain.run.config import TrainConfig
-from fedtrain.run.session import Session
 from fedtrain.secure.aggregator import SecureAggregator
 from fedtrain.secure.psi import CryptenChannel, align
-from fedtrain.strategies.lockstep import all_sizes
+from fedtrain.sessions.hospital import Session
+from fedtrain.sessions.lockstep import all_sizes
 from mimic_etl.errors import UserError
 from mimic_etl.hospital_data import HospitalSplit, load_split
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedtrain.eval.metrics import (
+from fedtrain.metrics.classification import (
     auroc_from_histograms,
     confusion_from_histograms,
     histogram_counts,

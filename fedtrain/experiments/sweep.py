@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from fedtrain import strategies
-from fedtrain.evaluate.compare import read_run
+from fedtrain.config import TrainConfig
 from fedtrain.evaluate.parties import EventFn
 from fedtrain.evaluate.plots import epsilon_curve
 from fedtrain.evaluate.tables import Table, to_markdown
-from fedtrain.run.config import TrainConfig
+from fedtrain.experiments.compare import read_run
 from fedtrain.run.coordinator import train
 from fedtrain.run.federation import federation_reads, read_federation
 from mimic_etl.errors import UserError

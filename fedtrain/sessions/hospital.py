@@ -14,14 +14,14 @@ import numpy as np
 import polars as pl
 import torch
 
+from fedtrain.config import TrainConfig
 from fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
+from fedtrain.local_training.dp_sgd import DPConfig
+from fedtrain.local_training.trainer import LocalTrainer
+from fedtrain.local_training.trainer import TrainConfig as LocalConfig
 from fedtrain.models.transformer import ICUTransformer
-from fedtrain.run.config import TrainConfig
 from fedtrain.secure import tags
 from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
-from fedtrain.train.dp import DPConfig
-from fedtrain.train.local_trainer import LocalTrainer
-from fedtrain.train.local_trainer import TrainConfig as LocalConfig
 from mimic_etl.hospital_data import HospitalSplit, load_split
 
 #: sums of squares of raw values reach ~1e13 at full scale: 8 fractional bits keep them in range

@@ -43,7 +43,7 @@ import torch
 from mimic_etl.errors import UserError
 
 if TYPE_CHECKING:
-    from fedtrain.run.config import TrainConfig
+    from fedtrain.config import TrainConfig
 
 #: hospital-level δ when --central-delta is not given: far below 1/K for any realistic number K
 #: of hospitals (with K = 4, 1/K = 0.25 would allow publishing one whole hospital's data)

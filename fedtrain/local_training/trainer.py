@@ -33,14 +33,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from fedtrain.data.preprocess import ModelInputs
-from fedtrain.models.dp_compat import (
-    canonical_state_dict,
-    load_canonical_state_dict,
-    make_private_compatible,
-    unwrap,
-)
-from fedtrain.models.transformer import ICUTransformer
-from fedtrain.train.dp import (
+from fedtrain.local_training.dp_sgd import (
     DPConfig,
     PrivateTraining,
     accountant_state,
@@ -48,6 +41,13 @@ from fedtrain.train.dp import (
     make_private,
     privacy_report,
 )
+from fedtrain.models.dp_compat import (
+    canonical_state_dict,
+    load_canonical_state_dict,
+    make_private_compatible,
+    unwrap,
+)
+from fedtrain.models.transformer import ICUTransformer
 from mimic_etl.progress import ProgressFn, no_progress
 
 

@@ -1,0 +1,1 @@
+"""Experiments across finished runs: `compare` (runs side by side) and `sweep` (over ε)."""

@@ -26,15 +26,15 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED)
+	$(BIN)/python -m crypten_fl.cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED)
 
 # the demo, then every strategy and baseline on the same federation and `crypten-fl compare`
 report: $(STAMP)
-	$(BIN)/python -m cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED) --report
+	$(BIN)/python -m crypten_fl.cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED) --report
 
 # the demo, then a run trained to overfit (with and without DP-SGD) and `crypten-fl audit`
 privacy: $(STAMP)
-	$(BIN)/python -m cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED) --privacy
+	$(BIN)/python -m crypten_fl.cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED) --privacy
 
 test: $(STAMP)
 	$(BIN)/ruff check .

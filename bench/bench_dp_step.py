@@ -27,10 +27,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from crypten_fl.fedtrain.data.static_encoding import n_static_features
+from crypten_fl.fedtrain.models.dp_compat import make_private_compatible
+from crypten_fl.fedtrain.models.transformer import ICUTransformer
+
 from bench.machine import describe
-from fedtrain.data.static_encoding import n_static_features
-from fedtrain.models.dp_compat import make_private_compatible
-from fedtrain.models.transformer import ICUTransformer
 
 N_STATIC = n_static_features()
 

@@ -35,7 +35,7 @@ from bench.machine import describe
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-CLI = [sys.executable, "-m", "cli.app"]
+CLI = [sys.executable, "-m", "crypten_fl.cli.app"]
 FULL_STAYS = 94_458  # MIMIC-IV v3.1 icustays
 FULL_ROWS = {"chartevents": 432_997_491, "labevents": 158_374_764}  # v3.1
 STAYS_PER_PATIENT = 1.25
@@ -250,9 +250,9 @@ def full_scale_sql(limits: list[str]) -> None:
 
 
 def full_scale_child(memory_limit: str) -> None:
-    import sql
-    from mimic_etl.extract import duck
-    from mimic_etl.extract.definitions import load_features, load_labels, template_values
+    from crypten_fl import sql
+    from crypten_fl.mimic_etl.extract import duck
+    from crypten_fl.mimic_etl.extract.definitions import load_features, load_labels, template_values
 
     work = OUT / "full_scale_work"
     shutil.rmtree(work, ignore_errors=True)

@@ -32,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path[:0] = [str(ROOT.parent), str(ROOT.parent / "tests")]
 
+from crypten_fl.fedtrain.launch import free_port  # noqa: E402
 from helpers.netns import (  # noqa: E402
     INTERFACE,
     LinkShape,
@@ -42,7 +43,6 @@ from helpers.netns import (  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
 from bench.secure_aggregation import summarize  # noqa: E402
-from fedtrain.launch import free_port  # noqa: E402
 
 JOB = "bench.secure_aggregation:job"
 PORT = 29500  # free in a fresh namespace
@@ -57,7 +57,7 @@ def run_parties(start: Popen, n: int, rendezvous: str, spec: dict[str, Any], wor
         pdir = workdir / f"party_{rank}"
         pdir.mkdir(parents=True)
         (pdir / "spec.json").write_text(json.dumps(spec))
-        argv = [sys.executable, "-m", "fedtrain.party", "--job", JOB, "--spec",
+        argv = [sys.executable, "-m", "crypten_fl.fedtrain.party", "--job", JOB, "--spec",
                 str(pdir / "spec.json"), "--workdir", str(pdir), "--timeout", "300"]
         party_env = {**os.environ, **env, "RANK": str(rank), "WORLD_SIZE": str(n),
                      "RENDEZVOUS": rendezvous, "DISTRIBUTED_BACKEND": "gloo",

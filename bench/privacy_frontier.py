@@ -35,11 +35,11 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from crypten_fl.fedtrain.config import TrainConfig  # noqa: E402
+from crypten_fl.fedtrain.privacy.audit import OVERFITTING, AuditOptions, audit  # noqa: E402
+from crypten_fl.fedtrain.run.coordinator import train  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
-from fedtrain.config import TrainConfig  # noqa: E402
-from fedtrain.privacy.audit import OVERFITTING, AuditOptions, audit  # noqa: E402
-from fedtrain.run.coordinator import train  # noqa: E402
 
 STRATEGIES = ("horizontal", "centralized", "local", "fedper", "fedmtl", "split")
 DP_EPSILONS = (1.0, 3.0, 10.0)

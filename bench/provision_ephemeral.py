@@ -18,8 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from crypten_fl.fedtrain.identity import load_kit, provision_ephemeral
+
 from bench.machine import describe
-from fedtrain.identity import load_kit, provision_ephemeral
 
 
 def _once(hospitals: int) -> tuple[float, float]:

@@ -26,8 +26,9 @@ import torch
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
+from crypten_fl.fedtrain.launch import launch  # noqa: E402
+
 from bench.machine import describe  # noqa: E402
-from fedtrain.launch import launch  # noqa: E402
 
 
 def _timed(fn: Any, repeats: int) -> tuple[float, float]:
@@ -54,9 +55,8 @@ def _wire_bytes(interface: str | None) -> int:
 def job(ctx: Any) -> dict[str, Any]:
     """Runs inside each party process (spec ``wire_interface``: also count that link's bytes)."""
     import torch.distributed as dist
-
-    from fedtrain.compat import crypten
-    from fedtrain.secure.aggregator import SecureAggregator
+    from crypten_fl.fedtrain.compat import crypten
+    from crypten_fl.fedtrain.secure.aggregator import SecureAggregator
 
     n, repeats = ctx.spec["elements"], ctx.spec["repeats"]
     x = torch.randn(n, generator=torch.Generator().manual_seed(ctx.rank))

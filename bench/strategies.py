@@ -21,10 +21,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
+from crypten_fl.fedtrain.config import TrainConfig  # noqa: E402
+from crypten_fl.fedtrain.run.coordinator import train  # noqa: E402
+from crypten_fl.mimic_etl.partition import partition  # noqa: E402
+
 from bench.machine import describe  # noqa: E402
-from fedtrain.config import TrainConfig  # noqa: E402
-from fedtrain.run.coordinator import train  # noqa: E402
-from mimic_etl.partition import partition  # noqa: E402
 
 RUNS: dict[str, dict[str, Any]] = {
     "horizontal-plain": {"strategy": "horizontal", "secure": False},

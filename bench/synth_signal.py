@@ -203,8 +203,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mimic-dir", type=Path, help="evaluate this release, do not generate")
     args = parser.parse_args()
+    from crypten_fl.mimic_etl.synth import generate
+
     from bench.machine import describe
-    from mimic_etl.synth import generate
 
     with tempfile.TemporaryDirectory(prefix="synth-signal-") as tmp:
         mimic = args.mimic_dir

@@ -28,9 +28,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 
+from crypten_fl.fedtrain.launch import launch  # noqa: E402
+
 from bench.machine import describe  # noqa: E402
 from bench.secure_aggregation import _timed  # noqa: E402
-from fedtrain.launch import launch  # noqa: E402
 
 TRANSPORTS = {"tls": True, "tcp": False}
 TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_feedforward": 32, "head_hidden": 16}
@@ -39,9 +40,8 @@ TINY = {"d_model": 16, "n_heads": 2, "n_layers": 1, "dim_feedforward": 32, "head
 def job(ctx: Any) -> dict[str, Any]:
     """Inside each party: time SecureAggregator.sum (and report the world's set-up time)."""
     import torch
-
-    from fedtrain.secure.aggregator import SecureAggregator
-    from fedtrain.transport import process_group
+    from crypten_fl.fedtrain.secure.aggregator import SecureAggregator
+    from crypten_fl.fedtrain.transport import process_group
 
     x = torch.randn(ctx.spec["elements"], generator=torch.Generator().manual_seed(ctx.rank))
     agg = SecureAggregator()
@@ -76,8 +76,8 @@ def aggregation(parties: list[int], elements: int, repeats: int) -> list[dict[st
 def rounds(fed: Path, strategy: str, n_rounds: int, seed: int, model: dict[str, int]
            ) -> dict[str, Any]:
     """Seconds per round of a short run of ``strategy`` over each transport (same seed)."""
-    from fedtrain.config import TrainConfig
-    from fedtrain.run.coordinator import train
+    from crypten_fl.fedtrain.config import TrainConfig
+    from crypten_fl.fedtrain.run.coordinator import train
 
     row: dict[str, Any] = {"strategy": strategy, "fed": str(fed), "rounds": n_rounds}
     for name, secure in TRANSPORTS.items():

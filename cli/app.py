@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import typer
-
-from cli import (
+from crypten_fl.cli import (
     audit,
     compare,
     evaluate,

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from crypten_fl.cli import options as opt
+from crypten_fl.cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
+from crypten_fl.mimic_etl.errors import UserError
 from rich.markup import escape
-
-from cli import options as opt
-from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-from mimic_etl.errors import UserError
 
 
 def _hospitals(text: str | None) -> list[int] | None:
@@ -61,8 +60,8 @@ def command(
 ) -> None:
     """Audit a run: membership-inference attack AUROC, TPR at 0.1 % / 1 % FPR and the implied
     ε lower bound, per hospital (each on its own data) and overall (summed histograms)."""
-    from fedtrain.privacy.audit import AuditOptions, AuditResult, audit
-    from fedtrain.privacy.audit_report import NOTES, audit_table
+    from crypten_fl.fedtrain.privacy.audit import AuditOptions, AuditResult, audit
+    from crypten_fl.fedtrain.privacy.audit_report import NOTES, audit_table
 
 
     def go() -> AuditResult:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from crypten_fl.mimic_etl.errors import UserError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -22,8 +23,6 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
-
-from mimic_etl.errors import UserError
 
 console = Console()
 err_console = Console(stderr=True)

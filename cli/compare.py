@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from cli import options as opt
-from cli.common import console, make_table, point_to_json, run_or_exit
+from crypten_fl.cli import options as opt
+from crypten_fl.cli.common import console, make_table, point_to_json, run_or_exit
 
 
 def command(
@@ -24,7 +23,7 @@ def command(
 ) -> None:
     """Compare runs: one table and one bar chart of per-disease AUROC, with cost, measured
     membership-inference leakage (`crypten-fl audit`) and ε spent."""
-    from fedtrain.experiments.compare import compare
+    from crypten_fl.fedtrain.experiments.compare import compare
 
     result = run_or_exit(lambda: compare(runs, out, overwrite=overwrite))
     # on screen, one row per measure and one column per run, which fits a terminal for a

@@ -11,14 +11,13 @@ import shutil
 import time
 from pathlib import Path
 
+from crypten_fl.cli.app import app
+from crypten_fl.cli.common import console
+from crypten_fl.fedtrain.privacy.audit import OVERFITTING
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.outdir import check_replaceable, write_marker
 from rich.markup import escape
 from rich.rule import Rule
-
-from cli.app import app
-from cli.common import console
-from fedtrain.privacy.audit import OVERFITTING
-from mimic_etl.errors import UserError
-from mimic_etl.outdir import check_replaceable, write_marker
 
 
 def _run(args: list[str]) -> None:

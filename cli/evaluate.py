@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from crypten_fl.cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from rich.markup import escape
-
-from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 
 
 def command(
@@ -40,8 +39,8 @@ def command(
              "new report is complete (never a folder crypten-fl did not write).")] = False,
 ) -> None:
     """Evaluate a run: per-disease and macro/micro metrics, per hospital, per subgroup; plots."""
-    from fedtrain.evaluate.runner import EvalOptions, EvalResult, evaluate
-    from fedtrain.evaluate.tables import (
+    from crypten_fl.fedtrain.evaluate.runner import EvalOptions, EvalResult, evaluate
+    from crypten_fl.fedtrain.evaluate.tables import (
         Table,
         cross_hospital_tables,
         hospital_table,

@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from crypten_fl.cli import options as opt
+from crypten_fl.cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from rich.markup import escape
 from rich.table import Table
 
-from cli import options as opt
-from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-
 if TYPE_CHECKING:
-    from mimic_etl.extract import ExtractSummary
+    from crypten_fl.mimic_etl.extract import ExtractSummary
 
 
 
@@ -64,7 +63,7 @@ def command(
 
     Each feature has an observed mask. Prints the cohort flow and a summary, then both as JSON.
     """
-    from mimic_etl.extract import extract
+    from crypten_fl.mimic_etl.extract import extract
 
 
     def run() -> ExtractSummary:

@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from cli import options as opt
-from cli.common import console, run_or_exit
-from cli.train import refusal_line, render_test_metrics, warn_insecure
+from crypten_fl.cli import options as opt
+from crypten_fl.cli.common import console, run_or_exit
+from crypten_fl.cli.train import refusal_line, render_test_metrics, warn_insecure
 
 
 def print_refusal(event: dict[str, str]) -> None:
@@ -65,7 +64,7 @@ def command(
     insecure_transport: opt.InsecureTransport = False,
 ) -> None:
     """Run one member of a federation on this machine (see docs/deployment.md)."""
-    from fedtrain.run.node import resolve_identity, run_node, serve_rendezvous
+    from crypten_fl.fedtrain.run.node import resolve_identity, run_node, serve_rendezvous
 
     identity = run_or_exit(lambda: resolve_identity(
         kit=kit, rank=rank, world_size=world_size, rendezvous=rendezvous, ttp_server=ttp_server,
@@ -73,7 +72,7 @@ def command(
         insecure=insecure_transport))
     if insecure_transport:
         warn_insecure()
-    from fedtrain import party
+    from crypten_fl.fedtrain import party
 
     party.observe_refusals(print_refusal)
     if identity.role == "rendezvous":

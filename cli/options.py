@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.config import TrainConfig
 
 #: every training option's default (a config without a federation)
 DEFAULT = TrainConfig(fed="")

@@ -6,15 +6,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from crypten_fl.cli import options as opt
+from crypten_fl.cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
+from crypten_fl.mimic_etl.errors import UserError
 from rich.markup import escape
 from rich.table import Table
 
-from cli import options as opt
-from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-from mimic_etl.errors import UserError
-
 if TYPE_CHECKING:
-    from mimic_etl.partition import PartitionSummary
+    from crypten_fl.mimic_etl.partition import PartitionSummary
 
 
 
@@ -89,7 +88,7 @@ def command(
 
     Also writes FED/partition.json and FED/label_prevalence.png, and prints per-hospital counts.
     """
-    from mimic_etl.partition import parse_split, partition
+    from crypten_fl.mimic_etl.partition import parse_split, partition
 
 
     def run() -> PartitionSummary:

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from crypten_fl.cli.common import console, make_table, run_or_exit
+from crypten_fl.mimic_etl.errors import UserError
 from rich.markup import escape
 
-from cli.common import console, make_table, run_or_exit
-from mimic_etl.errors import UserError
-
 if TYPE_CHECKING:
-    from fedtrain.identity import Federation
+    from crypten_fl.fedtrain.identity import Federation
 
 DEFAULT_DAYS = 365
 
@@ -64,8 +63,8 @@ def command(
 
     --rotate MEMBER --from KITS issues MEMBER a new key and certificate (docs/provision.md).
     """
-    from fedtrain.identity import provision as provision_kits
-    from fedtrain.identity import rotate as rotate_kit
+    from crypten_fl.fedtrain.identity import provision as provision_kits
+    from crypten_fl.fedtrain.identity import rotate as rotate_kit
 
     def go() -> Federation:
         if rotate is not None:

@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from crypten_fl.cli import options as opt
+from crypten_fl.cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
+from crypten_fl.cli.train import warn_insecure
+from crypten_fl.fedtrain import strategies
 from rich.markup import escape
-
-from cli import options as opt
-from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-from cli.train import warn_insecure
-from fedtrain import strategies
 
 
 def command(
@@ -46,7 +45,12 @@ def command(
 ) -> None:
     """Privacy–utility sweep: train the strategy at each ε; table and plot of macro-AUROC vs ε."""
     options = dict(locals())  # every option above, by name (opt.training_config maps them)
-    from fedtrain.experiments.sweep import SweepResult, parse_epsilons, sweep, sweep_table
+    from crypten_fl.fedtrain.experiments.sweep import (
+        SweepResult,
+        parse_epsilons,
+        sweep,
+        sweep_table,
+    )
 
     def go() -> SweepResult:
         epsilons = parse_epsilons(dp_epsilon)

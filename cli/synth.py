@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from crypten_fl.cli import options as opt
+from crypten_fl.cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from rich.markup import escape
 from rich.table import Table
 
-from cli import options as opt
-from cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-
 if TYPE_CHECKING:
-    from mimic_etl.synth import SynthSummary
+    from crypten_fl.mimic_etl.synth import SynthSummary
 
 
 
@@ -45,7 +44,7 @@ def command(
 
     Prints rows per table, then the same summary as JSON (saved as OUT/synth_summary.json).
     """
-    from mimic_etl.synth import SUMMARY_FILE, generate
+    from crypten_fl.mimic_etl.synth import SUMMARY_FILE, generate
 
 
     def run() -> SynthSummary:
@@ -65,7 +64,7 @@ def command(
 
 def render_table(summary: SynthSummary) -> Table:
     """Rows and compressed size per table, in release order."""
-    from mimic_etl.synth.schema import TABLES
+    from crypten_fl.mimic_etl.synth.schema import TABLES
 
     rows: list[list[object]] = [
         [f"{TABLES[t][0]}/{t}.csv.gz", summary.rows[t], round(summary.bytes[t] / 2**20, 2)]

@@ -7,15 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from crypten_fl.cli import options as opt
+from crypten_fl.cli.common import console, end_live_display, make_table, run_or_exit
+from crypten_fl.fedtrain import strategies
 from rich.live import Live
 from rich.table import Table
 
-from cli import options as opt
-from cli.common import console, end_live_display, make_table, run_or_exit
-from fedtrain import strategies
-
 if TYPE_CHECKING:
-    from fedtrain.run.coordinator import TrainSummary
+    from crypten_fl.fedtrain.run.coordinator import TrainSummary
 
 
 
@@ -128,7 +127,7 @@ def command(
 ) -> None:
     """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
     options = dict(locals())  # every option above, by name (opt.training_config maps them)
-    from fedtrain.run.coordinator import interrupted_message, train
+    from crypten_fl.fedtrain.run.coordinator import interrupted_message, train
 
     config = opt.training_config(options)
     if insecure_transport:
@@ -159,7 +158,7 @@ def refusal_line(event: dict[str, Any]) -> str:
 
 def warn_insecure() -> None:
     """The warning --insecure-transport prints (what it exposes)."""
-    from fedtrain.transport.exposure import INSECURE_WARNING
+    from crypten_fl.fedtrain.transport.exposure import INSECURE_WARNING
 
     console.print(f"[bold red]warning:[/] {INSECURE_WARNING}", highlight=False)
 

@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
-
-from mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.errors import UserError
 
 EventFn = Callable[[int, dict[str, Any]], None]
 
@@ -166,9 +165,9 @@ class _Rendezvous:
             self.set: Callable[[str, str], None] = tcp.set
             self.env = {"CRYPTEN_FL_TRANSPORT": "tcp"}
             return
-        from fedtrain.identity import load_kit, provision_ephemeral
-        from fedtrain.transport.join import credentials_from_kit
-        from fedtrain.transport.store import StoreServer
+        from crypten_fl.fedtrain.identity import load_kit, provision_ephemeral
+        from crypten_fl.fedtrain.transport.join import credentials_from_kit
+        from crypten_fl.fedtrain.transport.store import StoreServer
 
         kits = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="crypten-fl-kits-")))
         self.kits = provision_ephemeral(kits, parties, ttp=ttp)
@@ -256,7 +255,7 @@ def _spawn(rank: int, world_size: int, rendezvous: str, extra: dict[str, str], p
            argv: list[str]) -> _Party:
     log = open(pdir / "party.log", "w")  # noqa: SIM115  (closed by launch)
     process = subprocess.Popen(
-        [sys.executable, "-m", "fedtrain.party", *argv],
+        [sys.executable, "-m", "crypten_fl.fedtrain.party", *argv],
         env=_party_env(rank, world_size, rendezvous, extra),
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -61,8 +61,8 @@ def init_crypten(timeout_s: float, ttp: bool, min_members: int | None = None,
     missing = [k for k in REQUIRED_ENV if k not in os.environ]
     if missing:  # crypten.init() would silently start a 1-party world
         raise RuntimeError(f"party environment incomplete: {', '.join(missing)} not set")
-    from fedtrain.compat import crypten, set_collective_timeout
-    from fedtrain.secure import group, reveal_audit
+    from crypten_fl.fedtrain.compat import crypten, set_collective_timeout
+    from crypten_fl.fedtrain.secure import group, reveal_audit
 
     set_collective_timeout(timeout_s)
     crypten.cfg.communicator.verbose = True  # CrypTen counts bytes and rounds only when verbose
@@ -90,7 +90,7 @@ def init_crypten(timeout_s: float, ttp: bool, min_members: int | None = None,
 
 def _join_transport(world_size: int, ttp: bool, workdir: Path | None) -> None:
     """Load the kit and switch torch.distributed to the secure backend (unless tcp)."""
-    from fedtrain.transport import join
+    from crypten_fl.fedtrain.transport import join
 
     if not join.secure():
         return
@@ -128,13 +128,13 @@ def _external_store() -> bool:
 
 def run_ttp_server(timeout_s: float, workdir: Path | None = None) -> None:
     """The trusted third party dealer of Beaver triples (rank = world size)."""
-    from fedtrain.compat import crypten, set_collective_timeout, set_group_store
+    from crypten_fl.fedtrain.compat import crypten, set_collective_timeout, set_group_store
 
     set_collective_timeout(timeout_s)
     crypten.cfg.mpc.provider = "TTP"
     _join_transport(int(os.environ["WORLD_SIZE"]), True, workdir)
     if os.environ.get("RENDEZVOUS", "").startswith("tcp://"):
-        from fedtrain.secure import group
+        from crypten_fl.fedtrain.secure import group
 
         store = group.connect_store(os.environ["RENDEZVOUS"], int(os.environ["RANK"]), timeout_s,
                                     host_it=False)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp.write_text(json.dumps(result, default=str))
         os.replace(tmp, args.workdir / "result.json")
         ctx.emit("done")
-        from fedtrain.compat import crypten
+        from crypten_fl.fedtrain.compat import crypten
 
         crypten.uninit()
         return 0

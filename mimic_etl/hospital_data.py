@@ -12,13 +12,12 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-
-from mimic_etl.errors import UserError
-from mimic_etl.manifest import read_json
-from mimic_etl.partition.cohort import NUMERIC_STATIC, TEXT_STATIC
-from mimic_etl.partition.files import read_parquet, require_dtypes
-from mimic_etl.partition.splits import SPLIT_NAMES
-from mimic_etl.partition.tensors import MASK_COLUMN, VALUES_COLUMN, column_to_array
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.manifest import read_json
+from crypten_fl.mimic_etl.partition.cohort import NUMERIC_STATIC, TEXT_STATIC
+from crypten_fl.mimic_etl.partition.files import read_parquet, require_dtypes
+from crypten_fl.mimic_etl.partition.splits import SPLIT_NAMES
+from crypten_fl.mimic_etl.partition.tensors import MASK_COLUMN, VALUES_COLUMN, column_to_array
 
 KEY_COLUMN = "key"
 

@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mimic_etl import __version__
-from mimic_etl.errors import UserError
-from mimic_etl.pathguard import Reads, check_disjoint
+from crypten_fl.mimic_etl import __version__
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.pathguard import Reads, check_disjoint
 
 #: the file that marks a directory as written by crypten-fl (JSON: command, version, entries)
 MARKER = ".crypten-fl-output"

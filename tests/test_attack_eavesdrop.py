@@ -28,6 +28,10 @@ from dataclasses import dataclass
 
 import pytest
 import torch
+from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.transport.links import COLLECTIVE, FRAME, as_bytes
+from crypten_fl.fedtrain.transport.mesh import Listener, dial
+from crypten_fl.fedtrain.transport.store import StoreServer, TlsStore
 from helpers import loopback_tls
 from helpers.capture import Stream, reassemble
 from helpers.eavesdrop import (
@@ -40,11 +44,6 @@ from helpers.eavesdrop import (
 from helpers.netns import skip_unless_available, virtual_network
 from helpers.observed_run import HOSPITALS, ObservedRun, observe_split_run
 
-from fedtrain.compat import crypten
-from fedtrain.transport.links import COLLECTIVE, FRAME, as_bytes
-from fedtrain.transport.mesh import Listener, dial
-from fedtrain.transport.store import StoreServer, TlsStore
-
 HOSTS = HOSPITALS + 2  # the hospitals, the TTP dealer, the rendezvous member
 WIDTH, LABELS = 16, 12  # the server part of the tiny model: Linear(head_hidden, labels)
 STEPS = 2  # server steps of round 1 with this federation (batches of 34/22/25, 34/21/25 rows)
@@ -53,9 +52,9 @@ PRECISION = 2.0 ** -16
 
 def _identity_missing() -> str | None:
     try:
-        import fedtrain.identity  # noqa: F401
+        import crypten_fl.fedtrain.identity  # noqa: F401
     except ModuleNotFoundError as err:
-        if err.name != "fedtrain.identity":
+        if err.name != "crypten_fl.fedtrain.identity":
             raise
         return "secure transport not available in this worktree: fedtrain.identity missing"
     return None

@@ -13,17 +13,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from crypten_fl.cli.app import app
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.experiments.compare import read_run
+from crypten_fl.fedtrain.privacy.audit import AuditOptions, audit
+from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.audit import HELPERS_ENV, MEMORISE, SPY_DIR_ENV, SPYING_JOB
 from helpers.federation import small_federation
 from typer.testing import CliRunner
-
-from cli.app import app
-from fedtrain.config import TrainConfig
-from fedtrain.experiments.compare import read_run
-from fedtrain.privacy.audit import AuditOptions, audit
-from fedtrain.run.coordinator import train
-from fedtrain.secure import tags
-from mimic_etl.outdir import MARKER
 
 runner = CliRunner()
 FILES = {"audit.json", "audit.csv", "audit.md", "audit_roc.png"}

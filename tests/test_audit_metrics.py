@@ -6,12 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from helpers.audit import counts
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from fedtrain.metrics.classification import roc_auc
-from fedtrain.privacy.attack_metrics import (
+from crypten_fl.fedtrain.metrics.classification import roc_auc
+from crypten_fl.fedtrain.privacy.attack_metrics import (
     auroc,
     bootstrap_counts,
     counts_from_scores,
@@ -20,12 +16,15 @@ from fedtrain.privacy.attack_metrics import (
     roc,
     tpr_at_fpr,
 )
-from fedtrain.privacy.audit_summary import summarise
-from fedtrain.privacy.epsilon_bound import (
+from crypten_fl.fedtrain.privacy.audit_summary import summarise
+from crypten_fl.fedtrain.privacy.epsilon_bound import (
     clopper_pearson_lower,
     clopper_pearson_upper,
     epsilon_lower_bound,
 )
+from helpers.audit import counts
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 scores = st.lists(st.integers(0, 20), min_size=1, max_size=40)
 

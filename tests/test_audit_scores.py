@@ -8,11 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from fedtrain.models.transformer import ICUTransformer
-from fedtrain.privacy.membership_inference import (
+from crypten_fl.fedtrain.models.transformer import ICUTransformer
+from crypten_fl.fedtrain.privacy.membership_inference import (
     DEFAULT_BINS,
     lira_scores,
     loss_scores,
@@ -20,13 +17,15 @@ from fedtrain.privacy.membership_inference import (
     score_histogram,
     symlog,
 )
-from fedtrain.privacy.reference import fresh_model
-from fedtrain.privacy.sampling import (
+from crypten_fl.fedtrain.privacy.reference import fresh_model
+from crypten_fl.fedtrain.privacy.sampling import (
     reference_subsets,
     rng_for,
     sample_audit_sets,
     strata,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_per_stay_loss_is_torch_bce_averaged_over_labels() -> None:

@@ -8,21 +8,13 @@ import math
 
 import pytest
 import torch
-from helpers.update_sharing import ONE_ROUND, federation_with_local_models
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from safetensors.torch import load_file
-from scipy.optimize import brentq
-from scipy.stats import norm
-from typer.testing import CliRunner
-
-from cli.app import app
-from fedtrain import strategies
-from fedtrain.config import TrainConfig
-from fedtrain.run.coordinator import partial_dir, train
-from fedtrain.secure import tags
-from fedtrain.secure.tensors import flatten
-from fedtrain.updates.central_dp import (
+from crypten_fl.cli.app import app
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.run.coordinator import partial_dir, train
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.secure.tensors import flatten
+from crypten_fl.fedtrain.updates.central_dp import (
     DEFAULT_DELTA,
     DistributedGaussian,
     calibrate,
@@ -35,7 +27,14 @@ from fedtrain.updates.central_dp import (
     resolve_noise_multiplier,
     seeded_noise_source,
 )
-from fedtrain.updates.validation import CORRUPT_ENV
+from crypten_fl.fedtrain.updates.validation import CORRUPT_ENV
+from helpers.update_sharing import ONE_ROUND, federation_with_local_models
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file
+from scipy.optimize import brentq
+from scipy.stats import norm
+from typer.testing import CliRunner
 
 vectors = st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=50).map(
     lambda xs: torch.tensor(xs, dtype=torch.float64))

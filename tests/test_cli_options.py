@@ -7,10 +7,9 @@ import dataclasses
 
 import pytest
 import typer
-
-from cli import options as opt
-from cli import sweep, train
-from fedtrain.config import TrainConfig
+from crypten_fl.cli import options as opt
+from crypten_fl.cli import sweep, train
+from crypten_fl.fedtrain.config import TrainConfig
 
 #: TrainConfig fields no command line exposes (model internals and the per-party thread count)
 NOT_ON_THE_COMMAND_LINE = {"dim_feedforward", "head_hidden", "threads_per_party"}

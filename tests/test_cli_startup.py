@@ -13,8 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from fedtrain.run.coordinator import interrupted_message, partial_dir
+from crypten_fl.fedtrain.run.coordinator import interrupted_message, partial_dir
 
 HEAVY = ("torch", "crypten", "opacus", "duckdb", "polars", "numpy", "pyarrow", "matplotlib",
          "scipy", "cryptography")
@@ -26,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
                                   ["provision", "--help"]])
 def test_help_imports_no_heavy_library(argv: list[str]) -> None:
     script = ("import sys, json\nsys.argv = ['crypten-fl', *json.loads(sys.argv[1])]\n"
-              "from cli.app import app\ntry:\n    app()\nexcept SystemExit:\n    pass\n"
+              "from crypten_fl.cli.app import app\ntry:\n    app()\nexcept SystemExit:\n    pass\n"
               f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", script, json.dumps(argv)], cwd=REPO,
                           capture_output=True, text=True, check=True)

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crypten_fl.cli.app import app
+from crypten_fl.fedtrain.experiments.compare import compare, read_run, run_names
+from crypten_fl.mimic_etl.outdir import MARKER
 from typer.testing import CliRunner
-
-from cli.app import app
-from fedtrain.experiments.compare import compare, read_run, run_names
-from mimic_etl.outdir import MARKER
 
 runner = CliRunner()
 LABELS = ["sepsis", "aki"]

@@ -7,12 +7,11 @@ import sys
 
 import pytest
 import torch
+from crypten_fl.fedtrain import compat
+from crypten_fl.fedtrain.compat import crypten
 from helpers.parties import run_job
 from helpers.party_jobs import party_vector
 from safetensors.torch import load_file
-
-from fedtrain import compat
-from fedtrain.compat import crypten
 
 
 def test_onnx_registration_is_the_moved_module_not_a_stub() -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from crypten_fl.fedtrain.launch import PartyFailure
 from helpers.parties import run_job
 from helpers.party_jobs import party_vector
-
-from fedtrain.launch import PartyFailure
 
 N, SEED, SCALE = 257, 11, 3.0
 

@@ -12,18 +12,17 @@ import json
 from pathlib import Path
 
 import pytest
+from crypten_fl.cli.app import app
+from crypten_fl.fedtrain.evaluate.parties import EvalSettings, evaluate_parties
+from crypten_fl.fedtrain.evaluate.runner import EvalOptions, evaluate
+from crypten_fl.fedtrain.evaluate.runs import open_run
+from crypten_fl.fedtrain.evaluate.subgroups import SUBGROUPS
+from crypten_fl.fedtrain.evaluate.summary import summary_length
+from crypten_fl.fedtrain.evaluate.thresholds import parse_rule
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.evaluate import copy_run, read_metrics, signal_federation, trained_run
 from typer.testing import CliRunner
-
-from cli.app import app
-from fedtrain.evaluate.parties import EvalSettings, evaluate_parties
-from fedtrain.evaluate.runner import EvalOptions, evaluate
-from fedtrain.evaluate.runs import open_run
-from fedtrain.evaluate.subgroups import SUBGROUPS
-from fedtrain.evaluate.summary import summary_length
-from fedtrain.evaluate.thresholds import parse_rule
-from fedtrain.secure import tags
-from mimic_etl.outdir import MARKER
 
 runner = CliRunner()
 CONFUSION = ("accuracy", "precision", "recall", "f1", "specificity")

@@ -7,21 +7,20 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers.evaluate import read_metrics, signal_federation, trained_run
-from helpers.federation import small_federation
-from typer.testing import CliRunner
-
-from cli.app import app
-from fedtrain.evaluate.cross_hospital import (
+from crypten_fl.cli.app import app
+from crypten_fl.fedtrain.evaluate.cross_hospital import (
     METRICS,
     check_possible,
     retained,
     subfederation,
     summarise,
 )
-from fedtrain.run.federation import read_federation
-from mimic_etl.errors import UserError
-from mimic_etl.hospital_data import load_split
+from crypten_fl.fedtrain.run.federation import read_federation
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.hospital_data import load_split
+from helpers.evaluate import read_metrics, signal_federation, trained_run
+from helpers.federation import small_federation
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
@@ -120,9 +119,9 @@ def test_cross_hospital_end_to_end(strategy, tmp_path) -> None:
 def test_an_earlier_evaluation_is_extended_only_when_nothing_of_it_is_lost(tmp_path) -> None:
     """`--cross-hospital` right after `evaluate` replaces RUN/eval (it contains all of it); other
     settings, or dropping a leave-one-hospital-out part, need --overwrite."""
-    from fedtrain.evaluate.parties import EvalSettings
-    from fedtrain.evaluate.runner import _extends_earlier
-    from fedtrain.evaluate.thresholds import parse_rule
+    from crypten_fl.fedtrain.evaluate.parties import EvalSettings
+    from crypten_fl.fedtrain.evaluate.runner import _extends_earlier
+    from crypten_fl.fedtrain.evaluate.thresholds import parse_rule
 
     out = tmp_path / "eval"
     out.mkdir()

@@ -11,13 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain.evaluate.parties import EvalSettings, evaluate_parties
+from crypten_fl.fedtrain.evaluate.runner import EvalOptions, evaluate
+from crypten_fl.fedtrain.evaluate.runs import open_run
+from crypten_fl.fedtrain.evaluate.thresholds import parse_rule
+from crypten_fl.fedtrain.secure import tags
 from helpers.evaluate import copy_run, read_metrics, signal_federation, trained_run
-
-from fedtrain.evaluate.parties import EvalSettings, evaluate_parties
-from fedtrain.evaluate.runner import EvalOptions, evaluate
-from fedtrain.evaluate.runs import open_run
-from fedtrain.evaluate.thresholds import parse_rule
-from fedtrain.secure import tags
 
 pytestmark = pytest.mark.slow
 EVALUATION = {tags.MOMENTS, tags.EVAL_VALIDATION_HISTOGRAMS, tags.EVAL_TEST_SUMMARY}

@@ -6,17 +6,16 @@ import math
 
 import numpy as np
 import pytest
-from helpers.cohort_fixture import random_cohort
-
-from fedtrain.evaluate.subgroups import (
+from crypten_fl.fedtrain.evaluate.subgroups import (
     FAMILIES,
     SUBGROUPS,
     age_band,
     membership,
     read_attributes,
 )
-from mimic_etl.hospital_data import load_split
-from mimic_etl.partition.pipeline import partition
+from crypten_fl.mimic_etl.hospital_data import load_split
+from crypten_fl.mimic_etl.partition.pipeline import partition
+from helpers.cohort_fixture import random_cohort
 
 
 @pytest.mark.parametrize("age, band", [

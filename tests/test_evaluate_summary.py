@@ -7,17 +7,16 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from sklearn.metrics import roc_auc_score
-
-from fedtrain.evaluate.summary import (
+from crypten_fl.fedtrain.evaluate.summary import (
     exact_metrics,
     local_summary,
     metrics_from_summary,
     split_summary,
     summary_length,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import roc_auc_score
 
 NAMES = ["a", "b", "c"]
 CONFUSION_METRICS = ("accuracy", "precision", "recall", "f1", "specificity")

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from fedtrain.evaluate.thresholds import (
+from crypten_fl.fedtrain.evaluate.thresholds import (
     ThresholdRule,
     choose_thresholds,
     edge_confusion,
     middle_of_first_maximum,
     parse_rule,
 )
-from fedtrain.metrics.classification import confusion_counts, confusion_from_histograms
-from mimic_etl.errors import UserError
+from crypten_fl.fedtrain.metrics.classification import confusion_counts, confusion_from_histograms
+from crypten_fl.mimic_etl.errors import UserError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 # B = 4, P = 8, N = 4 — by hand, at edges k = 0..4:
 #   TP = 8 7 5 4 0, FP = 4 2 1 0 0

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from crypten_fl.cli.app import app
+from crypten_fl.mimic_etl.outdir import write_marker
 from helpers.mimic_fixture import columns, write_mimic, write_table
 from typer.testing import CliRunner
-
-from cli.app import app
-from mimic_etl.outdir import write_marker
 
 runner = CliRunner()
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.extract import extract
+from crypten_fl.mimic_etl.extract.tables import locate
 from helpers.mimic_fixture import EXPECTED_FLOW, write_mimic
-
-from mimic_etl.extract import extract
-from mimic_etl.extract.tables import locate
 
 OUTPUTS = ("static.parquet", "timeseries.parquet", "labels.parquet")
 

@@ -9,13 +9,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from crypten_fl import sql
+from crypten_fl.mimic_etl.extract import EXPORTS, duck, runner
+from crypten_fl.mimic_etl.extract.definitions import load_features, load_labels, template_values
+from crypten_fl.mimic_etl.extract.tables import TABLE_NAMES
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import sql
-from mimic_etl.extract import EXPORTS, duck, runner
-from mimic_etl.extract.definitions import load_features, load_labels, template_values
-from mimic_etl.extract.tables import TABLE_NAMES
 
 FILES = sql.load()
 CONTRACT_LABELS = [

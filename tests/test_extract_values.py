@@ -8,6 +8,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.extract import extract
+from crypten_fl.mimic_etl.extract.definitions import load_features
+from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.mimic_fixture import (
     EXPECTED_CELLS,
     EXPECTED_FLOW,
@@ -17,10 +20,6 @@ from helpers.mimic_fixture import (
     LABELS,
     write_mimic,
 )
-
-from mimic_etl.extract import extract
-from mimic_etl.extract.definitions import load_features
-from mimic_etl.outdir import MARKER
 
 FEATURES = load_features()
 N_BINS = 24

@@ -16,6 +16,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.extract import extract
+from crypten_fl.mimic_etl.extract.tables import TABLES
 from helpers.fuzz import (
     Case,
     Mutation,
@@ -41,9 +43,6 @@ from helpers.fuzz import (
     write_file,
 )
 from helpers.mimic_fixture import EXPECTED_STAYS, at, write_mimic
-
-from mimic_etl.extract import extract
-from mimic_etl.extract.tables import TABLES
 
 TABLE_FILE = {t.name: f"{{mimic}}/{t.folders[0]}/{t.name}.csv.gz" for t in TABLES}
 BASE = ("extract", "--mimic-dir", "{mimic}", "--out", "{out}", "--threads", "1")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crypten_fl.fedtrain.identity import provision
 from helpers.fuzz import (
     Case,
     Workspace,
@@ -25,8 +26,6 @@ from helpers.fuzz import (
     write_file,
 )
 from helpers.fuzz_fixtures import tiny_federation, tiny_run
-
-from fedtrain.identity import provision
 
 RDV = "tcp://127.0.0.1:9"
 BASE = ("node", "--insecure-transport", "--out", "{out}", "--rendezvous", RDV, "--data",

@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crypten_fl.fedtrain.identity import provision
+from crypten_fl.mimic_etl.outdir import MARKER, read_marker, write_marker
 from helpers.cohort_fixture import random_cohort
 from helpers.fuzz import Case, Mutation, Outcome, Workspace, copy_into, params, run_case
 from helpers.fuzz_fixtures import TINY_OPTIONS, tiny_federation, tiny_run
 from helpers.mimic_fixture import write_mimic
-
-from fedtrain.identity import provision
-from mimic_etl.outdir import MARKER, read_marker, write_marker
 
 RDV = "tcp://127.0.0.1:9"
 

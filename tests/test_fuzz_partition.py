@@ -15,6 +15,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.cohort_fixture import LABEL_NAMES, STATIC_COLUMNS, random_cohort
 from helpers.fuzz import (
     Case,
@@ -36,8 +37,6 @@ from helpers.fuzz import (
     without_key,
     write_file,
 )
-
-from mimic_etl.partition.pipeline import partition
 
 BASE = ("partition", "--cohort", "{cohort}", "--out", "{out}", "--hospitals", "3")
 STATIC, LABELS, SERIES = "{cohort}/static.parquet", "{cohort}/labels.parquet", \

@@ -8,6 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain.identity import load_kit
+from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.fuzz import (
     Case,
     Outcome,
@@ -25,9 +27,6 @@ from helpers.fuzz import (
     write_file,
 )
 from helpers.identities import kits
-
-from fedtrain.identity import load_kit
-from mimic_etl.outdir import MARKER
 
 NEW = ("provision", "--out", "{out}", "--hospitals", "2", "--ttp")
 ROTATE = ("provision", "--rotate", "hospital_1", "--from", "{kits}", "--out", "{out}")

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from crypten_fl.mimic_etl.synth import SUMMARY_FILE, generate
+from crypten_fl.mimic_etl.synth.schema import TABLES, table_path
 from helpers.fuzz import Case, Outcome, Workspace, params, place, run_case, tmpfs, write_file
-
-from mimic_etl.synth import SUMMARY_FILE, generate
-from mimic_etl.synth.schema import TABLES, table_path
 
 BASE = ("synth", "--out", "{out}", "--patients", "3", "--seed", "2")
 

@@ -14,6 +14,9 @@ from typing import Any
 
 import polars as pl
 import pytest
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.hospital_data import load_split
 from helpers.federation import TINY_MODEL
 from helpers.fuzz import (
     Case,
@@ -35,10 +38,6 @@ from helpers.fuzz import (
     write_file,
 )
 from helpers.fuzz_fixtures import TINY_OPTIONS, tiny_federation
-
-from fedtrain.config import TrainConfig
-from mimic_etl.errors import UserError
-from mimic_etl.hospital_data import load_split
 
 BASE = ("train", "--fed", "{fed}", "--out", "{out}", *TINY_OPTIONS)
 H0, H1 = "{fed}/hospital_0", "{fed}/hospital_1"

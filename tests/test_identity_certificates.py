@@ -8,16 +8,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity.names import check_address, check_federation_id
+from crypten_fl.mimic_etl.errors import UserError
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from helpers.identities import der, kit_cert, kits, operator_ca
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from fedtrain.identity import certificates as certs
-from fedtrain.identity.names import check_address, check_federation_id
-from mimic_etl.errors import UserError
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain.identity import Federation, IdentityError, load_kit, rotate
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.mimic_etl.errors import UserError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers.identities import (
@@ -21,10 +24,6 @@ from helpers.identities import (
     operator_ca,
     self_signed,
 )
-
-from fedtrain.identity import Federation, IdentityError, load_kit, rotate
-from fedtrain.identity import certificates as certs
-from mimic_etl.errors import UserError
 
 
 @pytest.fixture(scope="module")

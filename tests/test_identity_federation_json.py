@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crypten_fl.fedtrain.identity import Federation, rotate
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.mimic_etl import __version__
+from crypten_fl.mimic_etl.errors import UserError
 from helpers.identities import kit_cert, kits, self_signed
-
-from fedtrain.identity import Federation, rotate
-from fedtrain.identity import certificates as certs
-from mimic_etl import __version__
-from mimic_etl.errors import UserError
 
 KEYS = ["format", "format_version", "tool", "tool_version", "federation_id", "revision",
         "created_utc", "revised_utc", "expires_utc", "ca_fingerprint", "ca_certificate",

@@ -6,6 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain.identity import Federation, load_kit, rotate
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity.kit import read_certificate
+from crypten_fl.mimic_etl.errors import UserError
 from helpers.identities import (
     DAY,
     NOW,
@@ -18,11 +22,6 @@ from helpers.identities import (
     not_yet_valid,
     self_signed,
 )
-
-from fedtrain.identity import Federation, load_kit, rotate
-from fedtrain.identity import certificates as certs
-from fedtrain.identity.kit import read_certificate
-from mimic_etl.errors import UserError
 
 FILES = "member.key, member.crt, ca.crt, federation.json"
 

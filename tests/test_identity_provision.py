@@ -12,12 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from helpers.identities import der, kit_cert, kits, operator_ca, tree
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from fedtrain.identity import (
+from crypten_fl.fedtrain.identity import (
     Federation,
     IdentityError,
     document,
@@ -26,8 +21,12 @@ from fedtrain.identity import (
     provision_ephemeral,
     rotate,
 )
-from mimic_etl.errors import UserError
-from mimic_etl.outdir import MARKER
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.outdir import MARKER
+from cryptography.hazmat.primitives import serialization
+from helpers.identities import der, kit_cert, kits, operator_ca, tree
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 KIT_FILES = ["ca.crt", "federation.json", "member.crt", "member.key"]
 

@@ -9,9 +9,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain.identity import Federation, Kit, load_kit
 from helpers.identities import kits
-
-from fedtrain.identity import Federation, Kit, load_kit
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.run.coordinator import partial_dir, train
+from crypten_fl.mimic_etl.errors import UserError
 from helpers.federation import TINY_MODEL, small_federation
 from safetensors.torch import load_file
-
-from fedtrain.config import TrainConfig
-from fedtrain.run.coordinator import partial_dir, train
-from mimic_etl.errors import UserError
 
 ROUNDS = 3
 
@@ -76,7 +75,7 @@ def _party_processes(marker: str) -> list[int]:
                 cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if marker in cmdline and "fedtrain.party" in cmdline:
+            if marker in cmdline and "crypten_fl.fedtrain.party" in cmdline:
                 pids.append(int(proc.name))
     return pids
 
@@ -86,8 +85,9 @@ def test_launcher_killed_with_sigkill_then_resume_gives_the_same_model(
         fed, reference, tmp_path) -> None:
     out = tmp_path / "run"
     (tmp_path / "config.json").write_text(json.dumps(_config(fed).to_json()))
-    script = ("import sys; from pathlib import Path; from fedtrain.config import TrainConfig;"
-              " from fedtrain.run.coordinator import train;"
+    script = ("import sys; from pathlib import Path;"
+              " from crypten_fl.fedtrain.config import TrainConfig;"
+              " from crypten_fl.fedtrain.run.coordinator import train;"
               " train(TrainConfig.load(Path(sys.argv[1])), Path(sys.argv[2]))")
     argv = [sys.executable, "-c", script, str(tmp_path / "config.json"), str(out)]
     launcher = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -15,7 +15,7 @@ ROOTS = ("fedtrain", "mimic_etl")
 
 def _unit(module: str) -> str | None:
     """The layer a module belongs to: its subpackage (fedtrain.run), or a top-level module."""
-    parts = module.split(".")
+    parts = module.removeprefix("crypten_fl.").split(".")
     if parts[0] not in ROOTS:
         return None
     unit = ".".join(parts[:2]) if len(parts) > 1 else parts[0]

@@ -6,12 +6,11 @@ import io
 
 import pytest
 import torch
+from crypten_fl.fedtrain.data.preprocess import ModelInputs
+from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
+from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
 from helpers.ml_core import learnable_inputs, tiny_model
 from sklearn.metrics import roc_auc_score
-
-from fedtrain.data.preprocess import ModelInputs
-from fedtrain.local_training.dp_sgd import DPConfig
-from fedtrain.local_training.trainer import LocalTrainer, TrainConfig
 
 CONFIG = TrainConfig(lr=3e-3, batch_size=64, seed=11, num_threads=1)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import torch
+from crypten_fl.fedtrain.secure import fixed_point, masks
+from crypten_fl.fedtrain.secure.keys import KeyPair
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from fedtrain.secure import fixed_point, masks
-from fedtrain.secure.keys import KeyPair
 
 
 @given(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=50),

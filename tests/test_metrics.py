@@ -6,6 +6,15 @@ import math
 
 import numpy as np
 import pytest
+from crypten_fl.fedtrain.metrics.classification import (
+    auroc_from_histograms,
+    binary_metrics,
+    confusion_counts,
+    confusion_from_histograms,
+    histogram_counts,
+    multilabel_metrics,
+    roc_auc,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import (
@@ -15,16 +24,6 @@ from sklearn.metrics import (
     precision_score,
     recall_score,
     roc_auc_score,
-)
-
-from fedtrain.metrics.classification import (
-    auroc_from_histograms,
-    binary_metrics,
-    confusion_counts,
-    confusion_from_histograms,
-    histogram_counts,
-    multilabel_metrics,
-    roc_auc,
 )
 
 

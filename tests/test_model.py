@@ -6,19 +6,18 @@ import copy
 
 import pytest
 import torch
+from crypten_fl.fedtrain.models.dp_attention import BatchFirstDPMultiheadAttention
+from crypten_fl.fedtrain.models.dp_compat import (
+    canonical_state_dict,
+    load_canonical_state_dict,
+    make_private_compatible,
+)
+from crypten_fl.fedtrain.models.transformer import ICUTransformer
 from helpers.ml_core import N_BINS, N_FEATURES, N_LABELS, N_STATIC, tiny_model
 from opacus import GradSampleModule
 from opacus.layers import DPMultiheadAttention
 from opacus.validators import ModuleValidator
 from torch import nn
-
-from fedtrain.models.dp_attention import BatchFirstDPMultiheadAttention
-from fedtrain.models.dp_compat import (
-    canonical_state_dict,
-    load_canonical_state_dict,
-    make_private_compatible,
-)
-from fedtrain.models.transformer import ICUTransformer
 
 
 def _batch(n: int = 5, seed: int = 0, n_steps: int = N_BINS) -> tuple[torch.Tensor, torch.Tensor]:

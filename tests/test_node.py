@@ -7,6 +7,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from crypten_fl.cli.app import app
+from crypten_fl.fedtrain.launch import free_port
 from helpers.nodes import (
     Reference,
     assert_same_as_reference,
@@ -15,9 +17,6 @@ from helpers.nodes import (
     wait_for_nodes,
 )
 from typer.testing import CliRunner
-
-from cli.app import app
-from fedtrain.launch import free_port
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ import subprocess
 import sys
 
 import pytest
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.identity import provision
+from crypten_fl.fedtrain.launch import free_port
 from helpers.federation import TINY_MODEL, small_federation
 from helpers.nodes import node_argv
-
-from fedtrain.config import TrainConfig
-from fedtrain.identity import provision
-from fedtrain.launch import free_port
 
 
 @pytest.mark.slow
@@ -27,8 +26,9 @@ def test_rank_0_killed_mid_round_the_other_nodes_finish_through_the_rendezvous_s
     provision(tmp_path / "kits", 4, ttp=False, rendezvous=address)  # a store host of its own
     env = {**os.environ, "CRYPTEN_FL_KILL_AT": "0:2", "CRYPTEN_FL_REFORM_WINDOW_S": "2"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "cli.app", "node", "--kit", str(tmp_path / "kits" / "rendezvous"),
-         "--out", str(tmp_path / "server"), "--timeout", "5"],
+        [sys.executable, "-m", "crypten_fl.cli.app", "node", "--kit",
+         str(tmp_path / "kits" / "rendezvous"), "--out", str(tmp_path / "server"),
+         "--timeout", "5"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     nodes = [subprocess.Popen(
         node_argv(r, rendezvous, fed / f"hospital_{r}", tmp_path / "config.json",

@@ -18,15 +18,20 @@ import time
 from pathlib import Path
 
 import pytest
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.extract import extract
+from crypten_fl.mimic_etl.outdir import (
+    MARKER,
+    atomic_output_dir,
+    read_marker,
+    replace_dir,
+    write_marker,
+)
+from crypten_fl.mimic_etl.pathguard import check_disjoint, overlap
 from helpers.fuzz_fixtures import TINY_OPTIONS, tiny_federation
 from helpers.mimic_fixture import write_mimic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from mimic_etl.errors import UserError
-from mimic_etl.extract import extract
-from mimic_etl.outdir import MARKER, atomic_output_dir, read_marker, replace_dir, write_marker
-from mimic_etl.pathguard import check_disjoint, overlap
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,7 +160,7 @@ def test_failed_output_leaves_the_old_one(tmp_path: Path) -> None:
 _BLOCKED_WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from mimic_etl.outdir import atomic_output_dir
+    from crypten_fl.mimic_etl.outdir import atomic_output_dir
     with atomic_output_dir(Path(sys.argv[1]), overwrite=True, command="synth") as tmp:
         (tmp / "a").write_text("half of the new output")
         print("inside", flush=True)
@@ -196,7 +201,7 @@ def _kill_when(proc: subprocess.Popen[bytes], appeared: callable, what: str) -> 
 
 
 def _cli(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "cli.app", *args], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "crypten_fl.cli.app", *args], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from crypten_fl.cli.app import app
 from helpers.cohort_fixture import random_cohort
 from typer.testing import CliRunner
-
-from cli.app import app
 
 runner = CliRunner()
 

@@ -8,11 +8,10 @@ import shutil
 import numpy as np
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.hospital_data import load_split
+from crypten_fl.mimic_etl.partition import SPLIT_NAMES, partition
 from helpers.cohort_fixture import LABEL_NAMES, random_cohort
-
-from mimic_etl.errors import UserError
-from mimic_etl.hospital_data import load_split
-from mimic_etl.partition import SPLIT_NAMES, partition
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from mimic_etl.partition.measures import (
+from crypten_fl.mimic_etl.partition.measures import (
     bernoulli_js,
     binary_entropy,
     hospital_js,
@@ -14,6 +11,8 @@ from mimic_etl.partition.measures import (
     partition_js,
     prevalence,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 H_075 = 0.75 * np.log2(1 / 0.75) + 0.25 * np.log2(4)  # 0.8112781244591328
 

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.outdir import MARKER
+from crypten_fl.mimic_etl.partition import SPLIT_NAMES, partition
 from helpers.cohort_fixture import LABEL_NAMES, STATIC_FEATURES, random_cohort, write_cohort
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from mimic_etl.errors import UserError
-from mimic_etl.outdir import MARKER
-from mimic_etl.partition import SPLIT_NAMES, partition
 
 
 def read_fed(fed: Path) -> dict[tuple[int, str], pl.DataFrame]:

@@ -8,24 +8,23 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from mimic_etl.errors import UserError
-from mimic_etl.partition.measures import partition_js
-from mimic_etl.partition.patients import (
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.partition.measures import partition_js
+from crypten_fl.mimic_etl.partition.patients import (
     PatientTable,
     build_patient_table,
     rarest_positive_label,
 )
-from mimic_etl.partition.schemes import (
+from crypten_fl.mimic_etl.partition.schemes import (
     SCHEMES,
     assign_careunit,
     careunit_mapping,
     min_hospital_size,
     top_up,
 )
-from mimic_etl.partition.splits import apportion, assign_splits, split_sizes
+from crypten_fl.mimic_etl.partition.splits import apportion, assign_splits, split_sizes
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 UNITS = np.array(["MICU", "SICU", "CCU", "CVICU", "Neuro"])
 

@@ -12,15 +12,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from helpers.cohort_fixture import LABEL_NAMES, STATIC_FEATURES, random_cohort
-
-from mimic_etl.errors import UserError
-from mimic_etl.partition import SPLIT_NAMES, partition
-from mimic_etl.partition.vertical import (
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.partition import SPLIT_NAMES, partition
+from crypten_fl.mimic_etl.partition.vertical import (
     missing_count,
     parse_feature_groups,
     pseudonym_keys,
 )
+from helpers.cohort_fixture import LABEL_NAMES, STATIC_FEATURES, random_cohort
 
 GROUPS = ["vitals", "labs", "meds", "urine", "static"]
 

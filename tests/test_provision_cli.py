@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from crypten_fl.cli.app import app
+from crypten_fl.fedtrain.identity import Federation, load_kit
 from helpers.identities import tree
 from typer.testing import CliRunner
-
-from cli.app import app
-from fedtrain.identity import Federation, load_kit
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -139,8 +138,9 @@ def test_help_explains_every_option_with_its_default() -> None:
 
 def test_the_command_module_imports_no_crypto_until_it_runs() -> None:
     """`crypten-fl --help` does not pay for the identity library."""
-    code = ("import sys, cli.provision; "
-            "print(sorted(m for m in ('fedtrain.identity', 'cryptography.x509', 'torch') "
+    code = ("import sys, crypten_fl.cli.provision; "
+            "print(sorted(m for m in ('crypten_fl.fedtrain.identity', 'cryptography.x509', "
+            "'torch') "
             "if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})

@@ -8,14 +8,13 @@ import os
 
 import numpy as np
 import pytest
+from crypten_fl.fedtrain.secure import psi
+from crypten_fl.mimic_etl.errors import UserError
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from helpers.parties import run_job
 from helpers.psi import ORDER, View, clamp, ladder, recognisable, run_recorded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from fedtrain.secure import psi
-from mimic_etl.errors import UserError
 
 
 def pseudonyms(n: int, tag: str) -> list[str]:

@@ -12,13 +12,12 @@ import json
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.federation import TINY_MODEL, small_federation
-
-from fedtrain import strategies
-from fedtrain.config import TrainConfig
-from fedtrain.run.coordinator import train
-from fedtrain.secure import tags
-from mimic_etl.partition.pipeline import partition
 
 SMALL = {"rounds": 1, **TINY_MODEL}
 TO_ONE = {tags.OWN_ROW_LOGITS, tags.OWN_CUT_GRADIENT, tags.JOINT_LOGITS_TO_LABEL_PARTY,

@@ -6,12 +6,11 @@ import itertools
 
 import pytest
 import torch
+from crypten_fl.fedtrain.launch import PartyFailure
+from crypten_fl.fedtrain.secure import fixed_point
 from helpers.parties import run_job
 from helpers.party_jobs import party_vector
 from safetensors.torch import load_file
-
-from fedtrain.launch import PartyFailure
-from fedtrain.secure import fixed_point
 
 N, SEED, SCALE = 20_000, 11, 3.0
 WEIGHTS = [120.0, 45.0, 300.0, 7.0]

@@ -14,23 +14,22 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.evaluate.runner import EvalOptions, evaluate
+from crypten_fl.fedtrain.privacy.audit import AuditOptions, audit
+from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.federation import TINY_MODEL, small_federation
-
-from fedtrain import strategies
-from fedtrain.config import TrainConfig
-from fedtrain.evaluate.runner import EvalOptions, evaluate
-from fedtrain.privacy.audit import AuditOptions, audit
-from fedtrain.run.coordinator import train
-from fedtrain.secure import tags
-from mimic_etl.errors import UserError
-from mimic_etl.partition.pipeline import partition
 
 NAME = "heads_only"
 MODULE = '''
 """Heads-only averaging: the inverse of FedPer (each hospital keeps its encoder)."""
 
-from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.strategies.base import ParameterSharing
 
 
 class HeadsOnly(ParameterSharing):

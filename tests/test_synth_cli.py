@@ -7,10 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from crypten_fl.cli.app import app
+from crypten_fl.mimic_etl.outdir import write_marker
 from typer.testing import CliRunner
-
-from cli.app import app
-from mimic_etl.outdir import write_marker
 
 runner = CliRunner()
 

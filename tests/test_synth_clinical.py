@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.synth import clinical, icd
+from crypten_fl.mimic_etl.synth.chunks import build_chunk
+from crypten_fl.mimic_etl.synth.cohort import Cohort, build_cohort
+from crypten_fl.mimic_etl.synth.physiology import simulate
 from helpers.synth import read, release, signal_bench
-
-from mimic_etl.synth import clinical, icd
-from mimic_etl.synth.chunks import build_chunk
-from mimic_etl.synth.cohort import Cohort, build_cohort
-from mimic_etl.synth.physiology import simulate
 
 LABELS = clinical.LABELS
 

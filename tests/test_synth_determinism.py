@@ -6,10 +6,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.synth import generate
+from crypten_fl.mimic_etl.synth.chunks import CHUNK_ICU_PATIENTS, chunk_sizes
 from helpers.synth import read
-
-from mimic_etl.synth import generate
-from mimic_etl.synth.chunks import CHUNK_ICU_PATIENTS, chunk_sizes
 
 PATIENTS = CHUNK_ICU_PATIENTS + 30  # two chunks
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.synth.schema import table_path
 from helpers.synth import read, release
-
-from mimic_etl.synth.schema import table_path
 
 TS = "%Y-%m-%d %H:%M:%S"
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from crypten_fl.mimic_etl.synth import clinical, generate
 from helpers.synth import release, signal_bench
-
-from mimic_etl.synth import clinical, generate
 
 bench = signal_bench()
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.synth.writer import CsvGzWriter, TableWriters
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from mimic_etl.synth.writer import CsvGzWriter, TableWriters
 
 COLS = ("id", "text", "when")
 

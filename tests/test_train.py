@@ -7,15 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from crypten_fl.cli.app import app
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.run.coordinator import partial_dir, train
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.federation import TINY_MODEL, small_federation
 from safetensors.torch import load_file
 from typer.testing import CliRunner
-
-from cli.app import app
-from fedtrain.config import TrainConfig
-from fedtrain.run.coordinator import partial_dir, train
-from mimic_etl.errors import UserError
-from mimic_etl.partition.pipeline import partition
 
 runner = CliRunner()
 SMALL = {"rounds": 2, **TINY_MODEL}

@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 import torch
 import torch.distributed as dist
+from crypten_fl.fedtrain.transport import collectives
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from fedtrain.transport import collectives
 
 
 class QueueWire:

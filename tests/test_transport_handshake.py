@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from crypten_fl.fedtrain.identity import rotate
+from crypten_fl.fedtrain.transport.channels import PeerRefused
+from crypten_fl.fedtrain.transport.links import COLLECTIVE, as_bytes
+from crypten_fl.fedtrain.transport.mesh import dial
 from helpers import identities
 from helpers.transport import accepting, impostor, member, raw_connection
-
-from fedtrain.identity import rotate
-from fedtrain.transport.channels import PeerRefused
-from fedtrain.transport.links import COLLECTIVE, as_bytes
-from fedtrain.transport.mesh import dial
 
 NAMES = ["hospital_0", "hospital_1", "hospital_2"]
 
@@ -151,7 +150,7 @@ def test_a_client_without_certificate_is_refused(kits: Path) -> None:
 
 def test_plain_tcp_garbage_and_silence_do_not_stop_honest_members(kits: Path,
                                                                   monkeypatch) -> None:
-    from fedtrain.transport import mesh
+    from crypten_fl.fedtrain.transport import mesh
 
     monkeypatch.setattr(mesh, "HANDSHAKE_TIMEOUT_S", 1.0)
     acc = accepting(member(kits, "hospital_0"), NAMES)
@@ -190,7 +189,7 @@ def test_the_dialler_refuses_a_listener_that_is_not_the_expected_member(kits: Pa
 ])
 def test_a_malformed_hello_from_a_member_is_refused(kits: Path, bad: dict, reason: str,
                                                     monkeypatch) -> None:
-    from fedtrain.transport import mesh
+    from crypten_fl.fedtrain.transport import mesh
 
     acc = accepting(member(kits, "hospital_0"), NAMES)
     original = mesh.send_control

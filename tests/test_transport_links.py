@@ -14,8 +14,15 @@ import time
 
 import pytest
 import torch
-
-from fedtrain.transport.links import COLLECTIVE, FRAME, P2P, InLink, LinkError, OutLink, as_bytes
+from crypten_fl.fedtrain.transport.links import (
+    COLLECTIVE,
+    FRAME,
+    P2P,
+    InLink,
+    LinkError,
+    OutLink,
+    as_bytes,
+)
 
 KEY = os.urandom(32)
 

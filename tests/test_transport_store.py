@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch.distributed as dist
+from crypten_fl.fedtrain.transport import store as store_module
+from crypten_fl.fedtrain.transport.store import StoreError, StoreServer, TlsStore, owner
 from helpers import identities
 from helpers.transport import impostor, member, raw_connection
-
-from fedtrain.transport import store as store_module
-from fedtrain.transport.store import StoreError, StoreServer, TlsStore, owner
 
 TIMEOUT = datetime.timedelta(seconds=5)
 

@@ -9,19 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers.update_sharing import (
-    ONE_ROUND,
-    federation_with_local_models,
-    max_difference,
-)
-from safetensors.torch import load_file
-
-from fedtrain.config import TrainConfig
-from fedtrain.run.coordinator import train
-from fedtrain.secure import tags
-from fedtrain.strategies.base import SharedBlock, weighted_block_mean
-from fedtrain.strategies.fedmtl import FedMTL
-from fedtrain.updates.validation import (
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.strategies.base import SharedBlock, weighted_block_mean
+from crypten_fl.fedtrain.strategies.fedmtl import FedMTL
+from crypten_fl.fedtrain.updates.validation import (
     ABOVE_BOUND,
     CORRUPT_ENV,
     NON_FINITE,
@@ -31,6 +24,12 @@ from fedtrain.updates.validation import (
     corrupt,
     injected_corruption,
 )
+from helpers.update_sharing import (
+    ONE_ROUND,
+    federation_with_local_models,
+    max_difference,
+)
+from safetensors.torch import load_file
 
 
 def test_check_update_rejects_non_finite_always_and_long_updates_above_the_bound() -> None:
@@ -194,7 +193,7 @@ def test_fedmtl_checkpoints_its_anchor_and_validation_log() -> None:
 
 def test_the_train_command_lists_rejected_updates_and_the_hospital_level_epsilon(tmp_path,
                                                                                   capsys) -> None:
-    from cli.train import render_update_checks
+    from crypten_fl.cli.train import render_update_checks
 
     (tmp_path / "validation.json").write_text(json.dumps({"hospitals": {
         "0": {"checked": 2, "rejected": 0, "rejections": []},

@@ -26,17 +26,16 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from fedtrain import strategies
-from fedtrain.config import TrainConfig
-from fedtrain.evaluate.subgroups import membership, read_attributes
-from fedtrain.evaluate.summary import exact_metrics, local_summary, summary_length
-from fedtrain.evaluate.thresholds import ThresholdRule, choose_thresholds
-from fedtrain.metrics.classification import histogram_counts
-from fedtrain.party import PartyContext
-from fedtrain.secure import tags
-from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
-from fedtrain.secure.tensors import secure_mean
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.evaluate.subgroups import membership, read_attributes
+from crypten_fl.fedtrain.evaluate.summary import exact_metrics, local_summary, summary_length
+from crypten_fl.fedtrain.evaluate.thresholds import ThresholdRule, choose_thresholds
+from crypten_fl.fedtrain.metrics.classification import histogram_counts
+from crypten_fl.fedtrain.party import PartyContext
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
+from crypten_fl.fedtrain.secure.tensors import secure_mean
 
 
 def _aggregator(session: Any, secure: bool, degree: int | None) -> SecureAggregator:

@@ -16,15 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crypten_fl.fedtrain.evaluate.runs import RunInfo
+from crypten_fl.fedtrain.evaluate.subgroups import FAMILIES, SUBGROUPS, membership
+from crypten_fl.fedtrain.evaluate.summary import exact_metrics, metrics_from_summary, split_summary
+from crypten_fl.fedtrain.evaluate.thresholds import ThresholdRule, choose_thresholds
+from crypten_fl.fedtrain.launch import launch
+from crypten_fl.fedtrain.metrics.classification import histogram_counts
 
-from fedtrain.evaluate.runs import RunInfo
-from fedtrain.evaluate.subgroups import FAMILIES, SUBGROUPS, membership
-from fedtrain.evaluate.summary import exact_metrics, metrics_from_summary, split_summary
-from fedtrain.evaluate.thresholds import ThresholdRule, choose_thresholds
-from fedtrain.launch import launch
-from fedtrain.metrics.classification import histogram_counts
-
-JOB = "fedtrain.evaluate.job:run"
+JOB = "crypten_fl.fedtrain.evaluate.job:run"
 EventFn = Callable[[int, dict[str, Any]], None]
 
 

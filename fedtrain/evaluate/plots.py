@@ -12,10 +12,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from crypten_fl.fedtrain.evaluate.thresholds import edge_confusion
+from crypten_fl.fedtrain.metrics.classification import auroc_from_histograms
 from matplotlib.ticker import NullFormatter
-
-from fedtrain.evaluate.thresholds import edge_confusion
-from fedtrain.metrics.classification import auroc_from_histograms
 
 DPI = 120
 

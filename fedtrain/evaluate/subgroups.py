@@ -17,8 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
-from mimic_etl.partition.files import read_parquet
+from crypten_fl.mimic_etl.partition.files import read_parquet
 
 AGE_BANDS: tuple[tuple[str, float, float], ...] = (
     ("18-44", 18.0, 45.0), ("45-64", 45.0, 65.0), ("65-79", 65.0, 80.0), ("80+", 80.0, math.inf),

@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-
-from fedtrain.metrics.classification import (
+from crypten_fl.fedtrain.metrics.classification import (
     auroc_from_histograms,
     binary_metrics,
     confusion_counts,

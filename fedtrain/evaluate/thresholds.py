@@ -25,8 +25,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.errors import UserError
 
 FALLBACK_THRESHOLD = 0.5
 RULES = ("youden", "f1")

@@ -15,19 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedtrain import strategies
-from fedtrain.config import TrainConfig
-from fedtrain.evaluate.parties import EventFn
-from fedtrain.evaluate.plots import epsilon_curve
-from fedtrain.evaluate.tables import Table, to_markdown
-from fedtrain.experiments.compare import read_run
-from fedtrain.run.coordinator import train
-from fedtrain.run.federation import federation_reads, read_federation
-from mimic_etl.errors import UserError
-from mimic_etl.manifest import write_json
-from mimic_etl.outdir import atomic_output_dir, check_output_dir
-from mimic_etl.progress import ProgressFn, no_progress
-from mimic_etl.writing import write_errors
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.evaluate.parties import EventFn
+from crypten_fl.fedtrain.evaluate.plots import epsilon_curve
+from crypten_fl.fedtrain.evaluate.tables import Table, to_markdown
+from crypten_fl.fedtrain.experiments.compare import read_run
+from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.run.federation import federation_reads, read_federation
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.manifest import write_json
+from crypten_fl.mimic_etl.outdir import atomic_output_dir, check_output_dir
+from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
+from crypten_fl.mimic_etl.writing import write_errors
 
 
 @dataclass

@@ -5,10 +5,10 @@
 signature belongs to (the TLS transport calls them). See docs/provision.md.
 """
 
-from fedtrain.identity.errors import IdentityError
-from fedtrain.identity.federation import Federation, Member
-from fedtrain.identity.kit import Kit, load_kit
-from fedtrain.identity.provision import provision, provision_ephemeral, rotate
+from crypten_fl.fedtrain.identity.errors import IdentityError
+from crypten_fl.fedtrain.identity.federation import Federation, Member
+from crypten_fl.fedtrain.identity.kit import Kit, load_kit
+from crypten_fl.fedtrain.identity.provision import provision, provision_ephemeral, rotate
 
 __all__ = ["Federation", "IdentityError", "Kit", "Member", "load_kit", "provision",
            "provision_ephemeral", "rotate"]

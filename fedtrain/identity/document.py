@@ -11,12 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from fedtrain.identity import certificates as certs
-from fedtrain.identity.federation import Federation, Member
-from fedtrain.identity.names import (
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity.federation import Federation, Member
+from crypten_fl.fedtrain.identity.names import (
     HOSPITAL,
     RENDEZVOUS,
     TTP,
@@ -24,8 +21,10 @@ from fedtrain.identity.names import (
     check_federation_id,
     hospital_name,
 )
-from mimic_etl.errors import UserError
-from mimic_etl.manifest import read_json
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.manifest import read_json
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 
 FILE = "federation.json"
 FORMAT = "crypten-fl-federation"

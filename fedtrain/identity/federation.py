@@ -13,15 +13,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity.errors import IdentityError
+from crypten_fl.fedtrain.identity.names import HOSPITAL, RENDEZVOUS, TTP, hospital_name
+from crypten_fl.mimic_etl.errors import UserError
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from fedtrain.identity import certificates as certs
-from fedtrain.identity.errors import IdentityError
-from fedtrain.identity.names import HOSPITAL, RENDEZVOUS, TTP, hospital_name
-from mimic_etl.errors import UserError
 
 #: prefixed to everything a member key signs outside TLS, so that no signature made through
 #: :meth:`Kit.sign` can stand for a TLS 1.3 CertificateVerify (or anything else) of that key
@@ -64,7 +63,7 @@ class Federation:
     @classmethod
     def load(cls, path: Path) -> Federation:
         """Read and check a federation.json (or the one in kit directory ``path``)."""
-        from fedtrain.identity.document import FILE, read
+        from crypten_fl.fedtrain.identity.document import FILE, read
 
         path = Path(path)
         return read(path / FILE if path.is_dir() else path)
@@ -77,7 +76,7 @@ class Federation:
     @cached_property
     def digest(self) -> str:
         """SHA-256 of the canonical federation.json: peers holding the same revision agree."""
-        from fedtrain.identity.document import to_document
+        from crypten_fl.fedtrain.identity.document import to_document
 
         canonical = json.dumps(to_document(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -191,6 +190,6 @@ class Federation:
 
     def to_json(self) -> dict[str, Any]:
         """The federation.json document."""
-        from fedtrain.identity.document import to_document
+        from crypten_fl.fedtrain.identity.document import to_document
 
         return to_document(self)

@@ -12,13 +12,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity.federation import (
+    SIGNATURE_ALGORITHM,
+    SIGNATURE_CONTEXT,
+    Federation,
+    Member,
+)
+from crypten_fl.mimic_etl.errors import UserError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from fedtrain.identity import certificates as certs
-from fedtrain.identity.federation import SIGNATURE_ALGORITHM, SIGNATURE_CONTEXT, Federation, Member
-from mimic_etl.errors import UserError
 
 KEY, CERT, CA, FEDERATION = "member.key", "member.crt", "ca.crt", "federation.json"
 FILES = (KEY, CERT, CA, FEDERATION)

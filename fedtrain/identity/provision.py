@@ -12,12 +12,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptography import x509
-
-from fedtrain.identity import certificates as certs
-from fedtrain.identity import document, names
-from fedtrain.identity.federation import Federation, Member
-from fedtrain.identity.kit import (
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity import document, names
+from crypten_fl.fedtrain.identity.federation import Federation, Member
+from crypten_fl.fedtrain.identity.kit import (
     CA,
     CERT,
     FEDERATION,
@@ -28,10 +26,11 @@ from fedtrain.identity.kit import (
     read_private_key,
     same_key,
 )
-from mimic_etl import __version__
-from mimic_etl.errors import UserError
-from mimic_etl.outdir import atomic_output_dir
-from mimic_etl.pathguard import Reads, check_disjoint
+from crypten_fl.mimic_etl import __version__
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.outdir import atomic_output_dir
+from crypten_fl.mimic_etl.pathguard import Reads, check_disjoint
+from cryptography import x509
 
 CA_DIR, CA_KEY = "ca", "ca.key"
 #: validity of a throw-away federation (its CA key is never written, so nothing can renew it)
@@ -116,7 +115,7 @@ def _write_ca(root: Path, ca_key: bytes, federation: Federation) -> None:
 def _write_federation(out: Path, ca_key: bytes, federation: Federation,
                       keys: dict[str, bytes], reads: Reads | None = None) -> None:
     """KITS/ca/ and every kit, written to a private temporary sibling renamed to ``out``."""
-    from mimic_etl.writing import write_errors  # imports polars: only when writing
+    from crypten_fl.mimic_etl.writing import write_errors  # imports polars: only when writing
 
     with write_errors(out), atomic_output_dir(out, reads=reads, command="provision") as tmp:
         tmp.chmod(0o700)

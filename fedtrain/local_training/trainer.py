@@ -29,11 +29,8 @@ from typing import Any, cast
 
 import numpy as np
 import torch
-from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
-
-from fedtrain.data.preprocess import ModelInputs
-from fedtrain.local_training.dp_sgd import (
+from crypten_fl.fedtrain.data.preprocess import ModelInputs
+from crypten_fl.fedtrain.local_training.dp_sgd import (
     DPConfig,
     PrivateTraining,
     accountant_state,
@@ -41,14 +38,16 @@ from fedtrain.local_training.dp_sgd import (
     make_private,
     privacy_report,
 )
-from fedtrain.models.dp_compat import (
+from crypten_fl.fedtrain.models.dp_compat import (
     canonical_state_dict,
     load_canonical_state_dict,
     make_private_compatible,
     unwrap,
 )
-from fedtrain.models.transformer import ICUTransformer
-from mimic_etl.progress import ProgressFn, no_progress
+from crypten_fl.fedtrain.models.transformer import ICUTransformer
+from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 
 @dataclass(frozen=True)

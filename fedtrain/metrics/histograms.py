@@ -12,15 +12,14 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from fedtrain.metrics.classification import (
+from crypten_fl.fedtrain.metrics.classification import (
     auroc_from_histograms,
     confusion_from_histograms,
     histogram_counts,
     macro_average,
     metrics_from_confusion,
 )
-from fedtrain.secure import tags
+from crypten_fl.fedtrain.secure import tags
 
 SumFn = Callable[..., torch.Tensor]  # aggregator.sum(vector, what=...)
 

@@ -1,5 +1,5 @@
 """Plaintext models trained inside one hospital: the ICU Transformer and its DP-SGD adapter."""
 
-from fedtrain.models.transformer import ICUTransformer
+from crypten_fl.fedtrain.models.transformer import ICUTransformer
 
 __all__ = ["ICUTransformer"]

@@ -29,7 +29,7 @@ def make_private_compatible(model: nn.Module) -> nn.Module:
     """A copy of ``model`` that Opacus can train and that computes the same function
     (:func:`fedtrain.models.dp_attention.make_private_compatible`; Opacus is imported only here,
     when DP-SGD is asked for: it costs a second at every party's start)."""
-    from fedtrain.models.dp_attention import make_private_compatible as fix
+    from crypten_fl.fedtrain.models.dp_attention import make_private_compatible as fix
 
     return fix(model)
 

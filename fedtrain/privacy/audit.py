@@ -20,23 +20,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.evaluate.runs import RunInfo, open_run, read_config, run_reads
+from crypten_fl.fedtrain.launch import EventFn, launch
+from crypten_fl.fedtrain.privacy.audit_job import model_index
+from crypten_fl.fedtrain.privacy.audit_plots import attack_roc_figure
+from crypten_fl.fedtrain.privacy.audit_report import describe_run, write_report
+from crypten_fl.fedtrain.privacy.audit_summary import summarise
+from crypten_fl.fedtrain.privacy.membership_inference import ATTACKS, DEFAULT_BINS
+from crypten_fl.fedtrain.privacy.sampling import rng_for
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.manifest import read_json
+from crypten_fl.mimic_etl.outdir import atomic_output_dir
+from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
 
-from fedtrain import strategies
-from fedtrain.evaluate.runs import RunInfo, open_run, read_config, run_reads
-from fedtrain.launch import EventFn, launch
-from fedtrain.privacy.audit_job import model_index
-from fedtrain.privacy.audit_plots import attack_roc_figure
-from fedtrain.privacy.audit_report import describe_run, write_report
-from fedtrain.privacy.audit_summary import summarise
-from fedtrain.privacy.membership_inference import ATTACKS, DEFAULT_BINS
-from fedtrain.privacy.sampling import rng_for
-from fedtrain.secure import tags
-from mimic_etl.errors import UserError
-from mimic_etl.manifest import read_json
-from mimic_etl.outdir import atomic_output_dir
-from mimic_etl.progress import ProgressFn, no_progress
-
-JOB = "fedtrain.privacy.audit_job:run"
+JOB = "crypten_fl.fedtrain.privacy.audit_job:run"
 #: training options on top of the defaults that make the demo's model overfit (100 epochs, no
 #: dropout), so that DP-SGD's effect on membership leakage is visible (docs/privacy.md)
 OVERFITTING: dict[str, Any] = {"rounds": 25, "local_epochs": 4, "dropout": 0.0}

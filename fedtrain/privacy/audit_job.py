@@ -23,17 +23,16 @@ from typing import Any
 
 import numpy as np
 import torch
-
-from fedtrain import strategies
-from fedtrain.config import TrainConfig
-from fedtrain.party import PartyContext
-from fedtrain.privacy.attack_metrics import counts_from_scores
-from fedtrain.privacy.audit_summary import summarise
-from fedtrain.privacy.hospital_audit import AttackSettings, score_hospital
-from fedtrain.privacy.membership_inference import score_histogram
-from fedtrain.privacy.sampling import rng_for
-from fedtrain.secure import tags
-from fedtrain.secure.aggregator import SecureAggregator
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.party import PartyContext
+from crypten_fl.fedtrain.privacy.attack_metrics import counts_from_scores
+from crypten_fl.fedtrain.privacy.audit_summary import summarise
+from crypten_fl.fedtrain.privacy.hospital_audit import AttackSettings, score_hospital
+from crypten_fl.fedtrain.privacy.membership_inference import score_histogram
+from crypten_fl.fedtrain.privacy.sampling import rng_for
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.secure.aggregator import SecureAggregator
 
 
 def model_index(strategy: str, hospital: int) -> int:

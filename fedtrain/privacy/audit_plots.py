@@ -10,8 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-
-from fedtrain.evaluate.plots import DPI
+from crypten_fl.fedtrain.evaluate.plots import DPI
 
 
 def attack_roc_figure(path: Path, report: dict[str, Any]) -> None:

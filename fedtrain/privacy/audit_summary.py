@@ -11,8 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from fedtrain.privacy.attack_metrics import (
+from crypten_fl.fedtrain.privacy.attack_metrics import (
     REPORTED_FPRS,
     auroc,
     bootstrap_counts,
@@ -24,7 +23,7 @@ from fedtrain.privacy.attack_metrics import (
     roc_vertices,
     tpr_at_fpr,
 )
-from fedtrain.privacy.epsilon_bound import epsilon_lower_bound
+from crypten_fl.fedtrain.privacy.epsilon_bound import epsilon_lower_bound
 
 
 def fpr_key(alpha: float) -> str:

@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from crypten_fl.fedtrain.privacy.attack_metrics import check_counts
 from scipy.stats import beta
-
-from fedtrain.privacy.attack_metrics import check_counts
 
 
 def clopper_pearson_lower(k: np.ndarray, n: int, level: float) -> np.ndarray:

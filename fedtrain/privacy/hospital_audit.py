@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-from fedtrain.privacy.membership_inference import lira_scores, logits, loss_scores
-from fedtrain.privacy.reference import concat, reference_logits, take
-from fedtrain.privacy.sampling import (
+from crypten_fl.fedtrain.privacy.membership_inference import lira_scores, logits, loss_scores
+from crypten_fl.fedtrain.privacy.reference import concat, reference_logits, take
+from crypten_fl.fedtrain.privacy.sampling import (
     AuditSets,
     reference_subsets,
     sample_audit_sets,

@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from crypten_fl.fedtrain.data.preprocess import ModelInputs
 from torch import nn
-
-from fedtrain.data.preprocess import ModelInputs
 
 ATTACKS = ("loss", "shadow")
 #: floor of the per-stay loss before the log (float64 BCE of a memorised stay is ~1e-10 or more)

@@ -16,11 +16,10 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from crypten_fl.fedtrain.data.preprocess import ModelInputs
+from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
+from crypten_fl.fedtrain.privacy.membership_inference import logits
 from torch import nn
-
-from fedtrain.data.preprocess import ModelInputs
-from fedtrain.local_training.trainer import LocalTrainer, TrainConfig
-from fedtrain.privacy.membership_inference import logits
 
 
 def take(inputs: ModelInputs, index: np.ndarray) -> ModelInputs:

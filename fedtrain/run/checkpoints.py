@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from fedtrain import strategies
-from fedtrain.sessions.hospital import HospitalSession, Session
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.sessions.hospital import HospitalSession, Session
 
 
 def checkpoint_path(run_dir: Path, round_index: int, hospital: int) -> Path:

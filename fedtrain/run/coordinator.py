@@ -17,17 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedtrain import strategies
-from fedtrain.config import TrainConfig
-from fedtrain.launch import PartyFailure, launch
-from fedtrain.run.federation import HospitalInfo, federation_reads, read_federation
-from fedtrain.run.outputs import write_run_outputs
-from mimic_etl.errors import UserError
-from mimic_etl.manifest import write_json
-from mimic_etl.outdir import check_output_dir, finish_output
-from mimic_etl.pathguard import Reads, check_disjoint
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.launch import PartyFailure, launch
+from crypten_fl.fedtrain.run.federation import HospitalInfo, federation_reads, read_federation
+from crypten_fl.fedtrain.run.outputs import write_run_outputs
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.manifest import write_json
+from crypten_fl.mimic_etl.outdir import check_output_dir, finish_output
+from crypten_fl.mimic_etl.pathguard import Reads, check_disjoint
 
-JOB = "fedtrain.run.hospital:run"
+JOB = "crypten_fl.fedtrain.run.hospital:run"
 EventFn = Callable[[int, dict[str, Any]], None]
 
 

@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crypten_fl.fedtrain import faults, strategies
+from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.metrics.classification import multilabel_metrics
+from crypten_fl.fedtrain.metrics.histograms import pooled_metrics
+from crypten_fl.fedtrain.party import PartyContext
+from crypten_fl.fedtrain.run import checkpoints, rejoin
+from crypten_fl.fedtrain.secure import group
+from crypten_fl.fedtrain.sessions.hospital import Session
 from safetensors.torch import save_file
-
-from fedtrain import faults, strategies
-from fedtrain.compat import crypten
-from fedtrain.config import TrainConfig
-from fedtrain.metrics.classification import multilabel_metrics
-from fedtrain.metrics.histograms import pooled_metrics
-from fedtrain.party import PartyContext
-from fedtrain.run import checkpoints, rejoin
-from fedtrain.secure import group
-from fedtrain.sessions.hospital import Session
 
 
 def _val_macro_auroc(strategy: strategies.Strategy, session: Session) -> float | None:

@@ -30,16 +30,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
-
-from fedtrain import party, strategies
-from fedtrain.config import TrainConfig
-from fedtrain.run.coordinator import JOB
-from fedtrain.secure import group
-from fedtrain.transport import join
-from mimic_etl.errors import UserError
-from mimic_etl.hospital_data import read_hospital_manifest
-from mimic_etl.outdir import check_replaceable, write_marker
-from mimic_etl.pathguard import Reads, check_disjoint
+from crypten_fl.fedtrain import party, strategies
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.run.coordinator import JOB
+from crypten_fl.fedtrain.secure import group
+from crypten_fl.fedtrain.transport import join
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.hospital_data import read_hospital_manifest
+from crypten_fl.mimic_etl.outdir import check_replaceable, write_marker
+from crypten_fl.mimic_etl.pathguard import Reads, check_disjoint
 
 
 def _rendezvous_host(rendezvous: str) -> tuple[str, int] | None:
@@ -136,8 +135,8 @@ def serve_rendezvous(identity: NodeIdentity, timeout: float = 60.0,
             raise UserError(f"--rendezvous {identity.rendezvous}: {err}") from None
         finished: Callable[[], bool] = lambda: store.check(["finished"])  # noqa: E731
     else:
-        from fedtrain.identity import load_kit
-        from fedtrain.transport.store import StoreServer
+        from crypten_fl.fedtrain.identity import load_kit
+        from crypten_fl.fedtrain.transport.store import StoreServer
 
         host, port = join.parse_rendezvous(identity.rendezvous)
 
@@ -214,7 +213,7 @@ def resolve_identity(*, kit: Path | None, rank: int | None, world_size: int | No
     if kit is None:
         raise UserError("--kit: required — a node is identified by its federation kit "
                         "(crypten-fl provision), or run with --insecure-transport")
-    from fedtrain.identity import load_kit
+    from crypten_fl.fedtrain.identity import load_kit
 
     loaded = load_kit(Path(kit))
     member, federation = loaded.member, loaded.federation

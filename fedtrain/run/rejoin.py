@@ -11,12 +11,11 @@ sent is what the hospital would have obtained had it stayed (docs/reliability.md
 from __future__ import annotations
 
 import torch
-
-from fedtrain import strategies
-from fedtrain.compat import crypten
-from fedtrain.secure import group, reveal_audit, tags
-from fedtrain.secure.reveal_audit import revealing
-from fedtrain.secure.tensors import flatten, unflatten
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.secure import group, reveal_audit, tags
+from crypten_fl.fedtrain.secure.reveal_audit import revealing
+from crypten_fl.fedtrain.secure.tensors import flatten, unflatten
 
 
 def sync_global_state(strategy: strategies.Strategy, have: int) -> int:

@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-
-from fedtrain import faults
-from fedtrain.compat import crypten
-from fedtrain.secure import fixed_point, group, keys, masks, reveal_audit
-from fedtrain.secure.keys import KeyPair
-from fedtrain.secure.reveal_audit import revealing
-from fedtrain.transport import join as transport
+from crypten_fl.fedtrain import faults
+from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.secure import fixed_point, group, keys, masks, reveal_audit
+from crypten_fl.fedtrain.secure.keys import KeyPair
+from crypten_fl.fedtrain.secure.reveal_audit import revealing
+from crypten_fl.fedtrain.transport import join as transport
 
 #: failures of a collective that mean a peer died or went silent (gloo raises RuntimeError,
 #: torch.distributed.DistBackendError derives from it)

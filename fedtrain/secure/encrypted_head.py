@@ -18,11 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.secure.reveal_audit import revealing
 from torch import nn
-
-from fedtrain.compat import crypten
-from fedtrain.secure import tags
-from fedtrain.secure.reveal_audit import revealing
 
 CrypTensor = crypten.CrypTensor
 

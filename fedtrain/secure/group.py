@@ -31,11 +31,10 @@ from urllib.parse import urlparse
 
 import torch
 import torch.distributed as dist
-
-from fedtrain import compat
-from fedtrain.compat import crypten
-from fedtrain.transport import join as transport
-from fedtrain.transport import process_group
+from crypten_fl.fedtrain import compat
+from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.transport import join as transport
+from crypten_fl.fedtrain.transport import process_group
 
 
 class GroupError(Exception):

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 if TYPE_CHECKING:
-    from fedtrain.identity import Federation
+    from crypten_fl.fedtrain.identity import Federation
 
 PUBLIC_KEY_BYTES = 32
 ANNOUNCEMENT_BYTES = 112  # public key, signature length (u16) and an ECDSA P-256 signature, padded

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-
-from mimic_etl.errors import UserError
-from mimic_etl.progress import ProgressFn, no_progress
 
 P = 2**255 - 19
 A = 486662
@@ -167,8 +166,7 @@ class CryptenChannel:
 
     def __init__(self, communicator: Any = None) -> None:
         import torch
-
-        from fedtrain.compat import crypten
+        from crypten_fl.fedtrain.compat import crypten
 
         self._torch = torch
         self._comm = communicator if communicator is not None else crypten.communicator.get()

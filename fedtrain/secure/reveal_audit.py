@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 from typing import Any
 
-from fedtrain.compat import crypten
+from crypten_fl.fedtrain.compat import crypten
 
 _current: list[str] = []
 

@@ -13,16 +13,15 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
-
-from fedtrain.config import TrainConfig
-from fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
-from fedtrain.local_training.dp_sgd import DPConfig
-from fedtrain.local_training.trainer import LocalTrainer
-from fedtrain.local_training.trainer import TrainConfig as LocalConfig
-from fedtrain.models.transformer import ICUTransformer
-from fedtrain.secure import tags
-from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
-from mimic_etl.hospital_data import HospitalSplit, load_split
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
+from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
+from crypten_fl.fedtrain.local_training.trainer import LocalTrainer
+from crypten_fl.fedtrain.local_training.trainer import TrainConfig as LocalConfig
+from crypten_fl.fedtrain.models.transformer import ICUTransformer
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
+from crypten_fl.mimic_etl.hospital_data import HospitalSplit, load_split
 
 #: sums of squares of raw values reach ~1e13 at full scale: 8 fractional bits keep them in range
 MOMENT_PRECISION_BITS = 8

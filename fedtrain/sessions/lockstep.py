@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 
 import torch
-
-from fedtrain.compat import crypten
+from crypten_fl.fedtrain.compat import crypten
 
 
 def all_sizes(n: int) -> list[int]:

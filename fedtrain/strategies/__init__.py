@@ -13,11 +13,11 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
-from mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.errors import UserError
 
 if TYPE_CHECKING:
-    from fedtrain.config import TrainConfig
-    from fedtrain.strategies.base import Strategy
+    from crypten_fl.fedtrain.config import TrainConfig
+    from crypten_fl.fedtrain.strategies.base import Strategy
 
 GROUP = "crypten_fl.strategies"
 
@@ -52,7 +52,7 @@ def get(name: str) -> type[Strategy]:
 def validate(config: TrainConfig) -> TrainConfig:
     """``config.validate()``, the hospital-level DP options, and what its strategy can do
     (DP-SGD, central DP, update checks, dropouts): every check made before a process starts."""
-    from fedtrain.updates import central_dp
+    from crypten_fl.fedtrain.updates import central_dp
 
     cls = get(config.strategy)
     config.validate()

@@ -19,20 +19,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file
-
-from fedtrain.config import TrainConfig
-from fedtrain.secure import tags
-from fedtrain.secure.tensors import flatten, secure_mean, unflatten
-from fedtrain.updates import central_dp
-from fedtrain.updates.validation import (
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.secure.tensors import flatten, secure_mean, unflatten
+from crypten_fl.fedtrain.updates import central_dp
+from crypten_fl.fedtrain.updates.validation import (
     UpdateCheck,
     ValidationLog,
     check_update,
     corrupt,
     injected_corruption,
 )
-from mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.errors import UserError
+from safetensors.torch import load_file
 
 #: ``emit(event, **fields)``: a progress event to the coordinator (fedtrain/party.py)
 EmitFn = Callable[..., None]
@@ -105,7 +104,7 @@ class Strategy(ABC):
         """Raise UserError for an option this strategy cannot honour (checked before any
         process starts)."""
         def those(trait: str) -> str:
-            from fedtrain import strategies
+            from crypten_fl.fedtrain import strategies
 
             names = [n for n in strategies.available() if getattr(strategies.get(n), trait)]
             return ", ".join(names)
@@ -125,7 +124,7 @@ class Strategy(ABC):
     @staticmethod
     def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:
         """Open this party's session (its data, trainer, aggregator)."""
-        from fedtrain.sessions.hospital import open_session
+        from crypten_fl.fedtrain.sessions.hospital import open_session
 
         return open_session(rank, spec, config)
 

@@ -7,9 +7,8 @@ pools the data, so it protects nothing. It runs as a single party that reads eve
 from __future__ import annotations
 
 import torch
-
-from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.strategies.base import ParameterSharing
 
 
 class Centralized(ParameterSharing):

@@ -21,10 +21,9 @@ the mean of the heads, since all heads start equal). The anchor is checkpointed.
 from __future__ import annotations
 
 import torch
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.strategies.base import ParameterSharing, RoundResult, SharedBlock
 from torch import nn
-
-from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing, RoundResult, SharedBlock
 
 
 class FedMTL(ParameterSharing):

@@ -7,8 +7,8 @@ its own head.
 
 from __future__ import annotations
 
-from fedtrain.secure import tags
-from fedtrain.strategies.base import ParameterSharing
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.strategies.base import ParameterSharing
 
 
 class FedPer(ParameterSharing):

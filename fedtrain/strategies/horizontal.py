@@ -8,9 +8,8 @@ from CrypTen additive shares so that only the weighted sum and the total weight 
 from __future__ import annotations
 
 import torch
-
-from fedtrain.secure import group, tags
-from fedtrain.strategies.base import ParameterSharing
+from crypten_fl.fedtrain.secure import group, tags
+from crypten_fl.fedtrain.strategies.base import ParameterSharing
 
 
 class Horizontal(ParameterSharing):

@@ -19,17 +19,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.data.preprocess import ModelInputs
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, reveal_to_owners, share_blocks
+from crypten_fl.fedtrain.secure.reveal_audit import revealing
+from crypten_fl.fedtrain.sessions import lockstep
+from crypten_fl.fedtrain.strategies.base import ParameterSharing, RoundResult
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits
 from torch.utils.data import DataLoader, TensorDataset
-
-from fedtrain.compat import crypten
-from fedtrain.data.preprocess import ModelInputs
-from fedtrain.secure import tags
-from fedtrain.secure.encrypted_head import EncryptedHead, reveal_to_owners, share_blocks
-from fedtrain.secure.reveal_audit import revealing
-from fedtrain.sessions import lockstep
-from fedtrain.strategies.base import ParameterSharing, RoundResult
 
 PREDICT_CHUNK = 1024
 

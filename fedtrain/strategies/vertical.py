@@ -15,16 +15,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.data.preprocess import ModelInputs
+from crypten_fl.fedtrain.secure import tags
+from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
+from crypten_fl.fedtrain.secure.reveal_audit import revealing
+from crypten_fl.fedtrain.sessions.vertical import open_vertical_session
+from crypten_fl.fedtrain.strategies.base import RoundResult, Strategy
 from safetensors.torch import load_file
 from torch.nn.functional import binary_cross_entropy_with_logits
-
-from fedtrain.compat import crypten
-from fedtrain.data.preprocess import ModelInputs
-from fedtrain.secure import tags
-from fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
-from fedtrain.secure.reveal_audit import revealing
-from fedtrain.sessions.vertical import open_vertical_session
-from fedtrain.strategies.base import RoundResult, Strategy
 
 PREDICT_CHUNK = 1024
 

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from fedtrain.transport.channels import describe
+from crypten_fl.fedtrain.transport.channels import describe
 
 Handler = Callable[[socket.socket, str], None]
 

@@ -18,8 +18,7 @@ from typing import Protocol
 
 import torch
 import torch.distributed as dist
-
-from fedtrain.transport.links import as_bytes, recycle
+from crypten_fl.fedtrain.transport.links import as_bytes, recycle
 
 RING_MIN_BYTES = int(__import__("os").environ.get("RING_MIN", 1 << 16))
 

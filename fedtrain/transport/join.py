@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import torch.distributed as dist
-
-from fedtrain.transport import process_group
-from fedtrain.transport.channels import Credentials, PeerRefused
-from fedtrain.transport.store import StoreServer, TlsStore
+from crypten_fl.fedtrain.transport import process_group
+from crypten_fl.fedtrain.transport.channels import Credentials, PeerRefused
+from crypten_fl.fedtrain.transport.store import StoreServer, TlsStore
 
 if TYPE_CHECKING:
-    from fedtrain.identity import Kit
+    from crypten_fl.fedtrain.identity import Kit
 
 TRANSPORT_ENV, KIT_ENV = "CRYPTEN_FL_TRANSPORT", "CRYPTEN_FL_KIT"
 LISTEN_HOST_ENV, LISTEN_PORT_ENV, ADVERTISE_ENV = (
@@ -67,7 +66,7 @@ def join(on_refused: Callable[[PeerRefused], None] | None = None,
     if not path:
         raise RuntimeError(f"{KIT_ENV} is not set: a party needs its federation kit "
                            "(or --insecure-transport)")
-    from fedtrain.identity import load_kit
+    from crypten_fl.fedtrain.identity import load_kit
 
     _kit = load_kit(Path(path))
     _credentials = credentials_from_kit(_kit)
@@ -88,7 +87,7 @@ def kit() -> Kit | None:
 
 def credentials() -> Credentials:
     if _credentials is None:
-        raise RuntimeError("fedtrain.transport.join.join() has not been called")
+        raise RuntimeError("crypten_fl.fedtrain.transport.join.join() has not been called")
     return _credentials
 
 

@@ -32,10 +32,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fedtrain.transport.acceptor import Acceptor
-from fedtrain.transport.channels import Credentials, Handshake, PeerRefused, describe
-from fedtrain.transport.channels import handshake_error as _handshake_error
-from fedtrain.transport.links import KEY_BYTES, InLink, OutLink
+from crypten_fl.fedtrain.transport.acceptor import Acceptor
+from crypten_fl.fedtrain.transport.channels import Credentials, Handshake, PeerRefused, describe
+from crypten_fl.fedtrain.transport.channels import handshake_error as _handshake_error
+from crypten_fl.fedtrain.transport.links import KEY_BYTES, InLink, OutLink
 
 HANDSHAKE_TIMEOUT_S = 30.0  # generous: a member on a loaded machine may be slow to answer
 _MAX_HELLO = 1 << 12

@@ -26,12 +26,18 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from crypten_fl.fedtrain.transport import collectives
+from crypten_fl.fedtrain.transport.channels import Credentials, PeerRefused
+from crypten_fl.fedtrain.transport.links import (
+    COLLECTIVE,
+    P2P,
+    InLink,
+    LinkError,
+    OutLink,
+    as_bytes,
+)
+from crypten_fl.fedtrain.transport.mesh import Listener, RefusedFn, dial
 from torch.futures import Future
-
-from fedtrain.transport import collectives
-from fedtrain.transport.channels import Credentials, PeerRefused
-from fedtrain.transport.links import COLLECTIVE, P2P, InLink, LinkError, OutLink, as_bytes
-from fedtrain.transport.mesh import Listener, RefusedFn, dial
 
 BACKEND = "cfltls"
 

@@ -27,10 +27,14 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch.distributed as dist
-
-from fedtrain.transport.acceptor import Acceptor
-from fedtrain.transport.channels import Credentials, PeerRefused, describe, handshake_error
-from fedtrain.transport.mesh import HANDSHAKE_TIMEOUT_S, RefusedFn
+from crypten_fl.fedtrain.transport.acceptor import Acceptor
+from crypten_fl.fedtrain.transport.channels import (
+    Credentials,
+    PeerRefused,
+    describe,
+    handshake_error,
+)
+from crypten_fl.fedtrain.transport.mesh import HANDSHAKE_TIMEOUT_S, RefusedFn
 
 _HEAD = struct.Struct("<BI")
 _LEN = struct.Struct("<I")

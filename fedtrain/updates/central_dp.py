@@ -39,11 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-
-from mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.errors import UserError
 
 if TYPE_CHECKING:
-    from fedtrain.config import TrainConfig
+    from crypten_fl.fedtrain.config import TrainConfig
 
 #: hospital-level δ when --central-delta is not given: far below 1/K for any realistic number K
 #: of hospitals (with K = 4, 1/K = 0.25 would allow publishing one whole hospital's data)

@@ -21,22 +21,21 @@ import time
 from pathlib import Path
 
 import duckdb
-
-import sql
-from mimic_etl.errors import UserError
-from mimic_etl.extract import duck, runner, tables
-from mimic_etl.extract.definitions import load_features, load_labels, template_values
-from mimic_etl.extract.summary import (
+from crypten_fl import sql
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.extract import duck, runner, tables
+from crypten_fl.mimic_etl.extract.definitions import load_features, load_labels, template_values
+from crypten_fl.mimic_etl.extract.summary import (
     ExtractSummary,
     FlowStep,
     manifest_fields,
     read_flow,
     summarize,
 )
-from mimic_etl.manifest import base_manifest, describe_inputs, write_json
-from mimic_etl.outdir import atomic_output_dir, check_output_dir
-from mimic_etl.progress import ProgressFn, no_progress
-from mimic_etl.writing import write_errors
+from crypten_fl.mimic_etl.manifest import base_manifest, describe_inputs, write_json
+from crypten_fl.mimic_etl.outdir import atomic_output_dir, check_output_dir
+from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
+from crypten_fl.mimic_etl.writing import write_errors
 
 __all__ = ["ExtractSummary", "extract"]
 

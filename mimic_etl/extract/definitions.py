@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import sql
+from crypten_fl import sql
 
 FEATURE_GROUPS: tuple[str, ...] = ("vitals", "labs", "urine", "meds")
 FLAG_GROUPS: frozenset[str] = frozenset({"meds"})

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
-from mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.errors import UserError
 
 _MEMORY = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-
-from mimic_etl.extract.definitions import FEATURE_GROUPS, Feature
+from crypten_fl.mimic_etl.extract.definitions import FEATURE_GROUPS, Feature
 
 STATIC_COLUMNS: tuple[str, ...] = (
     "stay_id", "subject_id", "hadm_id", "intime", "los_hours", "age", "sex", "race_group",

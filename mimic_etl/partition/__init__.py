@@ -6,10 +6,10 @@ Modules: `cohort` (read COHORT/), `patients` (patient table), `schemes` (horizon
 `plot` (label prevalence PNG), `pipeline` (the `partition` entry point).
 """
 
-from mimic_etl.partition.pipeline import partition
-from mimic_etl.partition.schemes import SCHEMES
-from mimic_etl.partition.splits import DEFAULT_SPLIT, SPLIT_NAMES, parse_split
-from mimic_etl.partition.summary import HospitalSummary, PartitionSummary
+from crypten_fl.mimic_etl.partition.pipeline import partition
+from crypten_fl.mimic_etl.partition.schemes import SCHEMES
+from crypten_fl.mimic_etl.partition.splits import DEFAULT_SPLIT, SPLIT_NAMES, parse_split
+from crypten_fl.mimic_etl.partition.summary import HospitalSummary, PartitionSummary
 
 __all__ = [
     "DEFAULT_SPLIT",

@@ -11,18 +11,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from mimic_etl.errors import UserError
-from mimic_etl.manifest import base_manifest, describe_inputs, write_json
-from mimic_etl.outdir import atomic_output_dir, check_output_dir
-from mimic_etl.partition.cohort import Cohort, load_cohort
-from mimic_etl.partition.measures import hospital_js, prevalence
-from mimic_etl.partition.patients import PatientTable, build_patient_table
-from mimic_etl.partition.plot import plot_label_prevalence
-from mimic_etl.partition.schemes import SCHEMES, min_hospital_size
-from mimic_etl.partition.splits import DEFAULT_SPLIT, SPLIT_NAMES, assign_splits, check_split
-from mimic_etl.partition.summary import HospitalSummary, PartitionSummary
-from mimic_etl.partition.vertical import (
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.manifest import base_manifest, describe_inputs, write_json
+from crypten_fl.mimic_etl.outdir import atomic_output_dir, check_output_dir
+from crypten_fl.mimic_etl.partition.cohort import Cohort, load_cohort
+from crypten_fl.mimic_etl.partition.measures import hospital_js, prevalence
+from crypten_fl.mimic_etl.partition.patients import PatientTable, build_patient_table
+from crypten_fl.mimic_etl.partition.plot import plot_label_prevalence
+from crypten_fl.mimic_etl.partition.schemes import SCHEMES, min_hospital_size
+from crypten_fl.mimic_etl.partition.splits import (
+    DEFAULT_SPLIT,
+    SPLIT_NAMES,
+    assign_splits,
+    check_split,
+)
+from crypten_fl.mimic_etl.partition.summary import HospitalSummary, PartitionSummary
+from crypten_fl.mimic_etl.partition.vertical import (
     new_federation_secret,
     owns_static,
     parse_feature_groups,
@@ -30,9 +34,9 @@ from mimic_etl.partition.vertical import (
     party_rows,
     pseudonym_keys,
 )
-from mimic_etl.partition.writer import HospitalView, write_hospital
-from mimic_etl.progress import ProgressFn, no_progress
-from mimic_etl.writing import write_errors
+from crypten_fl.mimic_etl.partition.writer import HospitalView, write_hospital
+from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
+from crypten_fl.mimic_etl.writing import write_errors
 
 
 @dataclasses.dataclass

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-
-from mimic_etl.partition.summary import PartitionSummary
+from crypten_fl.mimic_etl.partition.summary import PartitionSummary
 
 
 def plot_label_prevalence(summary: PartitionSummary, path: Path) -> None:

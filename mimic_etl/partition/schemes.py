@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-
-from mimic_etl.errors import UserError
-from mimic_etl.partition.patients import PatientTable
-from mimic_etl.partition.splits import apportion
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.partition.patients import PatientTable
+from crypten_fl.mimic_etl.partition.splits import apportion
 
 SchemeFn = Callable[[PatientTable, int, float, np.random.Generator], np.ndarray]
 

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-
-from mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.errors import UserError
 
 VALUES_COLUMN = "values"
 MASK_COLUMN = "mask"

@@ -15,9 +15,8 @@ import secrets
 from collections.abc import Sequence
 
 import numpy as np
-
-from mimic_etl.errors import UserError
-from mimic_etl.partition.cohort import STATIC_GROUP
+from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.mimic_etl.partition.cohort import STATIC_GROUP
 
 DEFAULT_PARTIES: tuple[tuple[str, ...], ...] = (("vitals",), ("labs",), ("meds", "urine", "static"))
 MISSING_SHARE = 0.02  # share of each split's stays that a non-label party lacks

@@ -4,6 +4,6 @@ See docs/synth.md for the clinical model, the real-data quirks it reproduces and
 calibration figures.
 """
 
-from mimic_etl.synth.generator import SUMMARY_FILE, SynthSummary, generate
+from crypten_fl.mimic_etl.synth.generator import SUMMARY_FILE, SynthSummary, generate
 
 __all__ = ["SUMMARY_FILE", "SynthSummary", "generate"]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-
-from mimic_etl.synth import frames
-from mimic_etl.synth.cohort import Cohort
-from mimic_etl.synth.items import CHART_FILLER, all_chart_items
-from mimic_etl.synth.physiology import Physiology
-from mimic_etl.synth.stays import StayContext, icu_event_ids
-from mimic_etl.synth.times import HOUR
-from mimic_etl.synth.vitals import GCS_TEXTS, EventRows, vital_rows
+from crypten_fl.mimic_etl.synth import frames
+from crypten_fl.mimic_etl.synth.cohort import Cohort
+from crypten_fl.mimic_etl.synth.items import CHART_FILLER, all_chart_items
+from crypten_fl.mimic_etl.synth.physiology import Physiology
+from crypten_fl.mimic_etl.synth.stays import StayContext, icu_event_ids
+from crypten_fl.mimic_etl.synth.times import HOUR
+from crypten_fl.mimic_etl.synth.vitals import GCS_TEXTS, EventRows, vital_rows
 
 QUIRK_TEXTS = ("___", "ERROR")
 # scales the filler items' rates so that a stay has ~4,600 chartevents rows, about 20 % of them

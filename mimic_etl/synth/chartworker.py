@@ -12,9 +12,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mimic_etl.synth.chunks import build_chunk, chart_rows
-from mimic_etl.synth.schema import columns
-from mimic_etl.synth.writer import CsvGzWriter
+from crypten_fl.mimic_etl.synth.chunks import build_chunk, chart_rows
+from crypten_fl.mimic_etl.synth.schema import columns
+from crypten_fl.mimic_etl.synth.writer import CsvGzWriter
 
 
 def run(path: Path, seed: int, version: str, sizes: list[int], messages: Any) -> None:

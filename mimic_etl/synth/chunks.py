@@ -11,16 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-
-from mimic_etl.synth import tables
-from mimic_etl.synth.chart import chartevents
-from mimic_etl.synth.cohort import Cohort, build_cohort
-from mimic_etl.synth.labs import labevents
-from mimic_etl.synth.meds import prescriptions
-from mimic_etl.synth.outputs import outputevents
-from mimic_etl.synth.physiology import Physiology, simulate
-from mimic_etl.synth.schema import ANCHOR_YEAR_GROUPS
-from mimic_etl.synth.stays import StayContext, stay_context
+from crypten_fl.mimic_etl.synth import tables
+from crypten_fl.mimic_etl.synth.chart import chartevents
+from crypten_fl.mimic_etl.synth.cohort import Cohort, build_cohort
+from crypten_fl.mimic_etl.synth.labs import labevents
+from crypten_fl.mimic_etl.synth.meds import prescriptions
+from crypten_fl.mimic_etl.synth.outputs import outputevents
+from crypten_fl.mimic_etl.synth.physiology import Physiology, simulate
+from crypten_fl.mimic_etl.synth.schema import ANCHOR_YEAR_GROUPS
+from crypten_fl.mimic_etl.synth.stays import StayContext, stay_context
 
 CHUNK_ICU_PATIENTS = 200  # ICU patients per chunk: bounds memory (~1.2 M chart rows)
 OTHER_PER_ICU = 0.25  # patients without any ICU stay, per ICU patient

@@ -9,10 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from mimic_etl.synth import clinical
-from mimic_etl.synth.effects import CHANNEL_NAMES, EFFECTS
-from mimic_etl.synth.times import DAY, HOUR, YEAR, to_minute
+from crypten_fl.mimic_etl.synth import clinical
+from crypten_fl.mimic_etl.synth.effects import CHANNEL_NAMES, EFFECTS
+from crypten_fl.mimic_etl.synth.times import DAY, HOUR, YEAR, to_minute
 
 N_COND = len(clinical.CONDITIONS)
 STAYS_PER_PATIENT = (np.array([1, 2, 3, 4]), np.array([0.80, 0.16, 0.03, 0.01]))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import polars as pl
-
-from mimic_etl.synth import icd
-from mimic_etl.synth.items import OUTPUT_ITEMS, all_chart_items
-from mimic_etl.synth.labitems import ALL_LAB_ITEMS
+from crypten_fl.mimic_etl.synth import icd
+from crypten_fl.mimic_etl.synth.items import OUTPUT_ITEMS, all_chart_items
+from crypten_fl.mimic_etl.synth.labitems import ALL_LAB_ITEMS
 
 
 def d_icd_diagnoses() -> pl.DataFrame:

@@ -6,9 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from mimic_etl.synth.cohort import Cohort
-from mimic_etl.synth.times import DAY, HOUR, YEAR, renewal_times, to_minute
+from crypten_fl.mimic_etl.synth.cohort import Cohort
+from crypten_fl.mimic_etl.synth.times import DAY, HOUR, YEAR, renewal_times, to_minute
 
 ICU, WARD, ED, CLINIC = 0, 1, 2, 3
 OUTPATIENT_VISITS = (64.0, 21.0)  # mean outpatient draws per ICU / non-ICU patient

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-
-from mimic_etl.synth import clinical, frames
-from mimic_etl.synth.cohort import PROVIDERS, Cohort
-from mimic_etl.synth.effects import CHANNELS
-from mimic_etl.synth.labdraws import CLINIC, Draws, schedule
-from mimic_etl.synth.labitems import ALL_LAB_ITEMS, PANELS
-from mimic_etl.synth.physiology import CH, Physiology
-from mimic_etl.synth.times import HOUR
+from crypten_fl.mimic_etl.synth import clinical, frames
+from crypten_fl.mimic_etl.synth.cohort import PROVIDERS, Cohort
+from crypten_fl.mimic_etl.synth.effects import CHANNELS
+from crypten_fl.mimic_etl.synth.labdraws import CLINIC, Draws, schedule
+from crypten_fl.mimic_etl.synth.labitems import ALL_LAB_ITEMS, PANELS
+from crypten_fl.mimic_etl.synth.physiology import CH, Physiology
+from crypten_fl.mimic_etl.synth.times import HOUR
 
 # panel -> probability per draw kind (ICU, ward, ED, outpatient)
 PANEL_P: dict[str, tuple[float, float, float, float]] = {

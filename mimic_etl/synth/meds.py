@@ -12,11 +12,10 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from mimic_etl.synth import clinical, frames
-from mimic_etl.synth.cohort import PROVIDERS, Cohort
-from mimic_etl.synth.drugs import DRUGS, Drug
-from mimic_etl.synth.times import HOUR, to_minute
+from crypten_fl.mimic_etl.synth import clinical, frames
+from crypten_fl.mimic_etl.synth.cohort import PROVIDERS, Cohort
+from crypten_fl.mimic_etl.synth.drugs import DRUGS, Drug
+from crypten_fl.mimic_etl.synth.times import HOUR, to_minute
 
 _TEXT_FIELDS = ("drug_type", "drug", "formulary_drug_cd", "gsn", "ndc", "prod_strength",
                 "dose_val_rx", "dose_unit_rx", "form_val_disp", "form_unit_disp", "route")

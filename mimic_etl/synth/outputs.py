@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-
-from mimic_etl.synth import clinical, frames
-from mimic_etl.synth.cohort import Cohort
-from mimic_etl.synth.physiology import Physiology
-from mimic_etl.synth.stays import StayContext, icu_event_ids
-from mimic_etl.synth.times import HOUR, renewal_times, to_minute
+from crypten_fl.mimic_etl.synth import clinical, frames
+from crypten_fl.mimic_etl.synth.cohort import Cohort
+from crypten_fl.mimic_etl.synth.physiology import Physiology
+from crypten_fl.mimic_etl.synth.stays import StayContext, icu_event_ids
+from crypten_fl.mimic_etl.synth.times import HOUR, renewal_times, to_minute
 
 FOLEY, VOID, CONDOM, STRAIGHT, CHEST1, CHEST2 = 226559, 226560, 226561, 226567, 226588, 226589
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from crypten_fl.mimic_etl.synth import clinical
+from crypten_fl.mimic_etl.synth.cohort import Cohort
+from crypten_fl.mimic_etl.synth.effects import CHANNEL_NAMES, CHANNELS, EFFECTS, acute_delta
+from crypten_fl.mimic_etl.synth.times import HOUR
 from scipy.signal import lfilter
-
-from mimic_etl.synth import clinical
-from mimic_etl.synth.cohort import Cohort
-from mimic_etl.synth.effects import CHANNEL_NAMES, CHANNELS, EFFECTS, acute_delta
-from mimic_etl.synth.times import HOUR
 
 CH = {name: i for i, name in enumerate(CHANNEL_NAMES)}
 CHRONIC_MASK = np.array([c in clinical.CHRONIC for c in clinical.CONDITIONS])

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from mimic_etl.synth import clinical
-from mimic_etl.synth.cohort import Cohort
-from mimic_etl.synth.times import HOUR
+from crypten_fl.mimic_etl.synth import clinical
+from crypten_fl.mimic_etl.synth.cohort import Cohort
+from crypten_fl.mimic_etl.synth.times import HOUR
 
 _NEURO_UNITS = np.array([u.code.startswith("Neuro") for u in clinical.CARE_UNITS])
 _CVICU = clinical.UNIT_NAMES.index("Cardiac Vascular Intensive Care Unit (CVICU)")

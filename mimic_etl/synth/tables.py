@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-
-from mimic_etl.synth import clinical, frames, icd
-from mimic_etl.synth.cohort import PROVIDERS, Cohort
-from mimic_etl.synth.schema import ANCHOR_YEAR_GROUPS
-from mimic_etl.synth.times import DAY, HOUR, to_minute
+from crypten_fl.mimic_etl.synth import clinical, frames, icd
+from crypten_fl.mimic_etl.synth.cohort import PROVIDERS, Cohort
+from crypten_fl.mimic_etl.synth.schema import ANCHOR_YEAR_GROUPS
+from crypten_fl.mimic_etl.synth.times import DAY, HOUR, to_minute
 
 # (value, weight) vocabularies as in MIMIC-IV admissions
 _RACE = (("WHITE", 62), ("BLACK/AFRICAN AMERICAN", 10), ("WHITE - OTHER EUROPEAN", 3),

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
-from mimic_etl.synth.cohort import Cohort
-from mimic_etl.synth.physiology import Physiology
-from mimic_etl.synth.stays import StayContext
-from mimic_etl.synth.times import HOUR
+from crypten_fl.mimic_etl.synth.cohort import Cohort
+from crypten_fl.mimic_etl.synth.physiology import Physiology
+from crypten_fl.mimic_etl.synth.stays import StayContext
+from crypten_fl.mimic_etl.synth.times import HOUR
 
 EYE = ("No Response", "To Pain", "To Speech", "Spontaneously")
 VERBAL = ("No Response", "Incomprehensible sounds", "Inappropriate Words", "Confused",

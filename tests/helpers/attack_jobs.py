@@ -23,16 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from crypten_fl.fedtrain.party import PartyContext
 from safetensors.torch import save_file
-
-from fedtrain.party import PartyContext
 
 SAVED_STEPS = 2
 
 
 def party_seeds() -> dict[str, int]:
     """This party's generator seeds as torch holds them (unsigned 64-bit)."""
-    from fedtrain.compat import crypten
+    from crypten_fl.fedtrain.compat import crypten
 
     cpu = torch.device("cpu")
     seeds = {name: int(crypten.generators[name][cpu].initial_seed())
@@ -44,8 +43,8 @@ def party_seeds() -> dict[str, int]:
 
 def run(ctx: PartyContext) -> dict[str, Any]:
     """``fedtrain.run.hospital.run`` with the cut-layer activations saved to the work dir."""
-    from fedtrain.run import hospital
-    from fedtrain.strategies.split import Split
+    from crypten_fl.fedtrain.run import hospital
+    from crypten_fl.fedtrain.strategies.split import Split
 
     workdir = Path(ctx.workdir)
     (workdir / "seeds.json").write_text(json.dumps(party_seeds()))

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from fedtrain.party import PartyContext
+from crypten_fl.fedtrain.party import PartyContext
 
 HELPERS = Path(__file__).resolve().parent
 #: environment for party processes that import ``helpers`` (the spying job)
@@ -43,8 +42,8 @@ def spying_run(ctx: PartyContext) -> dict[str, Any]:
     native code, so every ``load_split`` call of the session is recorded as well. The names of
     the directories go to ``$CRYPTEN_FL_TEST_SPY_DIR/touched_<hospital>.json``.
     """
-    import fedtrain.sessions.hospital as session_module
-    from fedtrain.privacy import audit_job
+    import crypten_fl.fedtrain.sessions.hospital as session_module
+    from crypten_fl.fedtrain.privacy import audit_job
 
     fed = Path(ctx.spec["hospital_dirs"][0]).resolve().parent
     touched: set[str] = set()

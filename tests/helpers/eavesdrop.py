@@ -47,8 +47,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
+from crypten_fl.fedtrain import compat  # noqa: F401  (CrypTen imports only after the compat fixes)
 
-from fedtrain import compat  # noqa: F401  (CrypTen imports only after the compat fixes)
 from helpers.capture import Stream
 
 PREAMBLE = struct.Struct("<6Q")  # nbytes, opcode, slot, offset, length, roffset

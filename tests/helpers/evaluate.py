@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.mimic_etl.partition.pipeline import partition
 
-from fedtrain.config import TrainConfig
-from fedtrain.run.coordinator import train
 from helpers.cohort_fixture import CohortFixture, random_cohort, write_cohort
-from mimic_etl.partition.pipeline import partition
 
 #: tiny model; 5 local epochs at lr 0.01 give the fixture models real signal in one round
 SMALL: dict[str, Any] = {"rounds": 1, "local_epochs": 5, "lr": 0.01, "batch_size": 64,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.mimic_etl.partition.pipeline import partition
+
 from helpers.cohort_fixture import random_cohort
-from mimic_etl.partition.pipeline import partition
 
 #: a model small enough that a round takes a second with real party processes
 TINY_MODEL: dict[str, Any] = {"batch_size": 64, "d_model": 16, "n_heads": 2, "n_layers": 1,

@@ -42,9 +42,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from crypten_fl.cli.app import app
 from typer.testing import CliRunner
-
-from cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -134,8 +133,8 @@ def invoke(argv: Sequence[str], in_subprocess: bool = False) -> Outcome:
     """Run ``crypten-fl <argv>`` in this process (CliRunner) or as ``python -m cli.app``."""
     if in_subprocess:
         env = {**os.environ, "COLUMNS": "200", "PYTHONPATH": str(REPO)}
-        proc = subprocess.run([sys.executable, "-m", "cli.app", *argv], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=300, check=False)
+        proc = subprocess.run([sys.executable, "-m", "crypten_fl.cli.app", *argv], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
         return Outcome(proc.returncode, _plain(proc.stdout), _plain(proc.stderr))
     saved = dict(os.environ)  # `node` exports RANK, WORLD_SIZE, ... for its party
     try:

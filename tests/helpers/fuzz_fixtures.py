@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.run.coordinator import train
 
-from fedtrain.config import TrainConfig
-from fedtrain.run.coordinator import train
 from helpers.federation import TINY_MODEL, small_federation
 
 #: command-line options of the tiny model (TINY_MODEL as `crypten-fl train` options)

@@ -12,12 +12,11 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity import provision
+from crypten_fl.fedtrain.identity.kit import read_certificate, read_private_key
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-
-from fedtrain.identity import certificates as certs
-from fedtrain.identity import provision
-from fedtrain.identity.kit import read_certificate, read_private_key
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)

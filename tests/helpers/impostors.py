@@ -25,12 +25,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fedtrain.identity import certificates as certs
-from fedtrain.identity import load_kit
-from fedtrain.transport.channels import Credentials, PeerRefused
-from fedtrain.transport.join import credentials_from_kit
-from fedtrain.transport.mesh import dial
-from fedtrain.transport.store import TlsStore
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity import load_kit
+from crypten_fl.fedtrain.transport.channels import Credentials, PeerRefused
+from crypten_fl.fedtrain.transport.join import credentials_from_kit
+from crypten_fl.fedtrain.transport.mesh import dial
+from crypten_fl.fedtrain.transport.store import TlsStore
+
 from helpers import identities
 
 #: where hospital_0 publishes its link listener in the first world (fedtrain/transport/

@@ -14,12 +14,11 @@ import socket
 import threading
 from pathlib import Path
 
+from crypten_fl.fedtrain.transport.channels import Credentials
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-from fedtrain.transport.channels import Credentials
 
 FEDERATION = "loopback-test-federation"
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-
-from fedtrain.data.preprocess import ModelInputs
-from fedtrain.models.transformer import ICUTransformer
+from crypten_fl.fedtrain.data.preprocess import ModelInputs
+from crypten_fl.fedtrain.models.transformer import ICUTransformer
 
 N_FEATURES = 4
 N_STATIC = 3

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.identity import provision
+from crypten_fl.fedtrain.run.coordinator import train
 from safetensors.torch import load_file
 
-from fedtrain.config import TrainConfig
-from fedtrain.identity import provision
-from fedtrain.run.coordinator import train
 from helpers.federation import TINY_MODEL, small_federation
 
 #: a 2-round run of the tiny model on 3 hospitals
@@ -56,7 +56,7 @@ def node_argv(rank: int, rendezvous: str, data: Path, config: Path, out: Path,
     kit from ``kits`` (who it is comes from the kit), else over ``--insecure-transport``."""
     who = (["--kit", str(kits / f"hospital_{rank}")] if kits is not None else
            ["--insecure-transport", "--rank", str(rank), "--world-size", str(world_size)])
-    return [sys.executable, "-m", "cli.app", "node", *who, "--rendezvous", rendezvous,
+    return [sys.executable, "-m", "crypten_fl.cli.app", "node", *who, "--rendezvous", rendezvous,
             "--data", str(data), "--run-config", str(config), "--out", str(out),
             "--timeout", str(timeout)]
 

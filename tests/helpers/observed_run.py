@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
 from safetensors.torch import load_file
 
-from fedtrain import strategies
-from fedtrain.config import TrainConfig
 from helpers.capture import Frame, read_pcap, sniffing
 from helpers.federation import TINY_MODEL, small_federation
 from helpers.netns import INTERFACE, VirtualNetwork
@@ -75,14 +75,14 @@ def _env(rank: int, rendezvous: str, kits: Path | None, address: str) -> dict[st
 def _store_server(net: VirtualNetwork, root: Path, kits: Path, rendezvous: str,
                   timeout: float) -> subprocess.Popen:
     """The federation's rendezvous member: ``crypten-fl node --kit KITS/rendezvous``."""
-    argv = [sys.executable, "-m", "cli.app", "node", "--kit", str(kits / "rendezvous"),
+    argv = [sys.executable, "-m", "crypten_fl.cli.app", "node", "--kit", str(kits / "rendezvous"),
             "--rendezvous-server", "--rendezvous", rendezvous, "--out", str(root / "store"),
             "--timeout", str(timeout)]
     return net.popen(STORE_HOST, argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _party_argv(rank: int, workdir: Path, config: TrainConfig, fed: Path) -> list[str]:
-    argv = [sys.executable, "-m", "fedtrain.party", "--workdir", str(workdir),
+    argv = [sys.executable, "-m", "crypten_fl.fedtrain.party", "--workdir", str(workdir),
             "--timeout", str(config.timeout)]
     if rank == HOSPITALS:
         return [*argv, "--ttp-server"]
@@ -105,7 +105,7 @@ def observe_split_run(net: VirtualNetwork, root: Path, secure: bool,
     strategies.validate(config)
     kits = None
     if secure:
-        from fedtrain.identity import provision_ephemeral
+        from crypten_fl.fedtrain.identity import provision_ephemeral
 
         (root / "kits").mkdir(mode=0o700)
         kits = Path(provision_ephemeral(root / "kits", HOSPITALS, ttp=True))

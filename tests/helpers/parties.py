@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fedtrain.launch import launch
+from crypten_fl.fedtrain.launch import launch
 
 HELPERS = Path(__file__).resolve().parent
 

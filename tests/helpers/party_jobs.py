@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from crypten_fl.fedtrain.party import PartyContext
 from safetensors.torch import save_file
-
-from fedtrain.party import PartyContext
 
 
 def party_vector(seed: int, rank: int, n: int, scale: float) -> torch.Tensor:
@@ -18,7 +17,7 @@ def party_vector(seed: int, rank: int, n: int, scale: float) -> torch.Tensor:
 
 def textbook_sum(ctx: PartyContext) -> dict[str, Any]:
     """CrypTen's own recipe: every party secret-shares its vector, shares are added, revealed."""
-    from fedtrain.compat import crypten
+    from crypten_fl.fedtrain.compat import crypten
 
     n, seed, scale = ctx.spec["n"], ctx.spec["seed"], ctx.spec["scale"]
     mine = party_vector(seed, ctx.rank, n, scale)
@@ -32,12 +31,12 @@ def textbook_sum(ctx: PartyContext) -> dict[str, Any]:
 
 def secure_weighted_mean(ctx: PartyContext) -> dict[str, Any]:
     """The project's SecureAggregator, recording every share this party sends."""
-    from fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
+    from crypten_fl.fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
 
     n, seed, scale = ctx.spec["n"], ctx.spec["seed"], ctx.spec["scale"]
     mine = party_vector(seed, ctx.rank, n, scale)
     weight = float(ctx.spec["weights"][ctx.rank])
-    import fedtrain.secure.aggregator as aggregator_module
+    import crypten_fl.fedtrain.secure.aggregator as aggregator_module
 
     sent: list[torch.Tensor] = []
     original = aggregator_module.reveal_sum
@@ -60,7 +59,7 @@ def secure_weighted_mean(ctx: PartyContext) -> dict[str, Any]:
 
 def crash_after_event(ctx: PartyContext) -> dict[str, Any]:
     """Rank given by spec crashes after emitting an event; the others wait in a collective."""
-    from fedtrain.compat import crypten
+    from crypten_fl.fedtrain.compat import crypten
 
     ctx.emit("round_done", round=1)
     if ctx.rank == ctx.spec["crash_rank"]:
@@ -72,8 +71,12 @@ def crash_after_event(ctx: PartyContext) -> dict[str, Any]:
 def blocks_to_owners(ctx: PartyContext) -> dict[str, Any]:
     """Each party shares a block of rows; an encrypted linear map is applied; each block of the
     result is revealed to its owner only. Saves what this party obtained for every block."""
-    from fedtrain.compat import crypten
-    from fedtrain.secure.encrypted_head import EncryptedHead, reveal_to_owners, share_blocks
+    from crypten_fl.fedtrain.compat import crypten
+    from crypten_fl.fedtrain.secure.encrypted_head import (
+        EncryptedHead,
+        reveal_to_owners,
+        share_blocks,
+    )
 
     sizes = ctx.spec["sizes"]
     mine = torch.full((sizes[ctx.rank], 3), float(ctx.rank + 1))
@@ -95,8 +98,8 @@ def psi_align(ctx: PartyContext) -> dict[str, Any]:
     """Private set intersection on ``spec["keys"]``; writes this party's aligned rows."""
     import json
 
-    from fedtrain.compat import crypten
-    from fedtrain.secure.psi import CryptenChannel, align
+    from crypten_fl.fedtrain.compat import crypten
+    from crypten_fl.fedtrain.secure.psi import CryptenChannel, align
 
     comm = crypten.communicator.get()
     before = comm.get_communication_stats()["bytes"]
@@ -110,9 +113,9 @@ def psi_align(ctx: PartyContext) -> dict[str, Any]:
 def sums_with_dropouts(ctx: PartyContext) -> dict[str, Any]:
     """``calls`` secure sums of fresh vectors; CRYPTEN_FL_KILL_AT="<rank>:<call>" kills parties
     in the middle of a call. Returns every sum this party obtained and its group's history."""
-    from fedtrain import faults
-    from fedtrain.secure import group
-    from fedtrain.secure.aggregator import SecureAggregator
+    from crypten_fl.fedtrain import faults
+    from crypten_fl.fedtrain.secure import group
+    from crypten_fl.fedtrain.secure.aggregator import SecureAggregator
 
     n, seed, scale = ctx.spec["n"], ctx.spec["seed"], ctx.spec["scale"]
     agg = SecureAggregator()
@@ -130,9 +133,8 @@ def transport_collectives(ctx: PartyContext) -> dict[str, Any]:
     import time
 
     import torch.distributed as dist
-
-    from fedtrain.compat import crypten
-    from fedtrain.transport import process_group
+    from crypten_fl.fedtrain.compat import crypten
+    from crypten_fl.fedtrain.transport import process_group
 
     comm = crypten.communicator.get()
     main, rank, n = comm.main_group, ctx.rank, ctx.world_size
@@ -175,9 +177,9 @@ def transport_collectives(ctx: PartyContext) -> dict[str, Any]:
 def substituted_key(ctx: PartyContext) -> dict[str, Any]:
     """Key agreement where the all-gather delivers a forged announcement for hospital 1 (a man
     in the middle, or a relaying peer): every other party must refuse it."""
-    from fedtrain.compat import crypten
-    from fedtrain.secure import keys
-    from fedtrain.secure.aggregator import SecureAggregator
+    from crypten_fl.fedtrain.compat import crypten
+    from crypten_fl.fedtrain.secure import keys
+    from crypten_fl.fedtrain.secure.aggregator import SecureAggregator
 
     comm = crypten.communicator.get()
     original = comm.all_gather

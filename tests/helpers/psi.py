@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from fedtrain.secure import psi
+from crypten_fl.fedtrain.secure import psi
 
 P, A24 = psi.P, (psi.A - 2) // 4
 #: order of Curve25519's prime-order subgroup (the curve has 8 × ORDER points)

@@ -10,9 +10,8 @@ from types import ModuleType
 
 import polars as pl
 import pytest
-
-from mimic_etl.synth import generate
-from mimic_etl.synth.schema import table_path
+from crypten_fl.mimic_etl.synth import generate
+from crypten_fl.mimic_etl.synth.schema import table_path
 
 _CACHE: dict[tuple[int, int, str], Path] = {}
 

@@ -8,14 +8,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crypten_fl.fedtrain.identity import certificates as certs
+from crypten_fl.fedtrain.identity import load_kit
+from crypten_fl.fedtrain.transport.channels import Credentials, PeerRefused
+from crypten_fl.fedtrain.transport.join import credentials_from_kit
+from crypten_fl.fedtrain.transport.links import InLink
+from crypten_fl.fedtrain.transport.mesh import Listener
 from cryptography import x509
-
-from fedtrain.identity import certificates as certs
-from fedtrain.identity import load_kit
-from fedtrain.transport.channels import Credentials, PeerRefused
-from fedtrain.transport.join import credentials_from_kit
-from fedtrain.transport.links import InLink
-from fedtrain.transport.mesh import Listener
 
 
 def member(kits: Path, name: str) -> Credentials:

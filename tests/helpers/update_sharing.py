@@ -14,15 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.data.preprocess import static_width
+from crypten_fl.fedtrain.models.transformer import ICUTransformer
+from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.secure.tensors import flatten
+from crypten_fl.mimic_etl.hospital_data import load_split
 from safetensors.torch import load_file
 
-from fedtrain.config import TrainConfig
-from fedtrain.data.preprocess import static_width
-from fedtrain.models.transformer import ICUTransformer
-from fedtrain.run.coordinator import train
-from fedtrain.secure.tensors import flatten
 from helpers.federation import TINY_MODEL, small_federation
-from mimic_etl.hospital_data import load_split
 
 #: options of every one-round run these tests compare (same seed ⇒ same local training)
 ONE_ROUND: dict[str, Any] = {"rounds": 1, "seed": 3, **TINY_MODEL}

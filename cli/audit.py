@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from crypten_fl.cli import options as opt
 from crypten_fl.cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 from rich.markup import escape
 
 

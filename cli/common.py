@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from crypten_fl.cli.app import app
 from crypten_fl.cli.common import console
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import check_replaceable, write_marker
 from crypten_fl.fedtrain.privacy.audit import OVERFITTING
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.outdir import check_replaceable, write_marker
 from rich.markup import escape
 from rich.rule import Rule
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from crypten_fl.cli.common import console, make_table, run_or_exit
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 from rich.markup import escape
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch.distributed as dist
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 
 EventFn = Callable[[int, dict[str, Any]], None]
 

@@ -1,3 +1,5 @@
 """MIMIC-IV data engineering for crypten-fl: synthetic data, DuckDB extraction, partitioning."""
 
-__version__ = "0.1.0"
+from crypten_fl.common import __version__
+
+__all__ = ["__version__"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import read_json
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import read_json
 from crypten_fl.mimic_etl.partition.cohort import NUMERIC_STATIC, TEXT_STATIC
 from crypten_fl.mimic_etl.partition.files import read_parquet, require_dtypes
 from crypten_fl.mimic_etl.partition.splits import SPLIT_NAMES

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 from crypten_fl.cli.app import app
+from crypten_fl.common.outdir import MARKER
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.experiments.compare import read_run
 from crypten_fl.fedtrain.privacy.audit import AuditOptions, audit
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.secure import tags
-from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.audit import HELPERS_ENV, MEMORISE, SPY_DIR_ENV, SPYING_JOB
 from helpers.federation import small_federation
 from typer.testing import CliRunner

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from crypten_fl.cli.app import app
+from crypten_fl.common.outdir import MARKER
 from crypten_fl.fedtrain.experiments.compare import compare, read_run, run_names
-from crypten_fl.mimic_etl.outdir import MARKER
 from typer.testing import CliRunner
 
 runner = CliRunner()

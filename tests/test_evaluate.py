@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from crypten_fl.cli.app import app
+from crypten_fl.common.outdir import MARKER
 from crypten_fl.fedtrain.evaluate.parties import EvalSettings, evaluate_parties
 from crypten_fl.fedtrain.evaluate.runner import EvalOptions, evaluate
 from crypten_fl.fedtrain.evaluate.runs import open_run
@@ -20,7 +21,6 @@ from crypten_fl.fedtrain.evaluate.subgroups import SUBGROUPS
 from crypten_fl.fedtrain.evaluate.summary import summary_length
 from crypten_fl.fedtrain.evaluate.thresholds import parse_rule
 from crypten_fl.fedtrain.secure import tags
-from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.evaluate import copy_run, read_metrics, signal_federation, trained_run
 from typer.testing import CliRunner
 

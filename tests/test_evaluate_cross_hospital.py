@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from crypten_fl.cli.app import app
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.evaluate.cross_hospital import (
     METRICS,
     check_possible,
@@ -16,7 +17,6 @@ from crypten_fl.fedtrain.evaluate.cross_hospital import (
     summarise,
 )
 from crypten_fl.fedtrain.run.federation import read_federation
-from crypten_fl.mimic_etl.errors import UserError
 from crypten_fl.mimic_etl.hospital_data import load_split
 from helpers.evaluate import read_metrics, signal_federation, trained_run
 from helpers.federation import small_federation

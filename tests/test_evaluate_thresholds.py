@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.evaluate.thresholds import (
     ThresholdRule,
     choose_thresholds,
@@ -12,7 +13,6 @@ from crypten_fl.fedtrain.evaluate.thresholds import (
     parse_rule,
 )
 from crypten_fl.fedtrain.metrics.classification import confusion_counts, confusion_from_histograms
-from crypten_fl.mimic_etl.errors import UserError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from crypten_fl.common.outdir import MARKER
 from crypten_fl.mimic_etl.extract import extract
 from crypten_fl.mimic_etl.extract.definitions import load_features
-from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.mimic_fixture import (
     EXPECTED_CELLS,
     EXPECTED_FLOW,

@@ -104,7 +104,7 @@ CASES = [
     fails("out-parent-read-only", tmpfs("ro", readonly=True), place("out", "ro/cmp"),
           error=("--out {out}", "not writable")),
     fails("metrics-binary", write_file(METRICS, b"\xff\xfe"), error=(METRICS,),
-          marks=reported("UnicodeDecodeError through mimic_etl/manifest.py read_json")),
+          marks=reported("UnicodeDecodeError through common/manifest.py read_json")),
     fails("metrics-labels-a-list", edit_json(METRICS, lambda m: {**m, "overall": {
         **m["overall"], "labels": [1]}}), error=(METRICS,),
           marks=reported("AttributeError for a list of labels")),

@@ -1,4 +1,4 @@
-"""Hostile output locations for every writing command, see helpers/fuzz.py and mimic_etl/outdir.py.
+"""Hostile output locations for every writing command, see helpers/fuzz.py and common/outdir.py.
 
 For each command and each thing it reads, ``--out`` is pointed at that input, inside it and around
 it, spelt as an absolute path, a relative path and through a symbolic link, with and without
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crypten_fl.common.outdir import MARKER, read_marker, write_marker
 from crypten_fl.fedtrain.identity import provision
-from crypten_fl.mimic_etl.outdir import MARKER, read_marker, write_marker
 from helpers.cohort_fixture import random_cohort
 from helpers.fuzz import Case, Mutation, Outcome, Workspace, copy_into, params, run_case
 from helpers.fuzz_fixtures import TINY_OPTIONS, tiny_federation, tiny_run

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from crypten_fl.common.outdir import MARKER
 from crypten_fl.fedtrain.identity import load_kit
-from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.fuzz import (
     Case,
     Outcome,

@@ -14,8 +14,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
-from crypten_fl.mimic_etl.errors import UserError
 from crypten_fl.mimic_etl.hospital_data import load_split
 from helpers.federation import TINY_MODEL
 from helpers.fuzz import (
@@ -141,7 +141,7 @@ def federation_cases() -> list[Case]:
               error=("{fed}/partition.json", "not valid JSON")),
         fails("partition-json-binary", write_file("{fed}/partition.json", b"\xff\xfe"),
               error=("{fed}/partition.json",),
-              marks=reported("mimic_etl/manifest.py: UnicodeDecodeError escapes read_json")),
+              marks=reported("common/manifest.py: UnicodeDecodeError escapes read_json")),
         fails("no-hospital-dirs", remove(H0), remove(H1), error=("--fed {fed}", "hospital_")),
         fails("hospital-dirs-misnumbered", rename(H1, "hospital_2"),
               error=("--fed {fed}", "numbered")),

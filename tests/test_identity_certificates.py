@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.identity import certificates as certs
 from crypten_fl.fedtrain.identity.names import check_address, check_federation_id
-from crypten_fl.mimic_etl.errors import UserError
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID

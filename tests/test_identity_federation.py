@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.identity import Federation, IdentityError, load_kit, rotate
 from crypten_fl.fedtrain.identity import certificates as certs
-from crypten_fl.mimic_etl.errors import UserError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers.identities import (

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crypten_fl.common import __version__
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.identity import Federation, rotate
 from crypten_fl.fedtrain.identity import certificates as certs
-from crypten_fl.mimic_etl import __version__
-from crypten_fl.mimic_etl.errors import UserError
 from helpers.identities import kit_cert, kits, self_signed
 
 KEYS = ["format", "format_version", "tool", "tool_version", "federation_id", "revision",

@@ -6,10 +6,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.identity import Federation, load_kit, rotate
 from crypten_fl.fedtrain.identity import certificates as certs
 from crypten_fl.fedtrain.identity.kit import read_certificate
-from crypten_fl.mimic_etl.errors import UserError
 from helpers.identities import (
     DAY,
     NOW,

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import MARKER
 from crypten_fl.fedtrain.identity import (
     Federation,
     IdentityError,
@@ -21,8 +23,6 @@ from crypten_fl.fedtrain.identity import (
     provision_ephemeral,
     rotate,
 )
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.outdir import MARKER
 from cryptography.hazmat.primitives import serialization
 from helpers.identities import der, kit_cert, kits, operator_ca, tree
 from hypothesis import given, settings

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.run.coordinator import partial_dir, train
-from crypten_fl.mimic_etl.errors import UserError
 from helpers.federation import TINY_MODEL, small_federation
 from safetensors.torch import load_file
 

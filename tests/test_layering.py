@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ROOTS = ("fedtrain", "mimic_etl")
+ROOTS = ("fedtrain", "mimic_etl", "common")
 
 
 def _unit(module: str) -> str | None:
@@ -90,3 +90,11 @@ def test_strategies_are_driven_never_driving() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_shared_infrastructure_imports_neither_side() -> None:
+    edges = import_graph()
+    shared = [unit for unit in edges if unit.startswith("common")]
+    assert shared, "common/ was not walked"
+    for unit in shared:
+        assert not {u for u in edges[unit] if u.startswith(("fedtrain", "mimic_etl"))}, unit

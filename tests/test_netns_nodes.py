@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 from crypten_fl.cli.app import app
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.identity import provision
 from crypten_fl.fedtrain.run.node import gloo_interface
-from crypten_fl.mimic_etl.errors import UserError
 from helpers.netns import (
     INTERFACE,
     PREFIX,
@@ -144,7 +144,7 @@ def test_nodes_in_separate_namespaces_equal_the_single_host_run(reference, tmp_p
 
 def test_the_interface_comes_from_the_route_to_the_rendezvous() -> None:
     script = ("import json; from crypten_fl.fedtrain.run.node import gloo_interface as g\n"
-              "from crypten_fl.mimic_etl.errors import UserError\n"
+              "from crypten_fl.common.errors import UserError\n"
               "try: g('tcp://10.99.0.1:1'); bad = None\n"
               "except UserError as e: bad = str(e)\n"
               "print(json.dumps([g('tcp://{0}:29500'), g('tcp://{1}:29500'),"

@@ -1,4 +1,4 @@
-"""The output guard (mimic_etl/pathguard.py) and atomic, marker-checked outputs (outdir.py).
+"""The output guard (common/pathguard.py) and atomic, marker-checked outputs (outdir.py).
 
 Properties of the overlap test on random trees with symbolic links; an overwrite killed with
 SIGKILL at every stage keeps the previous output; real commands killed during ``--overwrite``
@@ -18,16 +18,16 @@ import time
 from pathlib import Path
 
 import pytest
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.extract import extract
-from crypten_fl.mimic_etl.outdir import (
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import (
     MARKER,
     atomic_output_dir,
     read_marker,
     replace_dir,
     write_marker,
 )
-from crypten_fl.mimic_etl.pathguard import check_disjoint, overlap
+from crypten_fl.common.pathguard import check_disjoint, overlap
+from crypten_fl.mimic_etl.extract import extract
 from helpers.fuzz_fixtures import TINY_OPTIONS, tiny_federation
 from helpers.mimic_fixture import write_mimic
 from hypothesis import HealthCheck, given, settings
@@ -160,7 +160,7 @@ def test_failed_output_leaves_the_old_one(tmp_path: Path) -> None:
 _BLOCKED_WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from crypten_fl.mimic_etl.outdir import atomic_output_dir
+    from crypten_fl.common.outdir import atomic_output_dir
     with atomic_output_dir(Path(sys.argv[1]), overwrite=True, command="synth") as tmp:
         (tmp / "a").write_text("half of the new output")
         print("inside", flush=True)

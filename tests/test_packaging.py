@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = ("cli", "sql", "fedtrain", "mimic_etl")
+FOLDERS = ("cli", "common", "sql", "fedtrain", "mimic_etl")
 
 
 def test_every_package_folder_is_installed_under_the_namespace() -> None:

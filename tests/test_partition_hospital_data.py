@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import polars as pl
 import pytest
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 from crypten_fl.mimic_etl.hospital_data import load_split
 from crypten_fl.mimic_etl.partition import SPLIT_NAMES, partition
 from helpers.cohort_fixture import LABEL_NAMES, random_cohort

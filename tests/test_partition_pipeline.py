@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.outdir import MARKER
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import MARKER
 from crypten_fl.mimic_etl.partition import SPLIT_NAMES, partition
 from helpers.cohort_fixture import LABEL_NAMES, STATIC_FEATURES, random_cohort, write_cohort
 from hypothesis import given, settings

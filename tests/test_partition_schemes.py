@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 import polars as pl
 import pytest
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 from crypten_fl.mimic_etl.partition.measures import partition_js
 from crypten_fl.mimic_etl.partition.patients import (
     PatientTable,

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 from crypten_fl.mimic_etl.partition import SPLIT_NAMES, partition
 from crypten_fl.mimic_etl.partition.vertical import (
     missing_count,

@@ -8,13 +8,13 @@ import numpy as np
 import polars as pl
 import pytest
 import torch
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.data.preprocess import Normalizer, forward_fill, local_moments
 from crypten_fl.fedtrain.data.static_encoding import (
     CATEGORICAL_VOCABULARIES,
     n_static_features,
     static_feature_names,
 )
-from crypten_fl.mimic_etl.errors import UserError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

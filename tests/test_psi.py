@@ -8,8 +8,8 @@ import os
 
 import numpy as np
 import pytest
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.secure import psi
-from crypten_fl.mimic_etl.errors import UserError
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from helpers.parties import run_job
 from helpers.psi import ORDER, View, clamp, ladder, recognisable, run_recorded

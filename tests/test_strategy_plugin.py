@@ -14,13 +14,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.evaluate.runner import EvalOptions, evaluate
 from crypten_fl.fedtrain.privacy.audit import AuditOptions, audit
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.secure import tags
-from crypten_fl.mimic_etl.errors import UserError
 from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.federation import TINY_MODEL, small_federation
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from crypten_fl.cli.app import app
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import MARKER
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.experiments.sweep import epsilon_label, parse_epsilons, sweep
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.outdir import MARKER
 from helpers.evaluate import SMALL
 from helpers.federation import small_federation
 from typer.testing import CliRunner

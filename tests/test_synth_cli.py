@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from crypten_fl.cli.app import app
-from crypten_fl.mimic_etl.outdir import write_marker
+from crypten_fl.common.outdir import write_marker
 from typer.testing import CliRunner
 
 runner = CliRunner()

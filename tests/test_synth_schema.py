@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from crypten_fl.mimic_etl.outdir import MARKER
+from crypten_fl.common.outdir import MARKER
 from helpers.synth import header, read, release
 
 # Column lists copied from shared/mimic-iv-reference.md (MIMIC-IV v2.2 == v3.1 columns).

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 from crypten_fl.cli.app import app
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.run.coordinator import partial_dir, train
-from crypten_fl.mimic_etl.errors import UserError
 from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.federation import TINY_MODEL, small_federation
 from safetensors.torch import load_file

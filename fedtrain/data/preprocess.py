@@ -33,13 +33,13 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.data.static_encoding import (
     encode_static,
     n_numeric_static,
     n_static_features,
     numeric_static_matrix,
 )
-from crypten_fl.mimic_etl.errors import UserError
 
 #: Below this (relative to max(1, |mean|)) a standard deviation is treated as zero → replaced by 1.
 MIN_RELATIVE_STD = 1e-6

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 import polars as pl
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 
 
 class Vocabulary(NamedTuple):

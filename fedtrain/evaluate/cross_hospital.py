@@ -20,13 +20,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import read_json, write_json
+from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.evaluate.parties import EvalSettings, EventFn, evaluate_parties
 from crypten_fl.fedtrain.evaluate.runs import RunInfo
 from crypten_fl.fedtrain.run.coordinator import train
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import read_json, write_json
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
 
 METRICS = ("auroc", "accuracy", "precision", "recall", "f1", "specificity", "mse")
 LOWER_IS_BETTER = frozenset({"mse"})

@@ -7,8 +7,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.manifest import write_json
 from crypten_fl.fedtrain.evaluate.tables import METRICS, report_tables, to_markdown
-from crypten_fl.mimic_etl.manifest import write_json
 
 CSV_COLUMNS = ("section", "group", "disease", "stays", "positives", "threshold", *METRICS)
 

@@ -11,16 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import atomic_output_dir
+from crypten_fl.common.progress import ProgressFn, no_progress
+from crypten_fl.common.writing import write_errors
 from crypten_fl.fedtrain.evaluate.cross_hospital import check_possible, leave_one_hospital_out
 from crypten_fl.fedtrain.evaluate.parties import EvalSettings, Evaluation, EventFn, evaluate_parties
 from crypten_fl.fedtrain.evaluate.plots import evaluation_figures
 from crypten_fl.fedtrain.evaluate.report import write_report
 from crypten_fl.fedtrain.evaluate.runs import RunInfo, open_run, read_config, run_reads
 from crypten_fl.fedtrain.evaluate.thresholds import parse_rule
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.outdir import atomic_output_dir
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
-from crypten_fl.mimic_etl.writing import write_errors
 
 MAX_BINS = 100_000
 PLAIN_REVEALS = ("INSECURE reference path: the coordinator received every hospital's "

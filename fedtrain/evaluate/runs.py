@@ -9,13 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import MARKER
+from crypten_fl.common.pathguard import Reads
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.run.federation import HospitalInfo, read_federation
-from crypten_fl.mimic_etl.errors import UserError
 from crypten_fl.mimic_etl.hospital_data import read_hospital_manifest
-from crypten_fl.mimic_etl.outdir import MARKER
-from crypten_fl.mimic_etl.pathguard import Reads
 
 #: subdirectories of RUN/ that `evaluate` and `audit` write by default (outputs, not inputs)
 RUN_OUTPUTS = ("eval", "audit")

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import read_json, write_json
+from crypten_fl.common.outdir import atomic_output_dir, check_output_dir
+from crypten_fl.common.writing import write_errors
 from crypten_fl.fedtrain.evaluate.plots import grouped_bars
 from crypten_fl.fedtrain.evaluate.tables import Table, to_markdown
 from crypten_fl.fedtrain.privacy.audit import headline
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import read_json, write_json
-from crypten_fl.mimic_etl.outdir import atomic_output_dir, check_output_dir
-from crypten_fl.mimic_etl.writing import write_errors
 
 COST_COLUMNS = ("bytes_per_party_per_round", "seconds_per_round", "total_seconds")
 AUDIT_COLUMNS = ("attack_auroc", "attack_tpr_at_1pct_fpr", "epsilon_lower_bound")

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import write_json
+from crypten_fl.common.outdir import atomic_output_dir, check_output_dir
+from crypten_fl.common.progress import ProgressFn, no_progress
+from crypten_fl.common.writing import write_errors
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.evaluate.parties import EventFn
@@ -23,11 +28,6 @@ from crypten_fl.fedtrain.evaluate.tables import Table, to_markdown
 from crypten_fl.fedtrain.experiments.compare import read_run
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.run.federation import federation_reads, read_federation
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import write_json
-from crypten_fl.mimic_etl.outdir import atomic_output_dir, check_output_dir
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
-from crypten_fl.mimic_etl.writing import write_errors
 
 
 @dataclass

@@ -11,6 +11,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import read_json
 from crypten_fl.fedtrain.identity import certificates as certs
 from crypten_fl.fedtrain.identity.federation import Federation, Member
 from crypten_fl.fedtrain.identity.names import (
@@ -21,8 +23,6 @@ from crypten_fl.fedtrain.identity.names import (
     check_federation_id,
     hospital_name,
 )
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import read_json
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 

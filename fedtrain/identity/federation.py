@@ -13,10 +13,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.identity import certificates as certs
 from crypten_fl.fedtrain.identity.errors import IdentityError
 from crypten_fl.fedtrain.identity.names import HOSPITAL, RENDEZVOUS, TTP, hospital_name
-from crypten_fl.mimic_etl.errors import UserError
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes

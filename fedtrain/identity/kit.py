@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.identity import certificates as certs
 from crypten_fl.fedtrain.identity.federation import (
     SIGNATURE_ALGORITHM,
@@ -19,7 +20,6 @@ from crypten_fl.fedtrain.identity.federation import (
     Federation,
     Member,
 )
-from crypten_fl.mimic_etl.errors import UserError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec

@@ -6,8 +6,8 @@ import ipaddress
 import re
 import secrets
 
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.identity.certificates import FEDERATION_ID
-from crypten_fl.mimic_etl.errors import UserError
 
 HOSPITAL, TTP, RENDEZVOUS = "hospital", "ttp", "rendezvous"
 ROLES = (HOSPITAL, TTP, RENDEZVOUS)

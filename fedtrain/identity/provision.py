@@ -12,6 +12,10 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from crypten_fl.common import __version__
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import atomic_output_dir
+from crypten_fl.common.pathguard import Reads, check_disjoint
 from crypten_fl.fedtrain.identity import certificates as certs
 from crypten_fl.fedtrain.identity import document, names
 from crypten_fl.fedtrain.identity.federation import Federation, Member
@@ -26,10 +30,6 @@ from crypten_fl.fedtrain.identity.kit import (
     read_private_key,
     same_key,
 )
-from crypten_fl.mimic_etl import __version__
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.outdir import atomic_output_dir
-from crypten_fl.mimic_etl.pathguard import Reads, check_disjoint
 from cryptography import x509
 
 CA_DIR, CA_KEY = "ca", "ca.key"
@@ -115,7 +115,7 @@ def _write_ca(root: Path, ca_key: bytes, federation: Federation) -> None:
 def _write_federation(out: Path, ca_key: bytes, federation: Federation,
                       keys: dict[str, bytes], reads: Reads | None = None) -> None:
     """KITS/ca/ and every kit, written to a private temporary sibling renamed to ``out``."""
-    from crypten_fl.mimic_etl.writing import write_errors  # imports polars: only when writing
+    from crypten_fl.common.writing import write_errors  # imports polars: only when writing
 
     with write_errors(out), atomic_output_dir(out, reads=reads, command="provision") as tmp:
         tmp.chmod(0o700)

@@ -29,6 +29,7 @@ from typing import Any, cast
 
 import numpy as np
 import torch
+from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.fedtrain.data.preprocess import ModelInputs
 from crypten_fl.fedtrain.local_training.dp_sgd import (
     DPConfig,
@@ -45,7 +46,6 @@ from crypten_fl.fedtrain.models.dp_compat import (
     unwrap,
 )
 from crypten_fl.fedtrain.models.transformer import ICUTransformer
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 

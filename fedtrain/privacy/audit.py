@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import read_json
+from crypten_fl.common.outdir import atomic_output_dir
+from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.evaluate.runs import RunInfo, open_run, read_config, run_reads
 from crypten_fl.fedtrain.launch import EventFn, launch
@@ -30,10 +34,6 @@ from crypten_fl.fedtrain.privacy.audit_summary import summarise
 from crypten_fl.fedtrain.privacy.membership_inference import ATTACKS, DEFAULT_BINS
 from crypten_fl.fedtrain.privacy.sampling import rng_for
 from crypten_fl.fedtrain.secure import tags
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import read_json
-from crypten_fl.mimic_etl.outdir import atomic_output_dir
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
 
 JOB = "crypten_fl.fedtrain.privacy.audit_job:run"
 #: training options on top of the defaults that make the demo's model overfit (100 epochs, no

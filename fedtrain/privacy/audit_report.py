@@ -7,11 +7,11 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.manifest import read_json, write_json
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.evaluate.runs import RunInfo
 from crypten_fl.fedtrain.evaluate.tables import Table, to_markdown
 from crypten_fl.fedtrain.privacy.audit_summary import fpr_key
-from crypten_fl.mimic_etl.manifest import read_json, write_json
 
 ATTACK_METHODS = {
     "loss": ("loss threshold: score = −log of the stay's mean binary cross-entropy under the "

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import write_json
+from crypten_fl.common.outdir import check_output_dir, finish_output
+from crypten_fl.common.pathguard import Reads, check_disjoint
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.launch import PartyFailure, launch
 from crypten_fl.fedtrain.run.federation import HospitalInfo, federation_reads, read_federation
 from crypten_fl.fedtrain.run.outputs import write_run_outputs
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import write_json
-from crypten_fl.mimic_etl.outdir import check_output_dir, finish_output
-from crypten_fl.mimic_etl.pathguard import Reads, check_disjoint
 
 JOB = "crypten_fl.fedtrain.run.hospital:run"
 EventFn = Callable[[int, dict[str, Any]], None]

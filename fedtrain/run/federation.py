@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import read_json
 from crypten_fl.fedtrain import strategies
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import read_json
 
 SPLITS = ("train", "val", "test")
 

@@ -30,15 +30,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.outdir import check_replaceable, write_marker
+from crypten_fl.common.pathguard import Reads, check_disjoint
 from crypten_fl.fedtrain import party, strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.run.coordinator import JOB
 from crypten_fl.fedtrain.secure import group
 from crypten_fl.fedtrain.transport import join
-from crypten_fl.mimic_etl.errors import UserError
 from crypten_fl.mimic_etl.hospital_data import read_hospital_manifest
-from crypten_fl.mimic_etl.outdir import check_replaceable, write_marker
-from crypten_fl.mimic_etl.pathguard import Reads, check_disjoint
 
 
 def _rendezvous_host(rendezvous: str) -> tuple[str, int] | None:

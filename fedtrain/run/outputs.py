@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from crypten_fl.common.manifest import write_json
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.updates.central_dp import privacy_record
-from crypten_fl.mimic_etl.manifest import write_json
 
 
 def write_run_outputs(work: Path, config: TrainConfig, results: list[dict[str, Any]],

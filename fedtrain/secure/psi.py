@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.progress import ProgressFn, no_progress
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 P = 2**255 - 19

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
 from crypten_fl.fedtrain.models.transformer import ICUEncoder
@@ -22,7 +23,6 @@ from crypten_fl.fedtrain.secure.aggregator import SecureAggregator
 from crypten_fl.fedtrain.secure.psi import CryptenChannel, align
 from crypten_fl.fedtrain.sessions.hospital import Session
 from crypten_fl.fedtrain.sessions.lockstep import all_sizes
-from crypten_fl.mimic_etl.errors import UserError
 from crypten_fl.mimic_etl.hospital_data import HospitalSplit, load_split
 from torch import nn
 

@@ -13,7 +13,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 
 if TYPE_CHECKING:
     from crypten_fl.fedtrain.config import TrainConfig

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.tensors import flatten, secure_mean, unflatten
@@ -30,7 +31,6 @@ from crypten_fl.fedtrain.updates.validation import (
     corrupt,
     injected_corruption,
 )
-from crypten_fl.mimic_etl.errors import UserError
 from safetensors.torch import load_file
 
 #: ``emit(event, **fields)``: a progress event to the coordinator (fedtrain/party.py)

@@ -22,7 +22,11 @@ from pathlib import Path
 
 import duckdb
 from crypten_fl import sql
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import base_manifest, describe_inputs, write_json
+from crypten_fl.common.outdir import atomic_output_dir, check_output_dir
+from crypten_fl.common.progress import ProgressFn, no_progress
+from crypten_fl.common.writing import write_errors
 from crypten_fl.mimic_etl.extract import duck, runner, tables
 from crypten_fl.mimic_etl.extract.definitions import load_features, load_labels, template_values
 from crypten_fl.mimic_etl.extract.summary import (
@@ -32,10 +36,6 @@ from crypten_fl.mimic_etl.extract.summary import (
     read_flow,
     summarize,
 )
-from crypten_fl.mimic_etl.manifest import base_manifest, describe_inputs, write_json
-from crypten_fl.mimic_etl.outdir import atomic_output_dir, check_output_dir
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
-from crypten_fl.mimic_etl.writing import write_errors
 
 __all__ = ["ExtractSummary", "extract"]
 

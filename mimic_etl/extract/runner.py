@@ -19,8 +19,8 @@ from typing import Literal
 
 import duckdb
 from crypten_fl import sql
+from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.mimic_etl.extract.duck import polling_progress
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
 
 _REFERENCE = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", re.IGNORECASE)
 

@@ -16,7 +16,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import read_json
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import read_json
+from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.mimic_etl.partition.files import read_parquet, require_dtypes
 from crypten_fl.mimic_etl.partition.tensors import grid_to_arrays
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
 
 COHORT_FILES = ("manifest.json", "static.parquet", "labels.parquet", "timeseries.parquet")
 STATIC_COLUMNS = (

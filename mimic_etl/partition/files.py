@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 
 
 def read_parquet(path: Path, columns: list[str] | None = None, hint: str = "") -> pl.DataFrame:

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import base_manifest, describe_inputs, write_json
-from crypten_fl.mimic_etl.outdir import atomic_output_dir, check_output_dir
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import base_manifest, describe_inputs, write_json
+from crypten_fl.common.outdir import atomic_output_dir, check_output_dir
+from crypten_fl.common.progress import ProgressFn, no_progress
+from crypten_fl.common.writing import write_errors
 from crypten_fl.mimic_etl.partition.cohort import Cohort, load_cohort
 from crypten_fl.mimic_etl.partition.measures import hospital_js, prevalence
 from crypten_fl.mimic_etl.partition.patients import PatientTable, build_patient_table
@@ -35,8 +37,6 @@ from crypten_fl.mimic_etl.partition.vertical import (
     pseudonym_keys,
 )
 from crypten_fl.mimic_etl.partition.writer import HospitalView, write_hospital
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
-from crypten_fl.mimic_etl.writing import write_errors
 
 
 @dataclasses.dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 from crypten_fl.mimic_etl.partition.patients import PatientTable
 from crypten_fl.mimic_etl.partition.splits import apportion
 

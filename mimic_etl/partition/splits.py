@@ -9,7 +9,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 
 SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 DEFAULT_SPLIT: tuple[float, float, float] = (0.7, 0.1, 0.2)

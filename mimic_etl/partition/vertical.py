@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Sequence
 
 import numpy as np
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 from crypten_fl.mimic_etl.partition.cohort import STATIC_GROUP
 
 DEFAULT_PARTIES: tuple[tuple[str, ...], ...] = (("vitals",), ("labs",), ("meds", "urine", "static"))

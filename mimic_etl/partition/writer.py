@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from crypten_fl.mimic_etl.manifest import write_json
+from crypten_fl.common.manifest import write_json
+from crypten_fl.common.writing import write_parquet
 from crypten_fl.mimic_etl.partition.cohort import Cohort
 from crypten_fl.mimic_etl.partition.measures import prevalence
 from crypten_fl.mimic_etl.partition.splits import SPLIT_NAMES
 from crypten_fl.mimic_etl.partition.summary import HospitalSummary
 from crypten_fl.mimic_etl.partition.tensors import tensor_columns
-from crypten_fl.mimic_etl.writing import write_parquet
 
 KEY_COLUMN = "key"
 IDENTIFIER_COLUMNS = ("subject_id", "stay_id", "hadm_id")

@@ -13,16 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.manifest import base_manifest, write_json
-from crypten_fl.mimic_etl.outdir import atomic_output_dir
-from crypten_fl.mimic_etl.progress import ProgressFn, no_progress
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.manifest import base_manifest, write_json
+from crypten_fl.common.outdir import atomic_output_dir
+from crypten_fl.common.progress import ProgressFn, no_progress
+from crypten_fl.common.writing import write_errors
 from crypten_fl.mimic_etl.synth import dictionaries
 from crypten_fl.mimic_etl.synth.chartworker import ChartWorker
 from crypten_fl.mimic_etl.synth.chunks import build_chunk, chunk_sizes, other_rows
 from crypten_fl.mimic_etl.synth.schema import TABLES, VERSIONS, table_path
 from crypten_fl.mimic_etl.synth.writer import TableWriters
-from crypten_fl.mimic_etl.writing import write_errors
 
 MAX_PATIENTS = 500_000  # the id scheme has room for 1.25 M patients incl. non-ICU ones
 SUMMARY_FILE = "synth_summary.json"

@@ -12,7 +12,7 @@ happen: ``error`` (substrings of the one error message) or ``check`` (asserts a 
    option; a success case exits 0 without an error line and passes its ``check``;
 3. no partial output: an output that did not exist before a failure does not exist after it, one
    that existed is unchanged, and no hidden ``.<name>.*`` sibling (``.<name>.tmp-*`` and
-   ``.<name>.old-*`` of ``mimic_etl.outdir``, ``.<name>.partial`` of ``train``) is left behind;
+   ``.<name>.old-*`` of ``common.outdir``, ``.<name>.partial`` of ``train``) is left behind;
 4. inputs unchanged: every input file has the same sha256 and mtime, and none was added.
 
 Commands run in-process through Typer's CliRunner (it goes through ``run_or_exit`` and exit codes

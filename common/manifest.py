@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from crypten_fl.mimic_etl import __version__
+from crypten_fl.common import __version__
 
 
 def describe_inputs(paths: list[Path]) -> list[dict[str, Any]]:
@@ -36,7 +36,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path) -> Any:
     """Read a JSON file; a missing or malformed file is a UserError naming it."""
-    from crypten_fl.mimic_etl.errors import UserError
+    from crypten_fl.common.errors import UserError
 
     try:
         return json.loads(Path(path).read_text())

@@ -3,7 +3,7 @@
 Every writing command goes through here, so three promises hold for all of them:
 
 * **inputs are never touched**: the output may not be, lie inside or contain anything the command
-  reads (:mod:`mimic_etl.pathguard`), checked before anything is read or written;
+  reads (:mod:`common.pathguard`), checked before anything is read or written;
 * **``--overwrite`` only replaces crypten-fl's own output**: a directory is replaced only if it
   carries the marker file :data:`MARKER` that this module writes into every output, and holds
   nothing that crypten-fl did not write there (an arbitrary folder is never emptied);
@@ -29,9 +29,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from crypten_fl.mimic_etl import __version__
-from crypten_fl.mimic_etl.errors import UserError
-from crypten_fl.mimic_etl.pathguard import Reads, check_disjoint
+from crypten_fl.common import __version__
+from crypten_fl.common.errors import UserError
+from crypten_fl.common.pathguard import Reads, check_disjoint
 
 #: the file that marks a directory as written by crypten-fl (JSON: command, version, entries)
 MARKER = ".crypten-fl-output"

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 
 #: what a command reads: option name (as the user typed it, e.g. ``--mimic-dir``) -> paths
 Reads = Mapping[str, Iterable[Path]]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
-from crypten_fl.mimic_etl.errors import UserError
+from crypten_fl.common.errors import UserError
 
 
 @contextlib.contextmanager

@@ -148,11 +148,12 @@ def _remove_stale_temps(out: Path) -> None:
                          r"-(\d+)-\w+")
     for sibling in out.parent.iterdir():
         match = pattern.fullmatch(sibling.name)
-        if match and not _alive(int(match.group(1))):
+        if match and not process_alive(int(match.group(1))):
             shutil.rmtree(sibling, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (also if it is not ours)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -29,6 +29,8 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from crypten_fl.common.outdir import process_alive
+
 PREFIX = "cflnet"
 SUBNET = "10.213.0"  # /24
 INTERFACE = "eth0"
@@ -121,20 +123,10 @@ def namespaces() -> list[str]:
     return [line.split()[0] for line in _ip("netns", "list").splitlines() if line.strip()]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers() -> list[str]:
     """Delete the namespaces of earlier runs whose process is gone; return their names."""
     stale = [ns for ns in namespaces()
-             if (m := _LEFTOVER.match(ns)) and not _alive(int(m.group(1)))]
+             if (m := _LEFTOVER.match(ns)) and not process_alive(int(m.group(1)))]
     for ns in stale:
         with suppress(NetworkUnavailable):  # a concurrent cleanup may have won
             _ip("netns", "del", ns)

@@ -182,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
                      args.workdir)
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         ctx = PartyContext(rank, world_size, args.workdir, spec)
+        from crypten_fl.fedtrain import faults
+
+        # tests and benchmarks only; nothing without their variables
+        faults.install_if_requested(PartyContext)
         result = resolve(args.job)(ctx)
         tmp = args.workdir / "result.json.tmp"
         tmp.write_text(json.dumps(result, default=str))

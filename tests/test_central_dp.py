@@ -11,6 +11,7 @@ import torch
 from crypten_fl.cli.app import app
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.faults import CORRUPT_UPDATE
 from crypten_fl.fedtrain.run.coordinator import partial_dir, train
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.tensors import flatten
@@ -27,7 +28,6 @@ from crypten_fl.fedtrain.updates.central_dp import (
     resolve_noise_multiplier,
     seeded_noise_source,
 )
-from crypten_fl.fedtrain.updates.validation import CORRUPT_ENV
 from helpers.update_sharing import ONE_ROUND, federation_with_local_models
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -209,7 +209,7 @@ def test_a_central_dp_run_moves_the_model_by_the_clipped_mean_plus_noise_of_scal
     assert norms[1] < norms[2]
     clip = (norms[1] + norms[2]) / 2  # hospital 2's update is clipped, hospital 1's is not
     z = 0.003  # noise small against the clipping, so that both can be checked
-    monkeypatch.setenv(CORRUPT_ENV, "0:1:1000")  # hospital 0's update is rejected (norm bound)
+    monkeypatch.setenv(CORRUPT_UPDATE, "0:1:1000")  # hospital 0's update is rejected (norm bound)
     summary = train(TrainConfig(fed=str(local.fed), central_dp=True, central_clip=clip,
                                 central_noise_multiplier=z, max_update_norm=1.0, **ONE_ROUND),
                     tmp_path / "run")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import subprocess
 import sys
+import textwrap
 
 import pytest
 import torch
@@ -77,3 +79,23 @@ def test_three_parties_secret_share_signed_vectors_and_sum_exactly(tmp_path) -> 
         # CrypTen's encoder truncates (≤ 2^-16 per party); its decoder returns float32
         tol = 3 * 2**-16 + expected.abs() * 2**-23
         assert ((got - expected).abs() <= tol).all()
+
+
+def test_the_onnx_converter_is_loaded_only_when_used() -> None:
+    """6. `import crypten` no longer pays for onnx; the converter still works when called."""
+    script = textwrap.dedent("""
+        import io, sys
+        import crypten_fl.fedtrain.compat as compat
+        import crypten.nn
+        assert "onnx" not in sys.modules, "onnx imported at start-up"
+        try:
+            crypten.nn.from_onnx(io.BytesIO(b"not an onnx model"))
+        except Exception as err:  # raised by the real converter, through onnx
+            print(type(err).__module__.split(".")[0])
+        real = sys.modules[compat.ONNX_CONVERTER]
+        assert "onnx" in sys.modules and real is compat.load_onnx_converter()
+        assert real.from_pytorch.__module__ == compat.ONNX_CONVERTER and real.numpy_helper
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("google", "onnx")

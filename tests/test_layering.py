@@ -98,3 +98,10 @@ def test_shared_infrastructure_imports_neither_side() -> None:
     assert shared, "common/ was not walked"
     for unit in shared:
         assert not {u for u in edges[unit] if u.startswith(("fedtrain", "mimic_etl"))}, unit
+
+
+def test_fault_injection_is_installed_by_the_party_alone() -> None:
+    """No production code path calls into the fault injector: only the party process installs
+    it, and only when a test or benchmark asks for a fault (fedtrain/faults.py)."""
+    importers = {unit for unit, targets in import_graph().items() if "fedtrain.faults" in targets}
+    assert importers == {"fedtrain.party"}

@@ -63,10 +63,10 @@ def _check_declared(kinds: list[set[str]], declared: frozenset[str]) -> None:
 #: every registered strategy with a process per hospital (the pooled baseline has one process
 #: and no reveals between hospitals): a new strategy is audited without this file knowing it
 FEDERATED = [n for n in strategies.available() if not strategies.get(n).single_process]
-#: every strategy that shares updates, hence takes --central-dp (one of them only in make
+#: every strategy that takes --central-dp (one of them only in make
 #: test-slow: fedper runs horizontal's code path)
-UPDATE_SHARING = [pytest.param(n, marks=(pytest.mark.slow,) if n == "fedper" else ())
-                  for n in strategies.available() if strategies.get(n).shares_updates]
+CENTRAL_DP = [pytest.param(n, marks=(pytest.mark.slow,) if n == "fedper" else ())
+                  for n in strategies.available() if strategies.get(n).supports_central_dp]
 
 
 @pytest.mark.parametrize("name", FEDERATED)
@@ -80,7 +80,7 @@ def test_parties_obtain_exactly_what_the_strategy_declares(name, feds, tmp_path,
         assert all(tags.JOINT_LOGITS_TO_LABEL_PARTY not in k for k in kinds[1:])
 
 
-@pytest.mark.parametrize("name", UPDATE_SHARING)
+@pytest.mark.parametrize("name", CENTRAL_DP)
 def test_with_central_dp_only_the_noisy_sum_of_updates_is_ever_revealed(name, feds, tmp_path,
                                                                        monkeypatch) -> None:
     dp_sgd = 3.0 if name == "fedmtl" else None  # central DP combines with DP-SGD

@@ -39,6 +39,7 @@ class HeadsOnly(ParameterSharing):
     summary = "shared head, a personal encoder per hospital"
     personalised = True
     shares_updates = True
+    supports_central_dp = True
     tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = "to all hospitals, each round: the weighted sum of the head parameters"

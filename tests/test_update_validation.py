@@ -10,19 +10,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.faults import CORRUPT_UPDATE, corrupt, injected_corruption
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.strategies.base import SharedBlock, weighted_block_mean
 from crypten_fl.fedtrain.strategies.fedmtl import FedMTL
 from crypten_fl.fedtrain.updates.validation import (
     ABOVE_BOUND,
-    CORRUPT_ENV,
     NON_FINITE,
     UpdateCheck,
     ValidationLog,
     check_update,
-    corrupt,
-    injected_corruption,
 )
 from helpers.update_sharing import (
     ONE_ROUND,
@@ -58,13 +56,13 @@ def test_validation_log_counts_records_and_survives_a_checkpoint(tmp_path) -> No
 
 
 def test_injected_corruption_targets_one_hospital_and_round(monkeypatch) -> None:
-    monkeypatch.delenv(CORRUPT_ENV, raising=False)
+    monkeypatch.delenv(CORRUPT_UPDATE, raising=False)
     assert injected_corruption(1, 2) is None
-    monkeypatch.setenv(CORRUPT_ENV, "1:2")
+    monkeypatch.setenv(CORRUPT_UPDATE, "1:2")
     assert math.isnan(injected_corruption(1, 2))  # type: ignore[arg-type]
     assert injected_corruption(1, 3) is None and injected_corruption(2, 2) is None
     assert injected_corruption(11, 2) is None
-    monkeypatch.setenv(CORRUPT_ENV, "1:2:1000")
+    monkeypatch.setenv(CORRUPT_UPDATE, "1:2:1000")
     assert injected_corruption(1, 2) == 1000.0
     x = torch.tensor([1.0, -2.0])
     assert torch.equal(corrupt(x, 3.0), torch.tensor([3.0, -6.0]))
@@ -130,7 +128,7 @@ def _mean(models: list[dict[str, torch.Tensor]], weights: list[int], keys: list[
 
 def test_a_non_finite_update_is_rejected_and_the_round_goes_on_without_it(local, tmp_path,
                                                                            monkeypatch) -> None:
-    monkeypatch.setenv(CORRUPT_ENV, "1:1")
+    monkeypatch.setenv(CORRUPT_UPDATE, "1:1")
     events: list[dict] = []
     summary = train(TrainConfig(fed=str(local.fed), **ONE_ROUND), tmp_path / "run",
                     on_event=lambda rank, event: events.append(event))
@@ -152,7 +150,7 @@ def test_a_non_finite_update_is_rejected_and_the_round_goes_on_without_it(local,
 
 def test_an_update_above_the_norm_bound_is_rejected_in_fedmtl(local, tmp_path, monkeypatch
                                                               ) -> None:
-    monkeypatch.setenv(CORRUPT_ENV, "2:1:1000")  # hospital 2's update × 1000
+    monkeypatch.setenv(CORRUPT_UPDATE, "2:1:1000")  # hospital 2's update × 1000
     summary = train(TrainConfig(fed=str(local.fed), strategy="fedmtl", mtl_lambda=0.0,
                                 max_update_norm=1.0, **ONE_ROUND), tmp_path / "run")
     models = [load_file(str(summary.run_dir / f"model_hospital_{k}.safetensors"))

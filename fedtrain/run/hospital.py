@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from crypten_fl.fedtrain import faults, strategies
+from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.compat import crypten
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.metrics.classification import multilabel_metrics
@@ -77,14 +77,12 @@ def run(ctx: PartyContext) -> dict[str, Any]:
         joiners = rejoin.admit_rejoining(strategy, round_index - 1)
         if joiners:
             ctx.emit("status", message=f"hospitals {joiners} rejoined before round {round_index}")
-        faults.at_round(hospital, round_index)
         result = strategy.train_round(round_index)
         checkpoints.save(strategy, session, run_dir, round_index)
         ctx.emit("round", round=round_index, hospital=hospital, train_loss=result.train_loss,
                  val_macro_auroc=_val_macro_auroc(strategy, session),
                  seconds=time.perf_counter() - began, exchanged=result.exchanged_elements,
                  members=_members(ctx))
-        faults.after_round()
     secure_group = group.current()
     if secure_group is not None:
         secure_group.finish()

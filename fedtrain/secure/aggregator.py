@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from crypten_fl.fedtrain import faults
 from crypten_fl.fedtrain.compat import crypten
 from crypten_fl.fedtrain.secure import fixed_point, group, keys, masks, reveal_audit
 from crypten_fl.fedtrain.secure.keys import KeyPair
@@ -172,7 +171,6 @@ class SecureAggregator:
             failure = None
             try:
                 share = self.share(x, bits)
-                faults.mid_exchange()
                 with revealing(what):
                     reveal_sum(share)
                 total = fixed_point.decode(share, bits).reshape(x.shape)

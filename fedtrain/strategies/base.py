@@ -22,14 +22,12 @@ import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.secure import tags
-from crypten_fl.fedtrain.secure.tensors import flatten, secure_mean, unflatten
+from crypten_fl.fedtrain.secure.tensors import flatten, unflatten
 from crypten_fl.fedtrain.updates import central_dp
 from crypten_fl.fedtrain.updates.validation import (
     UpdateCheck,
     ValidationLog,
     check_update,
-    corrupt,
-    injected_corruption,
 )
 from safetensors.torch import load_file
 
@@ -73,9 +71,13 @@ class Strategy(ABC):
     personalised: ClassVar[bool] = False
     #: every party holds its final model in plaintext (a membership-inference audit can use it)
     plaintext_model: ClassVar[bool] = True
-    #: each round a hospital contributes a parameter update to a secure mean, so update checks
-    #: (--max-update-norm) and hospital-level DP (--central-dp) apply
+    #: each round a hospital contributes a parameter update to a secure mean, through the one
+    #: pipeline of ParameterSharing.share_update (checked: non-finite, --max-update-norm)
     shares_updates: ClassVar[bool] = False
+    #: hospital-level DP (--central-dp) covers everything the strategy reveals: every hospital's
+    #: contribution is its clipped, noised update (not so for split, whose server part is trained
+    #: on activations and revealed without noise)
+    supports_central_dp: ClassVar[bool] = False
     #: the rounds go on without a hospital that dropped out (--min-hospitals)
     tolerates_dropouts: ClassVar[bool] = False
     #: local training can run DP-SGD (--dp-epsilon)
@@ -115,11 +117,11 @@ class Strategy(ABC):
         if config.min_hospitals is not None and not cls.tolerates_dropouts:
             raise UserError(f"--min-hospitals: --strategy {cls.name} cannot continue without "
                             f"a hospital (dropout tolerance covers {those('tolerates_dropouts')})")
-        for used, option in ((config.central_dp, "--central-dp"),
-                             (config.max_update_norm is not None, "--max-update-norm")):
-            if used and not cls.shares_updates:
-                raise UserError(f"{option} works with --strategy {those('shares_updates')}, "
-                                f"not {cls.name}")
+        for used, option, trait in (
+                (config.central_dp, "--central-dp", "supports_central_dp"),
+                (config.max_update_norm is not None, "--max-update-norm", "shares_updates")):
+            if used and not getattr(cls, trait):
+                raise UserError(f"{option} works with --strategy {those(trait)}, not {cls.name}")
 
     @staticmethod
     def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:
@@ -255,12 +257,6 @@ class ParameterSharing(Strategy):
         blocks = self.shared_blocks(start)
         if not blocks:
             return 0
-        hospital = self.session.hospitals[0]
-        factor = injected_corruption(hospital, round_index)
-        if factor is not None:
-            for block in blocks:
-                block.trained = unflatten(flatten(block.start) + corrupt(block.update(), factor),
-                                          block.trained)
         update = torch.cat([block.update() for block in blocks])
         check = check_update(update, self.config.max_update_norm)
         if self.validation.record(round_index, check) is not None:
@@ -296,18 +292,6 @@ class ParameterSharing(Strategy):
             means.append(unflatten(base + mean[offset : offset + base.numel()], block.base))
             offset += base.numel()
         return means
-
-    def exchange(self) -> int:
-        """Securely average the shared parameters without checking them (split learning, whose
-        client parts change at every encrypted step); returns the number of elements."""
-        state = self.session.trainer.shared_state()
-        keys = sorted(k for k in state if self.is_shared(k))
-        if not keys:
-            return 0
-        averaged = secure_mean(self.session.aggregator, {k: state[k] for k in keys},
-                               float(self.session.n_train), tags.WEIGHTED_MODEL_SUM)
-        self.session.trainer.load_shared_state(averaged)
-        return sum(t.numel() for t in averaged.values())
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         return self.validation.state()

@@ -33,6 +33,7 @@ class FedMTL(ParameterSharing):
     summary = "FedMTL: shared encoder, each hospital's head pulled to the secure mean of heads"
     personalised = True
     shares_updates = True
+    supports_central_dp = True
     tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.MEAN_OF_HEADS,
                           tags.METRIC_HISTOGRAMS})

@@ -18,6 +18,7 @@ class FedPer(ParameterSharing):
     summary = "FedPer: shared encoder (secure mean), a personal head per hospital"
     personalised = True
     shares_updates = True
+    supports_central_dp = True
     tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of the base-layer parameters and "

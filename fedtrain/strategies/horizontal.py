@@ -18,6 +18,7 @@ class Horizontal(ParameterSharing):
     name = "horizontal"
     summary = "FedAvg: the secure weighted mean of every hospital's model each round"
     shares_updates = True
+    supports_central_dp = True
     tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of all hospitals' model "

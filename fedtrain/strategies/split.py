@@ -49,6 +49,7 @@ class Split(ParameterSharing):
     summary = "split learning: cut-layer activations into an encrypted server model"
     needs_ttp = True
     supports_dp_sgd = False
+    shares_updates = True  # its client parts, through the same checks (not --central-dp)
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS,
                           tags.OWN_ROW_LOGITS,
                           tags.OWN_CUT_GRADIENT, tags.FINAL_SERVER_WEIGHTS})
@@ -100,6 +101,7 @@ class Split(ParameterSharing):
 
     def train_round(self, round_index: int) -> RoundResult:
         trainer, model = self.session.trainer, self.model
+        start = trainer.state_dict()
         model.train()
         total_loss, seen = 0.0, 0
         for _ in range(self.config.local_epochs):
@@ -119,7 +121,10 @@ class Split(ParameterSharing):
                 if n:
                     trainer.optimizer.step()
                 total_loss, seen = total_loss + loss, seen + n
-        return RoundResult(train_loss=total_loss / max(seen, 1), exchanged_elements=self.exchange())
+        # the client parts are averaged through the pipeline every update-sharing strategy uses:
+        # checked (non-finite, --max-update-norm), then securely summed
+        return RoundResult(train_loss=total_loss / max(seen, 1),
+                           exchanged_elements=self.share_update(round_index, start))
 
     @torch.no_grad()
     def predict(self, inputs: ModelInputs) -> np.ndarray:

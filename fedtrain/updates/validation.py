@@ -5,8 +5,7 @@ non-finite value, or with L2 norm above ``--max-update-norm``, is rejected: the 
 part in the secure sum (so nobody waits and nobody learns which hospital was rejected) but
 contributes zeros with weight 0, logs the rejection and adopts the new global model.
 
-For tests, ``CRYPTEN_FL_CORRUPT_UPDATE="<hospital>:<round>[:<factor>]"`` corrupts that hospital's
-update in that round before the check: a NaN in its first element, or the update times ``factor``.
+(Tests corrupt an update with ``CRYPTEN_FL_CORRUPT_UPDATE``: fedtrain/faults.py.)
 
 >>> check_update(torch.tensor([3.0, 4.0]), max_norm=4.0)
 UpdateCheck(accepted=False, norm=5.0, reason='norm above --max-update-norm')
@@ -15,7 +14,6 @@ UpdateCheck(accepted=False, norm=5.0, reason='norm above --max-update-norm')
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +22,6 @@ import torch
 NON_FINITE = "non-finite"
 ABOVE_BOUND = "norm above --max-update-norm"
 _REASONS = (NON_FINITE, ABOVE_BOUND)
-CORRUPT_ENV = "CRYPTEN_FL_CORRUPT_UPDATE"
 
 
 @dataclass(frozen=True)
@@ -93,20 +90,3 @@ class ValidationLog:
         """For the run's validation.json."""
         return {"checked": self.checked, "rejected": len(self.rejections),
                 "rejections": [r.__dict__ for r in self.rejections]}
-
-
-def injected_corruption(hospital: int | str, round_index: int) -> float | None:
-    """The corruption CRYPTEN_FL_CORRUPT_UPDATE asks for here: a factor, NaN, or None."""
-    parts = os.environ.get(CORRUPT_ENV, "").split(":")
-    if parts[:2] != [str(hospital), str(round_index)]:
-        return None
-    return float(parts[2]) if len(parts) > 2 else math.nan
-
-
-def corrupt(update: torch.Tensor, factor: float) -> torch.Tensor:
-    """``update`` with a NaN in its first element (``factor`` NaN) or multiplied by ``factor``."""
-    if not math.isnan(factor):
-        return update * factor
-    out = update.clone()
-    out.view(-1)[0] = math.nan
-    return out

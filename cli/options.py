@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.config import DEFAULT_SERVER_OPT, TrainConfig
 
 #: every training option's default (a config without a federation)
 DEFAULT = TrainConfig(fed="")
@@ -51,8 +51,26 @@ MtlLambda = Annotated[float, typer.Option(
     help="fedmtl: strength λ of the pull of each head toward the mean of all heads.")]
 Cut = Annotated[int, typer.Option(
     help="split: head layers in the encrypted server model (1 = output layer, 2 = + hidden).")]
-ServerLr = Annotated[float, typer.Option(
+EncryptedLr = Annotated[float, typer.Option(
     help="split/vertical: SGD learning rate of the encrypted server/top model.")]
+ServerOpt = Annotated[str | None, typer.Option(
+    help="Server optimizer applied to the securely revealed mean update each round (strategies "
+         "that share updates): fedavg, fedavgm, fedadam, fedyogi or fedadagrad (Reddi et al. "
+         "2021). Post-processing only: it weakens nothing (docs/strategies.md). "
+         f"Default: {DEFAULT_SERVER_OPT}.")]
+ServerLr = Annotated[float | None, typer.Option(
+    help="Server learning rate η (default: 1 for fedavg/fedavgm, 0.01 for the adaptive ones).")]
+ServerMomentum = Annotated[float | None, typer.Option(
+    help="Server β₁: momentum of fedavgm (default 0.9), first-moment decay of fedadam/fedyogi "
+         "(default 0.9; fedadagrad 0).")]
+ServerBeta2 = Annotated[float | None, typer.Option(
+    help="Server β₂: second-moment decay of fedadam/fedyogi (default 0.99).")]
+ServerTau = Annotated[float | None, typer.Option(
+    help="Server τ: adaptivity of fedadam/fedyogi/fedadagrad, x += η·m/(√v + τ) "
+         "(default 0.001).")]
+ProxMu = Annotated[float, typer.Option(
+    help="FedProx: weight μ of the proximal term (μ/2)·‖w − w_global‖² on the shared "
+         "parameters during local training (Li et al. 2020); 0 turns it off.")]
 Timeout = Annotated[float, typer.Option(
     help="Seconds a hospital waits for a silent peer before the run stops.")]
 Overwrite = Annotated[bool, typer.Option(

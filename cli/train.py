@@ -106,7 +106,13 @@ def command(
     personal_layers: opt.PersonalLayers = opt.DEFAULT.personal_layers,
     mtl_lambda: opt.MtlLambda = opt.DEFAULT.mtl_lambda,
     cut: opt.Cut = opt.DEFAULT.cut,
+    encrypted_lr: opt.EncryptedLr = opt.DEFAULT.encrypted_lr,
+    server_opt: opt.ServerOpt = opt.DEFAULT.server_opt,
     server_lr: opt.ServerLr = opt.DEFAULT.server_lr,
+    server_momentum: opt.ServerMomentum = opt.DEFAULT.server_momentum,
+    server_beta2: opt.ServerBeta2 = opt.DEFAULT.server_beta2,
+    server_tau: opt.ServerTau = opt.DEFAULT.server_tau,
+    prox_mu: opt.ProxMu = opt.DEFAULT.prox_mu,
     mask_degree: Annotated[int | None, typer.Option(
         help="Secure aggregation mask graph: each hospital masks with this many neighbours "
              "(even number; its update stays hidden unless all of them collude). Default: every "

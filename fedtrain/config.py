@@ -11,6 +11,58 @@ from typing import Any
 
 from crypten_fl.common.errors import UserError
 
+#: server optimizer name -> (default η, default β₁, default β₂, default τ)
+SERVER_OPT_DEFAULTS: dict[str, tuple[float, float, float, float]] = {
+    "fedavg": (1.0, 0.0, 0.0, 0.0),
+    "fedavgm": (1.0, 0.9, 0.0, 0.0),
+    "fedadagrad": (0.01, 0.0, 0.0, 1e-3),
+    "fedadam": (0.01, 0.9, 0.99, 1e-3),
+    "fedyogi": (0.01, 0.9, 0.99, 1e-3),
+}
+SERVER_OPTIMIZERS = tuple(SERVER_OPT_DEFAULTS)
+#: the server optimizer of strategies that share updates when --server-opt is not given
+DEFAULT_SERVER_OPT = "fedavg"
+
+
+@dataclass(frozen=True)
+class ServerOptSettings:
+    """A server optimizer and its hyper-parameters (None: the optimizer's default)."""
+
+    name: str = "fedavg"
+    lr: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
+    tau: float | None = None
+
+    def resolved(self) -> tuple[float, float, float, float]:
+        """(η, β₁, β₂, τ) with defaults filled in."""
+        lr, beta1, beta2, tau = SERVER_OPT_DEFAULTS[self.name]
+        return (lr if self.lr is None else self.lr, beta1 if self.beta1 is None else self.beta1,
+                beta2 if self.beta2 is None else self.beta2, tau if self.tau is None else self.tau)
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, as option-naming messages (empty: valid)."""
+        if self.name not in SERVER_OPT_DEFAULTS:
+            return [f"--server-opt must be one of {', '.join(SERVER_OPTIMIZERS)}, "
+                    f"not {self.name!r}"]
+        lr, beta1, beta2, tau = self.resolved()
+        out = []
+        if not (math.isfinite(lr) and lr > 0):
+            out.append("--server-lr must be a positive finite number")
+        if not 0 <= beta1 < 1:
+            out.append("--server-momentum must be in [0, 1)")
+        if not 0 <= beta2 < 1:
+            out.append("--server-beta2 must be in [0, 1)")
+        if not (math.isfinite(tau) and tau >= 0):
+            out.append("--server-tau must be a finite number >= 0")
+        if self.name in ("fedadagrad", "fedadam", "fedyogi") and tau == 0:
+            out.append(f"--server-tau must be > 0 for {self.name} (it divides by √v + τ)")
+        return out
+
+    def is_plain_fedavg(self) -> bool:
+        """Whether this is FedAvg itself (the new model is exactly the mean)."""
+        return self.name == "fedavg" and self.resolved()[0] == 1.0
+
 
 @dataclass
 class TrainConfig:
@@ -43,7 +95,13 @@ class TrainConfig:
     personal_layers: int = 1
     mtl_lambda: float = 0.1
     cut: int = 1
-    server_lr: float = 0.05
+    encrypted_lr: float = 0.05
+    server_opt: str | None = None
+    server_lr: float | None = None
+    server_momentum: float | None = None
+    server_beta2: float | None = None
+    server_tau: float | None = None
+    prox_mu: float = 0.0
     mask_degree: int | None = None
     min_hospitals: int | None = None
     timeout: float = 60.0
@@ -62,7 +120,9 @@ class TrainConfig:
              "dim_feedforward and head_hidden must be >= 1"),
             (self.personal_layers <= 2, "--personal-layers must be 0, 1 or 2 (the head has a "
              "hidden and an output layer)"),
-            (math.isfinite(self.server_lr), "--server-lr must be a finite number"),
+            (math.isfinite(self.encrypted_lr), "--encrypted-lr must be a finite number"),
+            (math.isfinite(self.prox_mu) and self.prox_mu >= 0,
+             "--prox-mu must be a finite number >= 0"),
             (math.isfinite(self.timeout) and self.timeout <= 86_400,
              "--timeout must be a finite number of seconds (at most a day)"),
             (self.rounds >= 1, "--rounds must be >= 1"),
@@ -95,8 +155,10 @@ class TrainConfig:
             raise UserError("--min-hospitals needs --secure (the plain baseline does not re-form)")
         if not 1 <= self.cut <= 2:
             raise UserError("--cut must be 1 or 2 (head layers in the encrypted server model)")
-        if self.server_lr <= 0:
-            raise UserError("--server-lr must be > 0")
+        if self.encrypted_lr <= 0:
+            raise UserError("--encrypted-lr must be > 0")
+        for problem in self.server_settings().problems():
+            raise UserError(problem)
         if self.dp_delta is not None and self.dp_epsilon is None:
             raise UserError("--dp-delta needs --dp-epsilon (DP-SGD is off without it)")
         return self
@@ -116,6 +178,19 @@ class TrainConfig:
             if not ok:
                 raise UserError(f"training config: {f.name} = {value!r} is not a valid "
                                 f"{kind.split(' ')[0]}")
+
+    def server_settings(self) -> ServerOptSettings:
+        """The server optimizer applied to the revealed mean update each round."""
+        return ServerOptSettings(self.server_opt or DEFAULT_SERVER_OPT, self.server_lr,
+                                 self.server_momentum, self.server_beta2, self.server_tau)
+
+    def server_options_given(self) -> list[str]:
+        """The server optimizer options set explicitly (they need a strategy that shares
+        updates; the default optimizer applies to those strategies only)."""
+        given = {"--server-opt": self.server_opt, "--server-lr": self.server_lr,
+                 "--server-momentum": self.server_momentum, "--server-beta2": self.server_beta2,
+                 "--server-tau": self.server_tau}
+        return [option for option, value in given.items() if value is not None]
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -117,3 +117,15 @@ def test_the_hospital_level_epsilon_of_central_dp_is_read_from_privacy_json(tmp_
     row = read_run(run)
     assert row["hospital_epsilon"] == 30.1 and row["epsilon_spent"] is None
     assert read_run(_run(tmp_path / "d", test_auroc=[0.7, 0.5]))["hospital_epsilon"] is None
+
+
+def test_the_strategy_column_names_the_server_optimizer_and_fedprox() -> None:
+    from crypten_fl.fedtrain.experiments.compare import algorithm
+
+    assert algorithm("horizontal", {"server_opt": "fedadam", "server_lr": 0.03, "prox_mu": 0.01}
+                     ) == "horizontal · fedadam η=0.03 · prox μ=0.01"
+    assert algorithm("fedper", {"server_opt": "fedavg", "server_lr": 1.0}) == "fedper"
+    assert algorithm("horizontal", {"server_opt": "fedyogi"}) == "horizontal · fedyogi η=0.01"
+    assert algorithm("local", {"server_opt": "fedadam", "prox_mu": 1.0}) == "local"
+    assert algorithm("horizontal", {}) == "horizontal"
+    assert algorithm("horizontal", {"server_opt": "sgd"}) == "horizontal"  # unreadable: as is

@@ -135,7 +135,9 @@ def test_a_dropped_hospital_restarted_rejoins_and_ends_with_the_global_model(
     out = tmp_path / "run"
     monkeypatch.setenv("CRYPTEN_FL_KILL_AT", "2:2")
     monkeypatch.setenv("CRYPTEN_FL_REFORM_WINDOW_S", "2")
-    summary = train(_config(fed, min_hospitals=3, rounds=5), out, restart_dropped=True)
+    # with an adaptive server optimizer: the rejoining hospital must also be handed its state
+    summary = train(_config(fed, min_hospitals=3, rounds=5, server_opt="fedadam"), out,
+                    restart_dropped=True)
     assert summary.rounds_completed == 5
     membership = json.loads((out / "comm.json").read_text())["membership"]
     assert membership["finished"] == ["0", "1", "2", "3"]
@@ -145,6 +147,11 @@ def test_a_dropped_hospital_restarted_rejoins_and_ends_with_the_global_model(
     back = [x["round"] for x in lines if "2" in x["hospitals"] and x["round"] > 1]
     assert back and back == list(range(back[0], 6)) and back[0] >= 3
     assert _hold_the_same_model(out, 5, range(4))
+    servers = [torch.load(out / "checkpoints" / "round_5" / f"hospital_{h}.pt",
+                          weights_only=True)["strategy"] for h in range(4)]
+    assert all(int(s["server_opt.steps"]) == 5 for s in servers)
+    assert all(torch.equal(s[k], servers[0][k]) for s in servers for k in ("server_opt.m",
+                                                                           "server_opt.v"))
     assert "hospital_2" in json.loads((out / "test_metrics.json").read_text())["per_hospital"]
 
 

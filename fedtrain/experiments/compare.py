@@ -19,6 +19,8 @@ from crypten_fl.common.errors import UserError
 from crypten_fl.common.manifest import read_json, write_json
 from crypten_fl.common.outdir import atomic_output_dir, check_output_dir
 from crypten_fl.common.writing import write_errors
+from crypten_fl.fedtrain import strategies
+from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.evaluate.plots import grouped_bars
 from crypten_fl.fedtrain.evaluate.tables import Table, to_markdown
 from crypten_fl.fedtrain.privacy.audit import headline
@@ -81,6 +83,8 @@ def read_run(run: Path) -> dict[str, Any]:
         raise UserError(f"{source}: no per-disease AUROC in it ({err})") from err
     comm = _object(run / "comm.json", {})
     privacy = _object(run / "privacy.json", None)
+    metrics = {**metrics, "strategy": algorithm(metrics.get("strategy", "?"),
+                                                _object(run / "config.json", {}))}
     for key in ("bytes_communicated_per_party_per_round", "seconds_per_round", "total_seconds"):
         if not isinstance(comm.get(key), int | float | None) or isinstance(comm.get(key), bool):
             raise UserError(f"{run / 'comm.json'}: {key} is not a number")
@@ -88,6 +92,26 @@ def read_run(run: Path) -> dict[str, Any]:
         return _row(run, metrics, source, auroc, macro, comm, privacy)
     except (AttributeError, TypeError, KeyError) as err:
         raise UserError(f"{run / 'privacy.json'}: not in the expected form ({err})") from None
+
+
+def algorithm(strategy: str, config: dict[str, Any]) -> str:
+    """The strategy with what changes its optimisation: a server optimizer other than plain
+    FedAvg and FedProx's μ (e.g. ``horizontal · fedadam η=0.01 · prox μ=0.01``)."""
+    if not isinstance(config, dict) or not config:
+        return strategy
+    parts = [strategy]
+    try:
+        settings = TrainConfig.from_json({"fed": "", **config}).server_settings()
+        shares = strategies.get(strategy).shares_updates
+    except (UserError, TypeError, ValueError, KeyError):
+        return strategy
+    if settings.problems():
+        return strategy
+    if shares and not settings.is_plain_fedavg():
+        parts.append(f"{settings.name} η={settings.resolved()[0]:g}")
+    if shares and float(config.get("prox_mu") or 0) > 0:
+        parts.append(f"prox μ={float(config['prox_mu']):g}")
+    return " · ".join(parts)
 
 
 def _object(path: Path, default: Any) -> Any:

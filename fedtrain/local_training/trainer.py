@@ -39,6 +39,7 @@ from crypten_fl.fedtrain.local_training.dp_sgd import (
     make_private,
     privacy_report,
 )
+from crypten_fl.fedtrain.local_training.proximal import ProximalTerm
 from crypten_fl.fedtrain.models.dp_compat import (
     canonical_state_dict,
     load_canonical_state_dict,
@@ -142,11 +143,14 @@ class LocalTrainer:
         n_epochs: int,
         progress: ProgressFn = no_progress,
         after_step: Callable[[nn.Module], None] | None = None,
+        proximal: ProximalTerm | None = None,
     ) -> float:
-        """Train ``n_epochs`` passes; return the mean per-example loss over them.
+        """Train ``n_epochs`` passes; return the mean per-example loss over them (the data loss,
+        without a proximal term).
 
         ``after_step(model)`` runs after every optimizer step on the plain model (e.g. FedMTL's
         proximal pull of the head); it must not touch data, so it costs no privacy under DP.
+        ``proximal`` adds FedProx's term to the objective (:meth:`step`).
         """
         if self.dp_config is not None and self.epochs_done + n_epochs > self.dp_config.total_epochs:
             raise ValueError(
@@ -162,7 +166,7 @@ class LocalTrainer:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss = self.loss_fn(self.module(x, static), labels)
                     loss.backward()
-                    self.optimizer.step()
+                    self.step(proximal)
                     if after_step is not None:
                         with torch.no_grad():
                             after_step(self.model)
@@ -174,6 +178,19 @@ class LocalTrainer:
                     )
                 self.epochs_done += 1
         return total_loss / max(total_examples, 1)
+
+    def step(self, proximal: ProximalTerm | None = None) -> None:
+        """One optimizer step on the gradients of the last backward pass. With a proximal term
+        its gradient is added just before the step: under DP-SGD after Opacus has clipped and
+        noised the per-example gradients (the term touches no data)."""
+        if proximal is None:
+            self.optimizer.step()
+        elif self._private is None:
+            proximal.add_gradient()
+            self.optimizer.step()
+        elif self._private.optimizer.pre_step():  # clip, noise, account; False: skipped step
+            proximal.add_gradient()
+            self._private.optimizer.original_optimizer.step()
 
     @torch.no_grad()
     def predict(self, inputs: ModelInputs, batch_size: int = 1024) -> np.ndarray:

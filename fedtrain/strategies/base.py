@@ -21,9 +21,11 @@ import numpy as np
 import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.local_training.proximal import ProximalTerm
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.tensors import flatten, unflatten
 from crypten_fl.fedtrain.updates import central_dp
+from crypten_fl.fedtrain.updates.server_optimizers import ServerOptimizer
 from crypten_fl.fedtrain.updates.validation import (
     UpdateCheck,
     ValidationLog,
@@ -119,7 +121,10 @@ class Strategy(ABC):
                             f"a hospital (dropout tolerance covers {those('tolerates_dropouts')})")
         for used, option, trait in (
                 (config.central_dp, "--central-dp", "supports_central_dp"),
-                (config.max_update_norm is not None, "--max-update-norm", "shares_updates")):
+                (config.max_update_norm is not None, "--max-update-norm", "shares_updates"),
+                (bool(config.server_options_given()),
+                 "/".join(config.server_options_given()), "shares_updates"),
+                (config.prox_mu > 0, "--prox-mu", "shares_updates")):
             if used and not getattr(cls, trait):
                 raise UserError(f"{option} works with --strategy {those(trait)}, not {cls.name}")
 
@@ -214,6 +219,7 @@ class ParameterSharing(Strategy):
         self.validation = ValidationLog()
         self.noise = (central_dp.mechanism(config, session.aggregator.world_size)
                       if config.central_dp else None)
+        self.server = ServerOptimizer(config.server_settings())
 
     @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
@@ -228,14 +234,40 @@ class ParameterSharing(Strategy):
         return True
 
     def global_state(self) -> dict[str, torch.Tensor]:
-        return {k: v for k, v in self.session.trainer.state_dict().items() if self.is_shared(k)}
+        """The shared parameters and the server optimizer's state."""
+        shared = {k: v for k, v in self.session.trainer.state_dict().items() if self.is_shared(k)}
+        return {**shared, **{f"{SERVER_OPT}{k}": v for k, v in self._server_state().items()}}
 
     def load_global_state(self, state: dict[str, torch.Tensor]) -> None:
-        self.session.trainer.load_shared_state(state)
+        self.session.trainer.load_shared_state(
+            {k: v for k, v in state.items() if not k.startswith(SERVER_OPT)})
+        self.server.load_state(_prefixed(state, SERVER_OPT))
+
+    def _server_state(self) -> dict[str, torch.Tensor]:
+        """The server optimizer's state, with m and v present (zeros before the first step) so
+        that every hospital's copy has the same shape (a rejoining one receives it)."""
+        if self.server.settings.is_plain_fedavg():
+            return {}
+        state = self.server.state()
+        if "m" not in state:
+            start = self.session.trainer.state_dict()
+            size = sum(flatten(block.base).numel() for block in self.shared_blocks(start))
+            state |= {"m": torch.zeros(size, dtype=torch.float64),
+                      "v": torch.zeros(size, dtype=torch.float64)}
+        return state
+
+    def proximal_term(self) -> ProximalTerm | None:
+        """FedProx's pull of the shared parameters toward this round's global model
+        (None without ``--prox-mu``)."""
+        if self.config.prox_mu == 0:
+            return None
+        return ProximalTerm.around(self.session.trainer.model, self.config.prox_mu,
+                                   self.is_shared)
 
     def train_round(self, round_index: int) -> RoundResult:
         start = self.session.trainer.state_dict()
-        loss = self.session.trainer.train_epochs(self.config.local_epochs)
+        loss = self.session.trainer.train_epochs(self.config.local_epochs,
+                                                 proximal=self.proximal_term())
         return RoundResult(train_loss=loss, exchanged_elements=self.share_update(round_index,
                                                                                  start))
 
@@ -266,7 +298,7 @@ class ParameterSharing(Strategy):
                      for block in blocks]
         else:
             means = self._noisy_means(blocks, update, check.accepted)
-        self.adopt(means)
+        self.adopt(self._server_optimizer_step(blocks, means))
         return sum(flatten(block.trained).numel() for block in blocks)
 
     def _discard_round(self, round_index: int, check: UpdateCheck,
@@ -293,14 +325,46 @@ class ParameterSharing(Strategy):
             offset += base.numel()
         return means
 
+    def _server_optimizer_step(self, blocks: list[SharedBlock], means: list[dict[str, torch.Tensor]]
+                     ) -> list[dict[str, torch.Tensor]]:
+        """The server optimizer's step from the common values to the revealed means (all blocks
+        as one vector). Plain FedAvg adopts the means as they are; a round in which no update
+        was accepted (means equal to the common values) leaves model and state unchanged."""
+        if self.server.settings.is_plain_fedavg():
+            return means
+        base = torch.cat([flatten(block.base) for block in blocks])
+        mean = torch.cat([flatten(m) for m in means])
+        if torch.equal(base, mean):
+            return means
+        if "m" not in self.server.state():
+            self.server.load_state(self._server_state())
+        new = self.server.step(base, mean)
+        out, offset = [], 0
+        for block in blocks:
+            n = flatten(block.base).numel()
+            out.append(unflatten(new[offset : offset + n], block.base))
+            offset += n
+        return out
+
     def extra_state(self) -> dict[str, torch.Tensor]:
-        return self.validation.state()
+        return {**self.validation.state(),
+                **{f"{SERVER_OPT}{k}": v for k, v in self.server.state().items()}}
 
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
         self.validation = ValidationLog.from_state(state)
+        self.server.load_state(_prefixed(state, SERVER_OPT))
 
     def validation_report(self) -> dict[str, Any] | None:
         return self.validation.report()
+
+
+#: key prefix of the server optimizer's state in checkpoints and in the global state
+SERVER_OPT = "server_opt."
+
+
+def _prefixed(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def weighted_block_mean(aggregator: Any, block: SharedBlock, accepted: bool

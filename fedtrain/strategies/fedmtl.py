@@ -63,7 +63,8 @@ class FedMTL(ParameterSharing):
     def train_round(self, round_index: int) -> RoundResult:
         start = self.session.trainer.state_dict()
         loss = self.session.trainer.train_epochs(self.config.local_epochs,
-                                                 after_step=self._pull_heads)
+                                                 after_step=self._pull_heads,
+                                                 proximal=self.proximal_term())
         return RoundResult(train_loss=loss, exchanged_elements=self.share_update(round_index,
                                                                                  start))
 

@@ -83,7 +83,7 @@ class Split(ParameterSharing):
         g = torch.sigmoid(mine) - y if mine is not None else torch.zeros(0, z.size(1))
         _, g_enc = share_blocks(g, [(s, z.size(1)) for s in sizes], rank, 0)
         z.backward(g_enc)
-        self.server.sgd_step(self.config.server_lr / total)
+        self.server.sgd_step(self.config.encrypted_lr / total)
         grads = [b.grad for b in blocks]
         owners = [k for k, s in enumerate(sizes) if s]
         grad_h = None
@@ -101,7 +101,7 @@ class Split(ParameterSharing):
 
     def train_round(self, round_index: int) -> RoundResult:
         trainer, model = self.session.trainer, self.model
-        start = trainer.state_dict()
+        start, proximal = trainer.state_dict(), self.proximal_term()
         model.train()
         total_loss, seen = 0.0, 0
         for _ in range(self.config.local_epochs):
@@ -119,7 +119,7 @@ class Split(ParameterSharing):
                     h = model.lower(x, s, self.cut)
                 loss, n = self._server_step(h, y, step)
                 if n:
-                    trainer.optimizer.step()
+                    trainer.step(proximal)
                 total_loss, seen = total_loss + loss, seen + n
         # the client parts are averaged through the pipeline every update-sharing strategy uses:
         # checked (non-finite, --max-update-norm), then securely summed

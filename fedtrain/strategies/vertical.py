@@ -77,7 +77,7 @@ class Vertical(Strategy):
                 shape = (len(idx), self.session.n_labels)  # non-label parties get None above
                 g = torch.sigmoid(logits) - y if y is not None else torch.zeros(shape)
                 z.backward(crypten.cryptensor(g, src=self.label_party))
-                self.top.sgd_step(self.config.server_lr / len(idx))
+                self.top.sgd_step(self.config.encrypted_lr / len(idx))
                 for owner, block in enumerate(blocks):
                     with revealing(tags.OWN_BOTTOM_GRADIENT):
                         grad = block.grad.get_plain_text(dst=owner)

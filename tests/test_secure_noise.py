@@ -12,11 +12,22 @@ import math
 import os
 
 import numpy as np
+import pytest
 import torch
+from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig, make_private, uses_secure_rng
+from crypten_fl.fedtrain.local_training.secure_opacus import (
+    SecureNoiseDPOptimizer,
+    SecurePoissonSampler,
+    SecurePrivacyEngine,
+)
+from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
 from crypten_fl.fedtrain.secure_noise import MAX_ABS_NORMAL, SecureRandom
+from helpers.ml_core import learnable_inputs, tiny_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 N = 1_000_000
 
@@ -92,3 +103,83 @@ def test_draws_have_the_asked_shape_dtype_and_are_finite(n, dtype, std) -> None:
     assert noise.shape == reference.shape and noise.dtype == dtype
     assert bool(torch.isfinite(noise).all()) and bool((noise.abs() <= 8.6 * std).all())
     assert torch.equal(rng.normal_like(reference, 0.0), reference)
+
+
+def _zero_gradient_private(n: int = 640, batch: int = 64, epsilon: float = 2.0):
+    """DP-SGD on a 100k-parameter linear model whose per-sample gradients are all zero, so that
+    p.grad after a step is exactly the noise divided by the expected batch size."""
+    model = nn.Linear(500, 200)
+    data = TensorDataset(torch.zeros(n, 500))
+    loader = DataLoader(data, batch_size=batch, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    private = make_private(model, optimizer, loader, DPConfig(target_epsilon=epsilon,
+                                                              total_epochs=1))
+
+    def step() -> torch.Tensor:
+        (x,) = next(iter(private.loader))
+        private.optimizer.zero_grad(set_to_none=True)
+        (private.module(x) * 0.0).sum().backward()
+        private.optimizer.step()
+        return torch.cat([p.grad.reshape(-1) for p in private.module.parameters()])
+
+    return private, step
+
+
+def test_a_dp_sgd_step_adds_noise_of_std_sigma_c_over_the_expected_batch() -> None:
+    private, step = _zero_gradient_private()
+    assert isinstance(private.optimizer, SecureNoiseDPOptimizer) and uses_secure_rng(private)
+    expected_batch = private.optimizer.expected_batch_size
+    assert expected_batch == 64  # Opacus: int(N · sample_rate), sample rate 1/10
+    std = private.optimizer.noise_multiplier * private.max_grad_norm / expected_batch
+    noise = step().double().numpy()
+    assert noise.size == 100_200
+    assert _looks_standard_normal(noise / std) and not _looks_standard_normal(noise / std * 1.05)
+    again = step().double().numpy()
+    assert not np.array_equal(noise, again)
+
+
+def test_dp_sgd_noise_and_batches_do_not_follow_the_torch_seed() -> None:
+    draws = []
+    for _ in range(2):
+        torch.manual_seed(3)
+        private, step = _zero_gradient_private()
+        batches = [next(iter(private.loader))[0].shape[0] for _ in range(20)]
+        draws.append((step(), batches))
+    assert not torch.equal(draws[0][0], draws[1][0])
+    assert draws[0][1] != draws[1][1]  # 20 Binomial(640, 0.1) batch sizes: equal w.p. < 1e-20
+    assert isinstance(private.loader.batch_sampler, SecurePoissonSampler)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"poisson_sampling": False}, "Poisson sampling"),
+    ({"clipping": "per_layer", "max_grad_norm": [1.0, 1.0]}, "flat clipping"),
+    ({"noise_generator": torch.Generator()}, "noise_generator"),
+])
+def test_the_secure_engine_refuses_what_it_does_not_cover(options, message) -> None:
+    model = nn.Linear(3, 1)
+    loader = DataLoader(TensorDataset(torch.zeros(8, 3)), batch_size=2)
+    with pytest.raises(ValueError, match=message):
+        SecurePrivacyEngine(accountant="rdp").make_private(
+            module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            data_loader=loader, **{"noise_multiplier": 1.0, "max_grad_norm": 1.0, **options})
+
+
+def test_poisson_batches_have_the_sample_rate() -> None:
+    rng = SecureRandom()
+    sampler = SecurePoissonSampler(num_samples=10_000, sample_rate=0.05, rng=rng)
+    batches = [batch for _ in range(5) for batch in sampler]  # 5 epochs × 1/q = 20 batches
+    assert len(batches) == 100 and all(b == sorted(set(b)) for b in batches)
+    sizes = np.array([len(batch) for batch in batches])
+    expected, sd = 500, math.sqrt(10_000 * 0.05 * 0.95) / math.sqrt(100)
+    assert abs(sizes.mean() - expected) < 7 * sd
+
+
+def test_two_trainers_with_the_same_seed_train_differently_only_with_dp() -> None:
+    train = learnable_inputs(192)
+    config = TrainConfig(lr=3e-3, batch_size=64, seed=11, num_threads=1)
+    dp = DPConfig(target_epsilon=4.0, total_epochs=1)
+    a, b = (LocalTrainer(tiny_model(), train, config, dp) for _ in range(2))
+    for trainer in (a, b):
+        trainer.train_epochs(1)
+    assert any(not torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert a.privacy_report()["secure_rng"] is True  # type: ignore[index]

@@ -22,6 +22,7 @@ from crypten_fl.fedtrain.local_training.secure_opacus import (
 )
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
 from crypten_fl.fedtrain.secure_noise import MAX_ABS_NORMAL, SecureRandom
+from crypten_fl.fedtrain.updates.central_dp import DistributedGaussian, private_noise_source
 from helpers.ml_core import learnable_inputs, tiny_model
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -183,3 +184,15 @@ def test_two_trainers_with_the_same_seed_train_differently_only_with_dp() -> Non
         trainer.train_epochs(1)
     assert any(not torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
     assert a.privacy_report()["secure_rng"] is True  # type: ignore[index]
+
+
+def test_central_dp_noise_shares_have_the_right_std_and_differ_per_hospital() -> None:
+    n, z, clip, shares = 400_000, 1.3, 0.7, 4
+    zero = torch.zeros(n, dtype=torch.float64)
+    share_std = z * clip / math.sqrt(shares)
+    noise = [DistributedGaussian(clip, z, shares, private_noise_source()).contribution(zero, True)
+             [:-1].numpy() for _ in range(2)]
+    for share in noise:
+        assert _looks_standard_normal(share / share_std)
+        assert not _looks_standard_normal(share / share_std * 1.05)
+    assert not np.array_equal(noise[0], noise[1])

@@ -13,7 +13,7 @@ no reseed counter, no 2^19-bit cap per request). The state is re-keyed from the 
 process id changes, so forked children never share a stream. Why AES-CTR: a standard, well
 analysed construction whose output is indistinguishable from random as long as AES is a PRP;
 OpenSSL runs it with AES-NI at GB/s; ``torchcsprng`` (what Opacus' ``secure_mode`` wants) is not
-installable here and no longer maintained.
+installable here.
 
 Uniforms: the top 53 bits of each 64-bit keystream word times 2^-53, i.e. every float64 of the
 grid k·2^-53 in [0, 1) with equal probability. Normals: Box–Muller on pairs of uniforms,

@@ -148,6 +148,7 @@ def test_the_privacy_record_accounts_every_collusion_level() -> None:
     assert (record["delta"], record["rounds"], record["sample_rate"], record["noise_shares"]
             ) == (DEFAULT_DELTA, 20, 1.0, 4)
     assert record["record_level_dp_sgd_epsilon"] == {"0": 2.5}
+    assert record["secure_rng"] is True
     tolerant = privacy_record(TrainConfig(fed="unused", central_dp=True, min_hospitals=3,
                                           central_noise_multiplier=1.0), 4)
     assert tolerant["noise_shares"] == 3 and list(tolerant["epsilon_by_colluding_hospitals"]) == [
@@ -223,5 +224,6 @@ def test_a_central_dp_run_moves_the_model_by_the_clipped_mean_plus_noise_of_scal
     record = summary.privacy["central_dp"]
     assert record["epsilon"] == epsilon(z, 1, DEFAULT_DELTA)
     assert (record["clip"], record["noise_multiplier"], record["hospitals"]) == (clip, z, 3)
+    assert record["secure_rng"] is True
     assert json.loads((summary.run_dir / "validation.json").read_text())[
         "rejected_per_hospital"] == {"0": 1, "1": 0, "2": 0}

@@ -99,11 +99,14 @@ def test_centralized_baseline_runs_as_one_process(fed, tmp_path) -> None:
     assert set(summary.test_metrics["per_hospital"]) == {"hospital_0", "hospital_1", "hospital_2"}
 
 
-def test_dp_sgd_spends_the_budget_over_the_whole_run(fed, tmp_path) -> None:
+def test_dp_sgd_spends_the_budget_over_the_whole_run_with_secure_noise(fed, tmp_path) -> None:
     summary = train(_config(fed, dp_epsilon=3.0, rounds=2), tmp_path / "dp")
-    for report in summary.privacy["hospitals"].values():
+    written = json.loads((summary.run_dir / "privacy.json").read_text())
+    assert written == summary.privacy and len(written["hospitals"]) == 3
+    for report in written["hospitals"].values():
         assert 2.5 < report["epsilon"] <= 3.0 + 1e-6
         assert report["noise_multiplier"] > 0 and report["max_grad_norm"] == 1.0
+        assert report["secure_rng"] is True  # noise and Poisson sampling from the CSPRNG
 
 
 @pytest.mark.parametrize("args, message", [

@@ -7,15 +7,24 @@ already taken and under-reports ε). The noise multiplier is calibrated once, fo
 reaches ``target_epsilon`` exactly when the run ends. Poisson sampling with rate
 ``1 / ceil(N / batch)``, flat per-sample clipping at ``max_grad_norm``, Gaussian noise, RDP
 accountant by default.
+
+Randomness: the noise and the Poisson sampling come from a :class:`SecureRandom` (AES-256-CTR
+keyed from the OS, fedtrain/secure_noise.py), never from ``--seed``: an observer who knows the
+seed can neither subtract the noise nor tell which records were in a batch (amplification by
+subsampling assumes the batches are secret). Opacus 1.6.0 draws noise with ``torch.normal`` and
+samples with ``torch.rand``, both on a ``torch.Generator``, and its own ``secure_mode`` needs
+``torchcsprng``, which is not installable; so :class:`SecurePrivacyEngine` builds a
+:class:`SecureNoiseDPOptimizer` and a :class:`SecurePoissonSampler` instead of Opacus' own (the
+two ``_prepare_*`` hooks of the pinned Opacus version; tests check both are in use).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from crypten_fl.fedtrain.secure_noise import SecureRandom
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -76,15 +85,16 @@ def make_private(
     optimizer: torch.optim.Optimizer,
     loader: DataLoader,
     config: DPConfig,
-    noise_generator: torch.Generator,
+    rng: SecureRandom | None = None,
 ) -> PrivateTraining:
-    """Wrap model/optimizer/loader for DP-SGD (hooks mode), calibrated to the config's budget."""
-    from opacus import PrivacyEngine
+    """Wrap model/optimizer/loader for DP-SGD (hooks mode), calibrated to the config's budget.
+
+    Noise and Poisson sampling come from ``rng`` (a fresh :class:`SecureRandom` by default).
+    """
+    from crypten_fl.fedtrain.local_training.secure_opacus import SecurePrivacyEngine
 
     delta = config.resolve_delta(len(loader.dataset))  # type: ignore[arg-type]
-    with warnings.catch_warnings():  # "Secure RNG turned off": documented in docs/model.md
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        engine = PrivacyEngine(accountant=config.accountant)
+    engine = SecurePrivacyEngine(accountant=config.accountant, rng=rng)
     private_module, private_optimizer, private_loader = engine.make_private_with_epsilon(
         module=module,
         optimizer=optimizer,
@@ -94,7 +104,6 @@ def make_private(
         epochs=config.total_epochs,
         max_grad_norm=config.max_grad_norm,
         poisson_sampling=True,
-        noise_generator=noise_generator,
         grad_sample_mode="hooks",
     )
     return PrivateTraining(
@@ -127,7 +136,8 @@ def load_accountant_state(private: PrivateTraining, state: dict[str, Any]) -> No
 
 
 def privacy_report(private: PrivateTraining) -> dict[str, float | int | bool]:
-    """ε spent so far and the mechanism's parameters (``secure_rng``: noise from a CSPRNG)."""
+    """ε spent so far and the mechanism's parameters (``secure_rng``: noise and sampling from a
+    CSPRNG, read off the objects actually in use)."""
     history = private.engine.accountant.history
     return {
         "epsilon": float(private.engine.get_epsilon(private.delta)),
@@ -136,5 +146,16 @@ def privacy_report(private: PrivateTraining) -> dict[str, float | int | bool]:
         "max_grad_norm": private.max_grad_norm,
         "sample_rate": float(1.0 / len(private.loader)),
         "steps": int(sum(n for _, _, n in history)),
-        "secure_rng": bool(private.engine.secure_mode),
+        "secure_rng": uses_secure_rng(private),
     }
+
+
+def uses_secure_rng(private: PrivateTraining) -> bool:
+    """Whether the optimizer's noise and the loader's sampling both come from a SecureRandom."""
+    from crypten_fl.fedtrain.local_training.secure_opacus import (
+        SecureNoiseDPOptimizer,
+        SecurePoissonSampler,
+    )
+
+    return (isinstance(private.optimizer, SecureNoiseDPOptimizer)
+            and isinstance(private.loader.batch_sampler, SecurePoissonSampler))

@@ -4,11 +4,14 @@ The trainer owns its copy of the model, an Adam optimizer (state kept across rou
 loader, and — with DP — one Opacus privacy engine for the whole run. Federated strategies drive it:
 ``train_epochs`` locally, read ``shared_state``, aggregate securely, ``load_shared_state``.
 
-Reproducibility: the seed fixes the shuffling/Poisson sampling (a seeded ``torch.Generator`` for
-the loader), the DP noise (another seeded generator) and dropout (a private copy of torch's global
-RNG state, swapped in only while this trainer trains, so trainers in one process do not disturb
-each other). All three states are in :meth:`LocalTrainer.checkpoint`, so a restored trainer
-continues bit-for-bit (with ``num_threads=1``; multi-threaded kernels may reorder float sums).
+Reproducibility: the seed fixes the shuffling (a seeded ``torch.Generator`` for the loader) and
+dropout (a private copy of torch's global RNG state, swapped in only while this trainer trains, so
+trainers in one process do not disturb each other). Both states are in
+:meth:`LocalTrainer.checkpoint`, so a restored trainer without DP continues bit-for-bit (with
+``num_threads=1``; multi-threaded kernels may reorder float sums). With DP, the noise and the
+Poisson sampling come from a CSPRNG seeded from the OS (fedtrain/secure_noise.py) and are
+deliberately not reproducible: not from the seed, nor across a restore (the stream is not
+checkpointed; a restored trainer draws fresh OS entropy).
 
 State dicts always use the stock model's key names (no Opacus ``_module.`` prefix, no DP
 attention ``qlinear``/``klinear``/``vlinear`` split), so hospitals with and without DP exchange
@@ -58,7 +61,7 @@ class TrainConfig:
     Args:
         lr: Adam learning rate.
         batch_size: examples per step (with DP: the expected Poisson batch size).
-        seed: seeds shuffling/sampling, DP noise and dropout of this trainer.
+        seed: seeds shuffling and dropout of this trainer (never DP noise or DP sampling).
         num_threads: if set, ``torch.set_num_threads`` (process-wide; 1 for bit-reproducibility).
     """
 
@@ -90,7 +93,6 @@ class LocalTrainer:
             torch.set_num_threads(self.config.num_threads)
         seed = self.config.seed
         self._loader_generator = _seeded(seed)
-        self._noise_generator = _seeded(seed + 1)
         self._torch_rng = _seeded(seed + 2).get_state()
         self.epochs_done = 0
         self.loss_fn = nn.BCEWithLogitsLoss()
@@ -106,7 +108,7 @@ class LocalTrainer:
         optimizer = torch.optim.Adam(module.parameters(), lr=self.config.lr)
         self._private: PrivateTraining | None = None
         if dp is not None:
-            self._private = make_private(module, optimizer, loader, dp, self._noise_generator)
+            self._private = make_private(module, optimizer, loader, dp)
             module, optimizer, loader = (
                 self._private.module,
                 self._private.optimizer,
@@ -238,7 +240,7 @@ class LocalTrainer:
         return privacy_report(self._private) if self._private is not None else None
 
     def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to continue identically: tensors and plain data only.
+        """Everything needed to continue (identically without DP): tensors and plain data only.
 
         Safe to ``torch.save`` and to ``torch.load(..., weights_only=True)``.
         """
@@ -248,7 +250,6 @@ class LocalTrainer:
             "accountant": accountant_state(self._private) if self._private else None,
             "rng": {
                 "loader": self._loader_generator.get_state(),
-                "noise": self._noise_generator.get_state(),
                 "torch": self._torch_rng.clone(),
             },
             "epochs_done": self.epochs_done,
@@ -270,6 +271,5 @@ class LocalTrainer:
         if self._private is not None:
             load_accountant_state(self._private, checkpoint["accountant"])
         self._loader_generator.set_state(checkpoint["rng"]["loader"])
-        self._noise_generator.set_state(checkpoint["rng"]["noise"])
         self._torch_rng = checkpoint["rng"]["torch"].clone()
         self.epochs_done = int(checkpoint["epochs_done"])

@@ -2,7 +2,8 @@
 
 Each round every hospital k takes its model update Δ_k (its shared parameters after local
 training minus the global model at the start of the round), clips it to L2 norm C, adds its own
-share of Gaussian noise N(0, z²C²/m · I) drawn from a generator nobody else knows, and
+share of Gaussian noise N(0, z²C²/m · I) drawn from its own CSPRNG (AES-256-CTR keyed from the
+OS, fedtrain/secure_noise.py) that nobody else knows, and
 secret-shares the result with a 1 (to count who took part). The revealed sum therefore carries
 noise N(0, z²C² · n/m · I) with n ≥ m hospitals taking part (m = the number of hospitals, or
 ``--min-hospitals`` when the run tolerates dropouts), and no party ever sees the un-noised sum.
@@ -31,7 +32,6 @@ tensor([0.6000, 0.8000], dtype=torch.float64)
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain.secure_noise import SecureRandom
 
 if TYPE_CHECKING:
     from crypten_fl.fedtrain.config import TrainConfig
@@ -60,13 +61,13 @@ _ALPHAS = ([1 + x / 100 for x in range(1, 10)] + [1 + x / 10.0 for x in range(1,
 _CLIP_SAFETY = 1.0 - 1e-12
 
 ASSUMPTION = (
-    "Semi-honest hospitals: each draws its noise share from its own generator seeded from the "
-    "operating system (never from the run seed) and keeps it secret. A hospital knows its own "
-    "share, so c colluding hospitals can subtract theirs from the revealed sum; the noise left "
-    "has multiplier z*sqrt((m - c)/m), and epsilon_by_colluding_hospitals gives the guarantee "
-    "for each c. m is the number of hospitals whose shares add up to the full noise (all of "
-    "them, or --min-hospitals). Noise is continuous Gaussian in float64, then rounded to the "
-    "secure aggregation's fixed point (2^-16) together with the clipped update."
+    "Semi-honest hospitals: each draws its noise share from its own CSPRNG (AES-256-CTR keyed "
+    "from the operating system, never from the run seed) and keeps it secret. A hospital knows "
+    "its own share, so c colluding hospitals can subtract theirs from the revealed sum; the noise"
+    " left has multiplier z*sqrt((m - c)/m), and epsilon_by_colluding_hospitals gives the "
+    "guarantee for each c. m is the number of hospitals whose shares add up to the full noise "
+    "(all of them, or --min-hospitals). Noise is continuous Gaussian in float64, then rounded to "
+    "the secure aggregation's fixed point (2^-16) together with the clipped update."
 )
 
 #: draws standard normal noise: ``source(n)`` → float64 tensor of n N(0, 1) values
@@ -81,18 +82,19 @@ def clip_to_norm(update: torch.Tensor, clip: float) -> torch.Tensor:
     return update * (clip / norm * _CLIP_SAFETY)
 
 
-def private_noise_source() -> NoiseSource:
-    """Standard normal draws from a generator seeded with 63 bits from ``os.urandom``.
+def private_noise_source(rng: SecureRandom | None = None) -> NoiseSource:
+    """Standard normal draws from a CSPRNG (a fresh :class:`SecureRandom` by default).
 
     Private to the hospital: another hospital, even knowing the run's ``--seed``, cannot
     reproduce (and so cannot subtract) this hospital's noise.
     """
-    generator = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
-    return seeded_noise_source(generator)
+    stream = rng or SecureRandom()
+    return stream.standard_normal
 
 
 def seeded_noise_source(generator: torch.Generator) -> NoiseSource:
-    """Standard normal draws from ``generator`` (tests inject a seeded one)."""
+    """Standard normal draws from a seeded ``generator``: TESTS ONLY (reproducible, so never
+    private); real runs use :func:`private_noise_source`."""
     return lambda n: torch.randn(n, generator=generator, dtype=torch.float64)
 
 
@@ -186,13 +188,12 @@ def noise_shares(config: TrainConfig, n_hospitals: int) -> int:
     return config.min_hospitals if config.min_hospitals is not None else n_hospitals
 
 
-def mechanism(config: TrainConfig, n_hospitals: int, source: NoiseSource | None = None
-              ) -> DistributedGaussian:
+def mechanism(config: TrainConfig, n_hospitals: int) -> DistributedGaussian:
     """This hospital's mechanism for the run (noise from :func:`private_noise_source`)."""
     return DistributedGaussian(clip=config.central_clip,
                                noise_multiplier=resolve_noise_multiplier(config),
                                noise_shares=noise_shares(config, n_hospitals),
-                               source=source or private_noise_source())
+                               source=private_noise_source())
 
 
 def privacy_record(config: TrainConfig, n_hospitals: int,
@@ -221,6 +222,7 @@ def privacy_record(config: TrainConfig, n_hospitals: int,
         "mechanisms_per_round": MECHANISMS_PER_ROUND,
         "sample_rate": SAMPLE_RATE,
         "accountant": ACCOUNTANT,
+        "secure_rng": True,  # mechanism() always draws from private_noise_source
         "delta": delta,
         "epsilon": by_colluders["0"],
         "epsilon_against_one_hospital": by_colluders[str(min(1, m - 1))],

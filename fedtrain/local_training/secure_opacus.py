@@ -1,0 +1,99 @@
+"""Opacus 1.6.0 with its noise and Poisson sampling drawn from a :class:`SecureRandom`.
+
+Imported lazily by :func:`crypten_fl.fedtrain.local_training.dp_sgd.make_private` (importing
+Opacus costs about a second). Opacus lets callers pass a ``torch.Generator`` only, and its
+``secure_mode`` needs ``torchcsprng``; instead of patching Opacus, :class:`SecurePrivacyEngine`
+overrides the engine's two factory hooks, ``_prepare_optimizer`` and ``_prepare_data_loader``, for
+the one configuration the project uses (flat clipping, hooks mode, one process, Poisson
+sampling) and refuses any other. Everything else — per-sample gradients, clipping, scaling,
+accounting — is Opacus' own.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from crypten_fl.fedtrain.secure_noise import SecureRandom
+from opacus import PrivacyEngine
+from opacus.data_loader import DPDataLoader
+from opacus.optimizers import DPOptimizer
+from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processed
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from torch.utils.data import DataLoader
+
+
+class SecureNoiseDPOptimizer(DPOptimizer):
+    """Opacus' DPOptimizer with the Gaussian noise N(0, (σ·C)²) drawn from ``rng``.
+
+    One draw covers every parameter per step (fewer keystream requests than one per tensor).
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, *, rng: SecureRandom,
+                 **kwargs: Any) -> None:
+        super().__init__(optimizer, generator=None, secure_mode=False, **kwargs)
+        self.rng = rng
+
+    def add_noise(self) -> None:
+        """``p.grad = p.summed_grad + N(0, (noise_multiplier · max_grad_norm)²)`` for every p."""
+        sums = [p.summed_grad for p in self.params]
+        for summed in sums:
+            _check_processed_flag(summed)
+        std = self.noise_multiplier * self.max_grad_norm
+        noise = self.rng.normal_like(torch.empty(sum(s.numel() for s in sums)), std)
+        start = 0
+        for p, summed in zip(self.params, sums, strict=True):
+            piece = noise[start : start + summed.numel()].view_as(summed)
+            start += summed.numel()
+            p.grad = (summed + piece.to(dtype=summed.dtype, device=summed.device)).view_as(p)
+            _mark_as_processed(summed)
+
+
+class SecurePoissonSampler(UniformWithReplacementSampler):
+    """Poisson sampling (each record independently with probability ``sample_rate``) from
+    ``rng``'s uniforms instead of ``torch.rand`` on a seeded generator."""
+
+    def __init__(self, *, num_samples: int, sample_rate: float, rng: SecureRandom) -> None:
+        super().__init__(num_samples=num_samples, sample_rate=sample_rate)
+        self.rng = rng
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for _ in range(self.steps):
+            yield (self.rng.uniform(self.num_samples) < self.sample_rate).nonzero()[0].tolist()
+
+
+class SecurePrivacyEngine(PrivacyEngine):
+    """A PrivacyEngine whose optimizer noise and Poisson sampling come from one SecureRandom."""
+
+    def __init__(self, *, accountant: str, rng: SecureRandom | None = None) -> None:
+        with warnings.catch_warnings():  # Opacus' "Secure RNG turned off" is about its own
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")  # generator
+            super().__init__(accountant=accountant, secure_mode=False)
+        self.rng = rng or SecureRandom()
+
+    def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, noise_generator: Any = None,
+                           distributed: bool = False, clipping: str = "flat",
+                           grad_sample_mode: str = "hooks", **kwargs: Any) -> DPOptimizer:
+        if noise_generator is not None or distributed or clipping != "flat" \
+                or grad_sample_mode != "hooks":
+            raise ValueError("secure noise supports flat clipping in hooks mode, one process, "
+                             "and no noise_generator")
+        if isinstance(optimizer, DPOptimizer):
+            optimizer = optimizer.original_optimizer
+        return SecureNoiseDPOptimizer(optimizer, rng=self.rng, **kwargs)
+
+    def _prepare_data_loader(self, data_loader: DataLoader, *, poisson_sampling: bool,
+                             distributed: bool, batch_first: bool = True,
+                             rand_on_empty: bool = False) -> DataLoader:
+        if not poisson_sampling or distributed:
+            raise ValueError("secure sampling supports Poisson sampling in one process only")
+        self.dataset = data_loader.dataset
+        # Opacus' loader for its empty-batch collate; its seeded sampler is replaced
+        opacus_loader = DPDataLoader.from_data_loader(data_loader, batch_first=batch_first,
+                                                      rand_on_empty=rand_on_empty)
+        sampler = SecurePoissonSampler(num_samples=len(data_loader.dataset),  # type: ignore[arg-type]
+                                       sample_rate=opacus_loader.sample_rate, rng=self.rng)
+        return DataLoader(data_loader.dataset, batch_sampler=sampler,
+                          collate_fn=opacus_loader.collate_fn, generator=data_loader.generator)

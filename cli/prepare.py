@@ -54,5 +54,5 @@ def command(
     console.print(make_table(f"{escape(str(site.out))}: hospital {h.hospital}, seed {site.seed}",
                              columns, rows))
     console.print("schema fingerprint (compare with the other sites before training): "
-                  f"{site.schema_sha256}", markup=False, highlight=False)
+                  f"{site.schema_sha256}", markup=False, highlight=False, soft_wrap=True)
     point_to_json(site.out / "manifest.json")

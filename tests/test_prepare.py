@@ -116,7 +116,7 @@ def test_a_mismatched_site_is_named_before_any_process_starts(sites, tmp_path) -
     fed = federation(sites, tmp_path, [0, 1, 2])
     with pytest.raises(UserError) as err:
         train(TrainConfig(fed=str(fed), rounds=1, **TINY_MODEL), tmp_path / "run")
-    assert str(err.value) == MISMATCH
+    assert str(err.value) == f"--fed {fed}: {MISMATCH}"
     assert not (tmp_path / "run").exists() and not (tmp_path / ".run.partial").exists()
 
 

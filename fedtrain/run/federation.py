@@ -55,7 +55,10 @@ def read_federation(fed: Path, strategy: str) -> list[HospitalInfo]:
                         "(partition with --vertical)")
     if wanted == "horizontal" and vertical:
         raise UserError(f"--strategy {strategy} needs a horizontal partition; {fed} is vertical")
-    check_agreement({f"hospital_{h.index}": h.schema for h in hospitals}, vertical)
+    try:
+        check_agreement({f"hospital_{h.index}": h.schema for h in hospitals}, vertical)
+    except UserError as err:
+        raise UserError(f"--fed {fed}: {err}") from None
     return hospitals
 
 

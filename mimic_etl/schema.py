@@ -37,9 +37,10 @@ MAX_SHOWN = 3
 
 
 def canonical_json(obj: Any) -> str:
-    """The one text of ``obj`` that is hashed: sorted keys, no spaces, ASCII, no NaN."""
+    """The one text of ``obj`` that is hashed: sorted keys, no spaces, ASCII (a hand-edited NaN
+    stays ``NaN``, anything not JSON becomes its text)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
-                      allow_nan=False)
+                      default=str)
 
 
 def fingerprint(description: Mapping[str, Any]) -> str:
@@ -197,10 +198,11 @@ def differences(ref: Mapping[str, Any], other: Mapping[str, Any], ref_name: str,
 
 
 def _extraction_diff(ref: Any, other: Any, ref_name: str) -> list[str]:
-    if not (isinstance(ref, dict) and isinstance(other, dict)):
-        missing = "not recorded" if not isinstance(other, dict) else "recorded"
-        return [f"cohort extraction settings {missing} (re-extract both with the same "
-                f"crypten-fl version), {ref_name} differs"]
+    if not isinstance(other, dict):
+        return [f"extraction settings not recorded (an older or hand-made cohort), {ref_name}'s "
+                "are"]
+    if not isinstance(ref, dict):
+        return [f"extraction settings recorded, {ref_name}'s not (an older or hand-made cohort)"]
     found = []
     for key in sorted(ref.keys() | other.keys()):
         if ref.get(key) != other.get(key):

@@ -177,3 +177,20 @@ def test_definition_hashes_follow_the_csv_definitions_not_their_descriptions(tmp
     (tmp_path / "sql" / "vitals.sql").write_text((sql.SQL_DIR / "vitals.sql").read_text()
                                                  .replace("SELECT", "SELECT DISTINCT", 1))
     assert hashes()["sql"] != base["sql"]
+
+
+def test_a_cohort_without_definitions_and_odd_values_are_compared_too() -> None:
+    old = describe(MANIFEST)  # a cohort written before definitions were recorded
+    definition = "definition (itemids, valid range or unit conversion) differs from hospital_0's"
+    assert differences(site(), old, "hospital_0") == [
+        "time grid 24 bins of 2.0 h over None h, hospital_0 has 24 bins of 2.0 h over 48.0 h",
+        "extraction settings not recorded (an older or hand-made cohort), hospital_0's are",
+        *(f"feature {name}: {definition}" for name in ("heart_rate", "albumin", "lactate")),
+        "label sepsis: ICD definition differs from hospital_0's",
+        "label aki: ICD definition differs from hospital_0's"]
+    assert "extraction settings recorded, hospital_0's not (an older or hand-made cohort)" in \
+        differences(old, site(), "hospital_0")
+    odd = site(bin_hours=float("nan"), features=[{"name": "x", "unit": float("inf")}])
+    assert fingerprint(odd) == fingerprint(copy.deepcopy(odd))  # hashable, not an exception
+    with pytest.raises(UserError, match=r"hospital_1: time grid 24 bins of nan h"):
+        check_agreement({"hospital_0": site(), "hospital_1": odd}, vertical=False)

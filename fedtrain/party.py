@@ -196,10 +196,14 @@ def main(argv: list[str] | None = None) -> int:
         crypten.uninit()
         return 0
     except BaseException as err:  # report, then fail: the launcher stops the other parties
-        message = f"{type(err).__name__}: {err}".splitlines()[0][:500]
-        (args.workdir / "error.json").write_text(json.dumps({"message": message,
+        from crypten_fl.common.errors import UserError
+
+        user = isinstance(err, UserError)  # a message for the user: no type name, no traceback
+        message = (str(err) if user else f"{type(err).__name__}: {err}").splitlines()[0][:2000]
+        (args.workdir / "error.json").write_text(json.dumps({"message": message, "user": user,
                                                             "time": time.time()}))
-        traceback.print_exc(file=sys.stderr)
+        if not user:  # a UserError is reported by whoever started the party (launcher, node)
+            traceback.print_exc(file=sys.stderr)
         return 1
 
 

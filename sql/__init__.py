@@ -33,6 +33,12 @@ def code_only(text: str) -> str:
     return _TOKENS.sub(lambda m: m.group(0) if m.group(1) else " ", text)
 
 
+def without_comments(text: str) -> str:
+    """``text`` with comments blanked (string literals and placeholders kept)."""
+    return _TOKENS.sub(lambda m: " " if m.group(0).startswith(("--", "/*")) else m.group(0),
+                       text)
+
+
 @dataclass(frozen=True)
 class SqlFile:
     """One file of sql/: its relation name and text."""

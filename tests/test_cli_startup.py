@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["evaluate", "--help"],
                                   ["audit", "--help"], ["node", "--help"],
-                                  ["provision", "--help"]])
+                                  ["provision", "--help"], ["prepare", "--help"]])
 def test_help_imports_no_heavy_library(argv: list[str]) -> None:
     script = ("import sys, json\nsys.argv = ['crypten-fl', *json.loads(sys.argv[1])]\n"
               "from crypten_fl.cli.app import app\ntry:\n    app()\nexcept SystemExit:\n    pass\n"

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 from crypten_fl.common.outdir import MARKER
 from crypten_fl.mimic_etl.extract import extract
-from crypten_fl.mimic_etl.extract.definitions import load_features
+from crypten_fl.mimic_etl.extract.definitions import definition_hashes, load_features
 from helpers.mimic_fixture import (
     EXPECTED_CELLS,
     EXPECTED_FLOW,
@@ -144,3 +144,6 @@ def test_manifest_counts_features_and_prevalence(cohort: Path) -> None:
     hf = next(lab for lab in manifest["labels"] if lab["name"] == "heart_failure")
     assert hf == {"name": "heart_failure", "prevalence": round(4 / 6, 6), "positives": 4}
     assert Path(manifest["inputs"][0]["name"]).name == "patients.csv.gz"
+    # what each column means, for the hospitals' schema check (mimic_etl/schema.py)
+    assert manifest["definitions"] == definition_hashes()
+    assert list(manifest["definitions"]["features"]) == [f.name for f in FEATURES]

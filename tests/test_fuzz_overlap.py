@@ -51,6 +51,8 @@ COMMANDS = [
             {"mimic": ("--mimic-dir", ("hosp", "icu"))}),
     Command("partition", ("partition", "--cohort", "{cohort}", "--out", "{out}",
                           "--hospitals", "2"), {"cohort": ("--cohort", ())}),
+    Command("prepare", ("prepare", "--cohort", "{cohort}", "--out", "{out}"),
+            {"cohort": ("--cohort", ())}),
     Command("train", ("train", "--fed", "{fed}", "--out", "{out}", *TINY_OPTIONS),
             {"fed": ("--fed", ("hospital_1",))}),
     Command("sweep", ("sweep", "--fed", "{fed}", "--out", "{out}", *TINY_OPTIONS),
@@ -68,7 +70,8 @@ COMMANDS = [
 ]
 BY_NAME = {c.name: c for c in COMMANDS}
 #: what each command reads, as workspace names (audit and evaluate read the run's federation)
-NEEDS = {"synth": (), "extract": ("mimic",), "partition": ("cohort",), "train": ("fed",),
+NEEDS = {"synth": (), "extract": ("mimic",), "partition": ("cohort",), "prepare": ("cohort",),
+         "train": ("fed",),
          "sweep": ("fed",), "compare": ("run",), "audit": ("run", "fed"),
          "evaluate": ("run", "fed"), "node": ("data", "config", "kit")}
 
@@ -257,6 +260,7 @@ OWN_OUTPUT = {
     "synth": ("synth_summary.json", "hosp", "icu"),
     "extract": ("manifest.json", "static.parquet", "timeseries.parquet", "labels.parquet"),
     "partition": ("partition.json", "hospital_0", "hospital_1"),
+    "prepare": ("manifest.json", "train.parquet", "val.parquet", "test.parquet"),
     "compare": ("compare.json",),
     "train": ("config.json", "test_metrics.json", "comm.json"),
 }

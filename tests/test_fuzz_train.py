@@ -148,8 +148,11 @@ def federation_cases() -> list[Case]:
         fails("fed-missing", remove("{fed}"), error=("--fed {fed}", "not found")),
         fails("fed-is-a-file", remove("{fed}"), write_file("{fed}", "x"),
               error=("--fed {fed}", "not found")),
-        fails("partition-json-missing", remove("{fed}/partition.json"),
-              error=("{fed}/partition.json", "not found")),
+        fails("partition-json-missing-and-strategy-vertical", remove("{fed}/partition.json"),
+              args=("--strategy", "vertical"), error=("--strategy vertical", "is horizontal")),
+        fails("partition-json-missing-and-manifests-disagree", remove("{fed}/partition.json"),
+              edit_json(manifest, with_values(vertical=True)),
+              error=("--fed {fed}", "hospital_1 vertical, the other hospitals not")),
         fails("partition-json-not-json", write_file("{fed}/partition.json", "{,}"),
               error=("{fed}/partition.json", "not valid JSON")),
         fails("partition-json-binary", write_file("{fed}/partition.json", b"\xff\xfe"),
@@ -167,9 +170,19 @@ def federation_cases() -> list[Case]:
         fails("hospital-n_bins-text", edit_json(manifest, with_values(n_bins="x")),
               error=(manifest, "n_bins")),
         fails("hospital-features-differ", edit_json(manifest, lambda m: {
-            **m, "features": m["features"][::-1]}), error=(manifest, "feature schema differs")),
+            **m, "features": m["features"][::-1]}),
+            error=("--fed {fed}", "hospital_1: feature list in another order")),
+        fails("hospital-feature-missing", edit_json(manifest, lambda m: {
+            **m, "features": m["features"][1:]}),
+            error=("--fed {fed}", "hospital_1: feature list differs: heart_rate missing")),
+        fails("hospital-label-missing", edit_json(manifest, lambda m: {
+            **m, "labels": m["labels"][:-1]}),
+            error=("--fed {fed}", "hospital_1: label list differs: neurological missing")),
+        fails("hospital-unit-differs", edit_json(manifest, lambda m: {
+            **m, "features": [{**m["features"][0], "unit": "per hour"}, *m["features"][1:]]}),
+            error=("--fed {fed}", "hospital_1: feature heart_rate: unit per hour")),
         fails("hospital-bins-differ", edit_json(manifest, with_values(n_bins=7)),
-              error=(manifest, "feature schema differs")),
+              error=("--fed {fed}", "hospital_1: time grid 7 bins")),
     ]
     cases += [fails(f"hospital-manifest-without-{key}", edit_json(manifest, without_key(key)),
                     error=(manifest, key)) for key in ("features", "n_bins", "counts")]

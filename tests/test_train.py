@@ -140,7 +140,9 @@ def test_missing_federation_and_mismatched_schema(fed, tmp_path) -> None:
     manifest = json.loads((broken / "hospital_2" / "manifest.json").read_text())
     manifest["features"] = manifest["features"][::-1]
     (broken / "hospital_2" / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(UserError, match=r"hospital_2/manifest\.json: feature schema differs"):
+    with pytest.raises(UserError, match=r"--fed .*broken: .*schemas differ .*: hospital_2: "
+                                         r"feature list in another order \(position 1: "
+                                         r"urine_output, hospital_0 has heart_rate\)$"):
         train(_config(broken), tmp_path / "r2")
     manifest["counts"]["train"] = 0
     (broken / "hospital_2" / "manifest.json").write_text(json.dumps(manifest))

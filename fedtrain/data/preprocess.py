@@ -39,6 +39,7 @@ from crypten_fl.fedtrain.data.static_encoding import (
     n_numeric_static,
     n_static_features,
     numeric_static_matrix,
+    static_feature_names,
 )
 
 #: Below this (relative to max(1, |mean|)) a standard deviation is treated as zero → replaced by 1.
@@ -190,3 +191,17 @@ def forward_fill(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
 def static_width(has_static: bool) -> int:
     """S for the model: the encoded static width, or 0 for a party without static columns."""
     return n_static_features() if has_static else 0
+
+
+def preprocessing_spec() -> dict[str, Any]:
+    """What training does to a hospital's raw values, as data (compared between hospitals before
+    the first round, fedtrain/sessions/schema_check.py): the steps of this module, the smallest
+    standard deviation kept and the encoded static columns (numeric, flags, vocabularies)."""
+    return {
+        "steps": ["forward-fill observed values within a stay",
+                  "impute the rest with the pooled training mean",
+                  "z-score with the pooled training mean and std (ddof 0)",
+                  "input [z-scored values, mask]"],
+        "min_relative_std": MIN_RELATIVE_STD,
+        "static_columns": static_feature_names(),
+    }

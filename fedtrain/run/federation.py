@@ -1,4 +1,11 @@
-"""Checks on a FED/ directory made before any party process starts."""
+"""Checks on a FED/ directory made before any party process starts.
+
+FED/ is either written by ``partition`` (with partition.json) or assembled from hospital
+directories that sites wrote with ``prepare`` (no partition.json: whether the federation is
+vertical comes from the hospital manifests). Either way the hospitals' schemas must agree
+(mimic_etl/schema.py); the parties compare them again among themselves before the first round
+(fedtrain/sessions/schema_check.py), as nodes on separate machines must.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ from typing import Any
 from crypten_fl.common.errors import UserError
 from crypten_fl.common.manifest import read_json
 from crypten_fl.fedtrain import strategies
+from crypten_fl.mimic_etl.schema import check_agreement, manifest_schema
 
 SPLITS = ("train", "val", "test")
 
@@ -24,6 +32,8 @@ class HospitalInfo:
     n_bins: int
     n_train: int
     label_party: bool
+    vertical: bool
+    schema: dict[str, Any]
 
 
 def read_federation(fed: Path, strategy: str) -> list[HospitalInfo]:
@@ -31,7 +41,6 @@ def read_federation(fed: Path, strategy: str) -> list[HospitalInfo]:
     fed = Path(fed)
     if not fed.is_dir():
         raise UserError(f"--fed {fed}: directory not found (run `crypten-fl partition` first)")
-    partition = read_json(fed / "partition.json")
     dirs = sorted((p for p in fed.iterdir() if re.fullmatch(r"hospital_\d+", p.name)),
                   key=lambda p: int(p.name.split("_")[1]))
     if not dirs:
@@ -39,15 +48,17 @@ def read_federation(fed: Path, strategy: str) -> list[HospitalInfo]:
     hospitals = [_read_hospital(i, d) for i, d in enumerate(dirs)]
     if [int(d.name.split("_")[1]) for d in dirs] != list(range(len(dirs))):
         raise UserError(f"--fed {fed}: hospital directories must be numbered 0..{len(dirs) - 1}")
-    vertical = bool(partition.get("vertical", False)) if isinstance(partition, dict) else False
+    vertical = _vertical(fed, hospitals)
     wanted = strategies.get(strategy).partition
     if wanted == "vertical" and not vertical:
         raise UserError(f"--strategy {strategy} needs a vertical partition; {fed} is horizontal "
                         "(partition with --vertical)")
     if wanted == "horizontal" and vertical:
         raise UserError(f"--strategy {strategy} needs a horizontal partition; {fed} is vertical")
-    if wanted == "horizontal":
-        _same_schema(hospitals)
+    try:
+        check_agreement({f"hospital_{h.index}": h.schema for h in hospitals}, vertical)
+    except UserError as err:
+        raise UserError(f"--fed {fed}: {err}") from None
     return hospitals
 
 
@@ -66,20 +77,24 @@ def _read_hospital(index: int, path: Path) -> HospitalInfo:
         features = tuple(f["name"] for f in manifest["features"])
         n_bins = int(manifest["n_bins"])
         n_train = int(manifest["counts"]["train"])
+        vertical = manifest.get("vertical", False)
     except (KeyError, TypeError, ValueError) as err:
         raise UserError(f"{path}/manifest.json: missing or malformed field {err}") from err
     if n_train < 1:
         raise UserError(f"{path}: the training split is empty")
-    return HospitalInfo(index, path, features, n_bins, n_train, bool(manifest.get("label_party",
-                                                                                    True)))
+    return HospitalInfo(index, path, features, n_bins, n_train,
+                        bool(manifest.get("label_party", True)), vertical is True,
+                        manifest_schema(manifest))
 
 
-def _same_schema(hospitals: list[HospitalInfo]) -> None:
-    first = hospitals[0]
-    for h in hospitals[1:]:
-        if h.features != first.features or h.n_bins != first.n_bins:
-            diff = sorted(set(h.features) ^ set(first.features))[:5]
-            raise UserError(
-                f"{h.path}/manifest.json: feature schema differs from {first.path.name} "
-                f"(features {diff or 'in another order'}, bins {h.n_bins} vs {first.n_bins})"
-            )
+def _vertical(fed: Path, hospitals: list[HospitalInfo]) -> bool:
+    """Whether FED/ is vertical: partition.json says so, else every hospital manifest must."""
+    if (fed / "partition.json").exists():
+        partition = read_json(fed / "partition.json")
+        return bool(partition.get("vertical", False)) if isinstance(partition, dict) else False
+    kinds = {h.vertical for h in hospitals}
+    if len(kinds) > 1:
+        mixed = ", ".join(f"hospital_{h.index}" for h in hospitals if h.vertical)
+        raise UserError(f"--fed {fed}: {mixed} vertical, the other hospitals not (no "
+                        "partition.json to say which)")
+    return kinds.pop()

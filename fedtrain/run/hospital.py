@@ -21,6 +21,7 @@ from crypten_fl.fedtrain.metrics.histograms import pooled_metrics
 from crypten_fl.fedtrain.party import PartyContext
 from crypten_fl.fedtrain.run import checkpoints, rejoin
 from crypten_fl.fedtrain.secure import group
+from crypten_fl.fedtrain.sessions import schema_check
 from crypten_fl.fedtrain.sessions.hospital import Session
 from safetensors.torch import save_file
 
@@ -49,8 +50,10 @@ def _label_names(session: Session) -> list[str]:
 def run(ctx: PartyContext) -> dict[str, Any]:
     """Train for the configured rounds (continuing after ``resume_round``) and evaluate.
 
-    With ``rejoin`` in the spec, the hospital dropped out earlier: it restores its own latest
-    checkpoint, asks the running group to take it back and continues from the group's round.
+    Before anything else, the parties compare their hospitals' data schemas
+    (fedtrain/sessions/schema_check.py). With ``rejoin`` in the spec, the hospital dropped out
+    earlier: it restores its own latest checkpoint, asks the running group to take it back and
+    continues from the group's round.
     """
     config = TrainConfig.from_json(ctx.spec["config"])
     run_dir = Path(ctx.spec["run_dir"])
@@ -65,6 +68,9 @@ def run(ctx: PartyContext) -> dict[str, Any]:
             raise RuntimeError(f"hospital {me} has no checkpoint in {run_dir} to rejoin from")
         ctx.spec["pooled_moments"] = saved["pooled_moments"]
     strategy_cls = strategies.get(config.strategy)
+    if not rejoining:  # the running group checked the schemas when it started
+        ctx.emit("status", message="comparing data schemas with the other hospitals")
+        schema_check.agree(ctx.spec, strategy_cls.partition == "vertical")
     session = strategy_cls.open_session(ctx.rank, ctx.spec, config)
     strategy = strategy_cls(config, session)
     strategy.emit = ctx.emit  # e.g. a rejected update (fedtrain/updates/validation.py)

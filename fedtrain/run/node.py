@@ -310,7 +310,10 @@ def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | No
     if strategy.needs_ttp:
         argv.append("--ttp")
     if party.main(argv) != 0:
-        error = json.loads((out / "error.json").read_text())["message"]
+        report = json.loads((out / "error.json").read_text())
+        error = report["message"]
+        if report.get("user"):  # e.g. the schemas differ: the message says it all
+            raise UserError(f"hospital {rank} stopped: {error} (outputs in {out})")
         if "connectFullMesh" in error:  # the parties' gloo listeners could not reach each other
             error += (f"; is every peer reachable over {iface or 'the hostname address'} "
                       "(--interface, open ports: docs/deployment.md)?")

@@ -28,7 +28,12 @@ from crypten_fl.common.outdir import atomic_output_dir, check_output_dir
 from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.common.writing import write_errors
 from crypten_fl.mimic_etl.extract import duck, runner, tables
-from crypten_fl.mimic_etl.extract.definitions import load_features, load_labels, template_values
+from crypten_fl.mimic_etl.extract.definitions import (
+    definition_hashes,
+    load_features,
+    load_labels,
+    template_values,
+)
 from crypten_fl.mimic_etl.extract.summary import (
     ExtractSummary,
     FlowStep,
@@ -107,6 +112,7 @@ def extract(
         manifest = base_manifest("extract", params, seed=None)
         manifest["inputs"] = describe_inputs([t.path for t in inputs.values()])
         manifest.update(manifest_fields(summary, features))
+        manifest["definitions"] = definition_hashes()
         write_json(tmp / "cohort_flow.json", [dataclasses.asdict(s) for s in flow])
         write_json(tmp / "manifest.json", manifest)
     return summary

@@ -8,9 +8,12 @@ of timeseries.sql and labels.sql.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crypten_fl import sql
 
@@ -96,3 +99,42 @@ def template_values(features: list[Feature], labels: list[str]) -> dict[str, str
         "feature_columns": sep.join(columns),
         "label_columns": sep.join(label_columns),
     }
+
+
+def _short_hash(obj: object) -> str:
+    """First 16 hex digits of the SHA-256 of ``obj``'s canonical JSON."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _rows(path: Path, key: str, ignore: tuple[str, ...] = ()) -> dict[str, list[dict[str, str]]]:
+    rows: dict[str, list[dict[str, str]]] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            kept = {k: v.strip() for k, v in row.items() if k not in (key, *ignore)}
+            rows.setdefault(row[key], []).append(kept)
+    return rows
+
+
+def definition_hashes(
+    features_csv: Path = sql.DATA_FILES["features_csv"],
+    labels_csv: Path = sql.DATA_FILES["labels_csv"],
+    drug_classes_csv: Path = sql.DATA_FILES["drug_classes_csv"],
+    sql_dir: Path = sql.SQL_DIR,
+) -> dict[str, Any]:
+    """What each output column means, as short hashes (the ``definitions`` of manifest.json).
+
+    ``features``: per feature, its rows of features.csv (group, unit, itemids, valid range,
+    conversion; not the descriptive ``item_label`` and ``reference``) and, for medication
+    flags, its drug patterns; ``labels``: per label, its ICD-9 and ICD-10 prefixes; ``sql``: the
+    code of every sql/*.sql file (comments and blank space left out). Hospitals whose cohorts
+    agree on these hashes extracted the same columns the same way (mimic_etl/schema.py).
+    """
+    described = ("item_label", "reference")
+    drugs = _rows(drug_classes_csv, "feature", ("source",))
+    features = {name: _short_hash({"rows": rows, "drugs": drugs.get(name, [])})
+                for name, rows in _rows(features_csv, "feature", described).items()}
+    labels = {name: _short_hash(rows) for name, rows in _rows(labels_csv, "label",
+                                                               ("source",)).items()}
+    code = {f.name: " ".join(sql.without_comments(f.text).split()) for f in sql.load(sql_dir)}
+    return {"features": features, "labels": labels, "sql": _short_hash(code)}

@@ -40,7 +40,7 @@ from crypten_fl.mimic_etl.partition.writer import HospitalView, write_hospital
 
 
 @dataclasses.dataclass
-class _Plan:
+class Plan:
     """What each hospital receives, before anything is written."""
 
     views: list[HospitalView]
@@ -90,14 +90,14 @@ def partition(
     start = time.perf_counter()
     cohort, out = Path(cohort), Path(out)
     scheme = "iid" if iid else scheme
-    _check_options(cohort, out, hospitals, scheme, alpha, label_party, split, seed, overwrite)
+    check_options(cohort, out, hospitals, scheme, alpha, label_party, split, seed, overwrite)
     data = load_cohort(cohort, progress)
     patients = build_patient_table(data.static, data.labels)
     rng = np.random.default_rng(seed)
     if vertical:
         plan = _vertical_plan(data, patients, hospitals, feature_groups, label_party, split, rng)
     else:
-        plan = _horizontal_plan(data, patients, hospitals, scheme, alpha, split, rng)
+        plan = horizontal_plan(data, patients, hospitals, scheme, alpha, split, rng)
     params = {
         "cohort": str(cohort),
         "out": str(out),
@@ -137,7 +137,7 @@ def partition(
     return summary
 
 
-def _check_options(
+def check_options(
     cohort: Path,
     out: Path,
     hospitals: int | None,
@@ -147,8 +147,10 @@ def _check_options(
     split: Sequence[float],
     seed: int,
     overwrite: bool,
+    command: str = "partition",
 ) -> None:
-    """Everything that can be checked before reading the cohort."""
+    """Everything that can be checked before reading the cohort (``command``: whose output
+    ``out`` may replace)."""
     if hospitals is not None and hospitals < 1:
         raise UserError(f"--hospitals {hospitals}: must be at least 1")
     if scheme not in SCHEMES:
@@ -160,10 +162,10 @@ def _check_options(
     if seed < 0:
         raise UserError(f"--seed {seed}: must be 0 or more")
     check_split(split)
-    check_output_dir(out, overwrite, reads={"--cohort": [cohort]}, command="partition")
+    check_output_dir(out, overwrite, reads={"--cohort": [cohort]}, command=command)
 
 
-def _horizontal_plan(
+def horizontal_plan(
     data: Cohort,
     patients: PatientTable,
     hospitals: int | None,
@@ -171,7 +173,9 @@ def _horizontal_plan(
     alpha: float,
     split: Sequence[float],
     rng: np.random.Generator,
-) -> _Plan:
+) -> Plan:
+    """Assign patients to hospitals by ``scheme``, then to splits within each hospital (also
+    `prepare`'s plan: one hospital holding every patient of the site's cohort)."""
     if hospitals is None:
         raise UserError("--hospitals: required (the number of simulated hospitals)")
     if hospitals > patients.n_patients:
@@ -198,7 +202,7 @@ def _horizontal_plan(
     keys = data.stay_ids.astype(str).astype(object)
     sized = scheme in ("dirichlet", "quantity")
     min_patients = min_hospital_size(patients.n_patients, hospitals) if sized else None
-    return _Plan(views, split_rows, [0] * hospitals, keys, min_patients)
+    return Plan(views, split_rows, [0] * hospitals, keys, min_patients)
 
 
 def _vertical_plan(
@@ -209,7 +213,7 @@ def _vertical_plan(
     label_party: int,
     split: Sequence[float],
     rng: np.random.Generator,
-) -> _Plan:
+) -> Plan:
     parties = parse_feature_groups(feature_groups, data.groups)
     shown = ";".join(",".join(p) for p in parties)
     if hospitals is not None and hospitals != len(parties):
@@ -244,7 +248,7 @@ def _vertical_plan(
             dropped += d
         split_rows.append(rows)
         missing.append(dropped)
-    return _Plan(views, split_rows, missing, keys, None)
+    return Plan(views, split_rows, missing, keys, None)
 
 
 def _groups_text(views: list[HospitalView]) -> str:
@@ -253,7 +257,7 @@ def _groups_text(views: list[HospitalView]) -> str:
 
 def _summarise(
     data: Cohort,
-    plan: _Plan,
+    plan: Plan,
     written: list[HospitalSummary],
     params: dict[str, Any],
     seed: int,

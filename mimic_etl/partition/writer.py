@@ -15,6 +15,7 @@ from crypten_fl.mimic_etl.partition.measures import prevalence
 from crypten_fl.mimic_etl.partition.splits import SPLIT_NAMES
 from crypten_fl.mimic_etl.partition.summary import HospitalSummary
 from crypten_fl.mimic_etl.partition.tensors import tensor_columns
+from crypten_fl.mimic_etl.schema import cohort_extras, schema_fields
 
 KEY_COLUMN = "key"
 IDENTIFIER_COLUMNS = ("subject_id", "stay_id", "hadm_id")
@@ -64,8 +65,11 @@ def write_hospital(
 ) -> HospitalSummary:
     """Write a hospital's split files and manifest.json; return its counts.
 
+    The manifest ends with the hospital's schema description and fingerprint
+    (mimic_etl/schema.py), compared between hospitals before training.
+
     Args:
-        hospital_dir: FED/hospital_<k> (created).
+        hospital_dir: FED/hospital_<k> (created unless it is an empty directory).
         cohort: the cohort the rows index.
         view: the columns this hospital holds.
         split_rows: cohort row indices per split name, in file order.
@@ -73,7 +77,7 @@ def write_hospital(
         header: common manifest fields (tool, version, parameters, seed, ...).
         missing_stays: vertical non-label party: stays left out on purpose.
     """
-    hospital_dir.mkdir(parents=True)
+    hospital_dir.mkdir(parents=True, exist_ok=True)
     patient_of_row = cohort.static["subject_id"].to_numpy()
     for name in SPLIT_NAMES:
         frame = split_frame(cohort, view, split_rows[name], keys)
@@ -97,6 +101,7 @@ def write_hospital(
         "counts": counts,
         "prevalence": prev,
     }
+    manifest |= schema_fields(manifest, cohort_extras(cohort.manifest))
     write_json(hospital_dir / "manifest.json", manifest)
     return HospitalSummary(
         hospital=view.index,

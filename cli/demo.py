@@ -31,13 +31,22 @@ def _run(args: list[str]) -> None:
     console.print(f"[dim]({time.perf_counter() - began:.1f} s)[/]")
 
 
+def _schedule(args: argparse.Namespace) -> list[str]:
+    """--rounds/--local-epochs when given; otherwise train's defaults apply."""
+    return [arg for option, value in (("--rounds", args.rounds),
+                                      ("--local-epochs", args.local_epochs))
+            if value is not None for arg in (option, str(value))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("demo-output"))
     parser.add_argument("--patients", type=int, default=3000)
     parser.add_argument("--hospitals", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--local-epochs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="federated rounds (default: train's default)")
+    parser.add_argument("--local-epochs", type=int, default=None,
+                        help="local epochs per round (default: train's default)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--report", action="store_true",
                         help="also train every strategy and baseline and compare them")
@@ -63,7 +72,7 @@ def main() -> None:
     _run(["partition", "--cohort", str(cohort), "--out", str(fed), "--hospitals",
           str(args.hospitals), "--non-iid", "--seed", str(args.seed)])
     _run(["train", "--fed", str(fed), "--out", str(run), "--strategy", "horizontal",
-          "--rounds", str(args.rounds), "--local-epochs", str(args.local_epochs),
+          *_schedule(args),
           "--seed", str(args.seed)])
     # the secure metrics, and how well the federated model carries over to a hospital it never
     # saw (retrained without each hospital in turn)
@@ -83,7 +92,7 @@ def main() -> None:
 
 def _report(args: argparse.Namespace, work: Path, cohort: Path, fed: Path, run: Path) -> None:
     """Every other strategy and baseline on the same federation, then one comparison."""
-    common = ["--rounds", str(args.rounds), "--local-epochs", str(args.local_epochs),
+    common = [*_schedule(args),
               "--seed", str(args.seed)]
     runs = [run]
     for strategy in ("centralized", "local", "fedper", "fedmtl", "split"):

@@ -78,7 +78,9 @@ def test_secure_and_plain_fedadam_agree_within_fixed_point_precision(
     plain = load_file(str(tmp_path / "plain" / "model.safetensors"))
     secure = load_file(str(straight / "model.safetensors"))
     worst = max((secure[k] - plain[k]).abs().max().item() for k in secure)
-    assert 0 < worst < 1e-3
+    # fixed-point rounding of the mean (2^-16) is amplified where a coordinate's pseudo-gradient
+    # is near zero: Adam's step m/(√v + τ) there can change by up to ~η per round
+    assert 0 < worst < FEDADAM["server_lr"]
     secure_auroc = _macro(straight)
     assert abs(summary.test_metrics["overall"]["macro"]["auroc"] - secure_auroc) <= 0.002
 

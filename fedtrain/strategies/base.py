@@ -219,7 +219,7 @@ class ParameterSharing(Strategy):
         self.validation = ValidationLog()
         self.noise = (central_dp.mechanism(config, session.aggregator.world_size)
                       if config.central_dp else None)
-        self.server = ServerOptimizer(config.server_settings())
+        self.server_optimizer = ServerOptimizer(config.server_settings())
 
     @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
@@ -241,14 +241,14 @@ class ParameterSharing(Strategy):
     def load_global_state(self, state: dict[str, torch.Tensor]) -> None:
         self.session.trainer.load_shared_state(
             {k: v for k, v in state.items() if not k.startswith(SERVER_OPT)})
-        self.server.load_state(_prefixed(state, SERVER_OPT))
+        self.server_optimizer.load_state(_prefixed(state, SERVER_OPT))
 
     def _server_state(self) -> dict[str, torch.Tensor]:
         """The server optimizer's state, with m and v present (zeros before the first step) so
         that every hospital's copy has the same shape (a rejoining one receives it)."""
-        if self.server.settings.is_plain_fedavg():
+        if self.server_optimizer.settings.is_plain_fedavg():
             return {}
-        state = self.server.state()
+        state = self.server_optimizer.state()
         if "m" not in state:
             start = self.session.trainer.state_dict()
             size = sum(flatten(block.base).numel() for block in self.shared_blocks(start))
@@ -330,15 +330,15 @@ class ParameterSharing(Strategy):
         """The server optimizer's step from the common values to the revealed means (all blocks
         as one vector). Plain FedAvg adopts the means as they are; a round in which no update
         was accepted (means equal to the common values) leaves model and state unchanged."""
-        if self.server.settings.is_plain_fedavg():
+        if self.server_optimizer.settings.is_plain_fedavg():
             return means
         base = torch.cat([flatten(block.base) for block in blocks])
         mean = torch.cat([flatten(m) for m in means])
         if torch.equal(base, mean):
             return means
-        if "m" not in self.server.state():
-            self.server.load_state(self._server_state())
-        new = self.server.step(base, mean)
+        if "m" not in self.server_optimizer.state():
+            self.server_optimizer.load_state(self._server_state())
+        new = self.server_optimizer.step(base, mean)
         out, offset = [], 0
         for block in blocks:
             n = flatten(block.base).numel()
@@ -348,11 +348,11 @@ class ParameterSharing(Strategy):
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         return {**self.validation.state(),
-                **{f"{SERVER_OPT}{k}": v for k, v in self.server.state().items()}}
+                **{f"{SERVER_OPT}{k}": v for k, v in self.server_optimizer.state().items()}}
 
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
         self.validation = ValidationLog.from_state(state)
-        self.server.load_state(_prefixed(state, SERVER_OPT))
+        self.server_optimizer.load_state(_prefixed(state, SERVER_OPT))
 
     def validation_report(self) -> dict[str, Any] | None:
         return self.validation.report()

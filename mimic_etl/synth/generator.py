@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from crypten_fl.common.errors import UserError
 from crypten_fl.common.manifest import base_manifest, write_json
@@ -138,7 +139,12 @@ def _generate(out: Path, patients: int, seed: int, version: str, overwrite: bool
         sizes_on_disk = {t: table_path(release, t).stat().st_size for t in TABLES}
         rows = {t: rows[t] for t in TABLES}
         if format == "meds":
-            written = write_meds(release, tmp, version, seed)
+            try:
+                written = write_meds(release, tmp, version, seed)
+            except duckdb.Error as err:
+                message = " ".join(str(err).split("\n\n", 1)[0].split())
+                raise UserError(f"--out {out}: writing the MEDS dataset failed ({message})") \
+                    from err
             shutil.rmtree(release)
             rows = {name: n for name, (n, _) in written.items()}
             sizes_on_disk = {name: size for name, (_, size) in written.items()}

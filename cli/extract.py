@@ -104,6 +104,9 @@ def command(
     summary = run_or_exit(run)
     for table in render_tables(summary):
         console.print(table)
+    if summary.source.get("subjects_without_icu_stay"):
+        console.print(f"{summary.source['subjects_without_icu_stay']:,} MEDS subject(s) without "
+                      "an ICU stay (not in the cohort)")
     if summary.source.get("unmapped_codes"):
         console.print(
             f"[yellow]{summary.source['unmapped_codes']:,} MEDS code(s) map to nothing "

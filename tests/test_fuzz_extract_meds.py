@@ -55,6 +55,7 @@ def unmapped(code: str) -> object:
         assert (source["unmapped_codes"], source["unmapped_events"]) == (1, events)
         assert source["most_frequent_unmapped"] == [{"code": code, "events": events}]
         assert "map to nothing" in outcome.stdout
+        assert "without an ICU stay" in outcome.stdout
     return check
 
 

@@ -268,6 +268,7 @@ class _Session:
     progress: ProgressFn
     out: Path  # named in a disk-full error
     source_report: dict[str, Any] = dataclasses.field(default_factory=dict)
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # per step, all plans
 
     def run(self, tmp: Path, values: dict[str, str]) -> tuple[dict[str, float], list[FlowStep]]:
         """Run every step (exports into ``tmp``); seconds per step and the cohort flow.
@@ -283,16 +284,20 @@ class _Session:
             self.source_report = self.source.load(self, con)
             exports = {name: tmp / file for name, file in EXPORTS.items()}
             steps = runner.plan(sql.load(), set(tables.TABLE_NAMES), exports, values)
-            return self.run_steps(con, steps), read_flow(con)
+            self.run_steps(con, steps)
+            return self.seconds, read_flow(con)
         finally:
             con.close()
             shutil.rmtree(scratch, ignore_errors=True)
 
     def run_steps(self, con: duckdb.DuckDBPyConnection,
                   steps: list[runner.Step]) -> dict[str, float]:
-        """Run planned ``steps`` on up to two cursors; seconds per step."""
+        """Run planned ``steps`` on up to two cursors; seconds per step (also kept in
+        ``self.seconds``)."""
         workers = min(2, self.threads or os.cpu_count() or 1)
-        return runner.run(con, steps, self.on_error, self.progress, self.prepare, workers)
+        seconds = runner.run(con, steps, self.on_error, self.progress, self.prepare, workers)
+        self.seconds.update(seconds)
+        return seconds
 
     def prepare(self, cursor: duckdb.DuckDBPyConnection) -> None:
         """Session variables (per connection: every cursor needs them)."""

@@ -9,10 +9,12 @@ inputs; codes that map to nothing are reported with their counts and the cohort 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
+from crypten_fl.mimic_etl.extract.meds import DEFAULT_MAPPING
 from crypten_fl.mimic_etl.synth import generate
 from helpers.fuzz import (
     Case,
@@ -63,6 +65,11 @@ def rename_codes(pattern: str, new: str) -> object:
     return edit_parquet(SHARD, lambda f: f.with_columns(pl.col("code").str.replace(pattern, new)))
 
 
+def copy_mapping(ws: Workspace) -> None:
+    """Put a copy of the default mapping at {mapping} (to be damaged)."""
+    shutil.copytree(DEFAULT_MAPPING, ws.paths["mapping"])
+
+
 def fails(case_id: str, *mutate: object, error: tuple[str, ...],
           args: tuple[str, ...] = BASE) -> Case:
     return Case(case_id, args, mutate, error=error)  # type: ignore[arg-type]
@@ -99,6 +106,12 @@ CASES = [
           args=(*BASE, "--meds-mapping", "{mapping}")),
     fails("mapping-without-codes", write_file("{mapping}/admissions.sql", "SELECT 1"),
           error=("--meds-mapping {mapping}", "codes.csv"),
+          args=(*BASE, "--meds-mapping", "{mapping}")),
+    fails("mapping-sql-broken", copy_mapping,
+          write_file("{mapping}/icustays.sql", "SELECT no_such_column FROM meds_events"),
+          error=("{mapping}/icustays.sql",), args=(*BASE, "--meds-mapping", "{mapping}")),
+    fails("mapping-sql-missing", copy_mapping, remove("{mapping}/labevents.sql"),
+          error=("--meds-mapping {mapping}", "labevents.sql"),
           args=(*BASE, "--meds-mapping", "{mapping}")),
     fails("mapping-with-mimic-dir", error=("--meds-mapping",),
           args=("extract", "--mimic-dir", "{meds}", "--out", "{out}", "--meds-mapping",

@@ -19,6 +19,7 @@ import graphlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -239,7 +240,13 @@ class _MedsSource:
             steps = runner.plan(self.mapping_files, {meds.EVENTS_VIEW}, {}, {})
         except (ValueError, graphlib.CycleError) as err:
             raise UserError(f"--meds-mapping {self.mapping}: {err}") from err
-        session.run_steps(con, steps)
+        def on_error(err: duckdb.Error, step: runner.Step) -> UserError:
+            """A failing mapping step names its SQL file (a data error names data/)."""
+            data_error = isinstance(err, duckdb.IOException | duckdb.InvalidInputException)
+            culprit = self.dataset.data_dir if data_error else self.mapping / f"{step.name}.sql"
+            return session.error(err, step.name, {step.name: culprit})
+
+        session.run_steps(con, steps, on_error)
         return {"format": "meds", "mapping": str(self.mapping),
                 "dataset": self.dataset.metadata, **meds.report(con)}
 
@@ -290,12 +297,17 @@ class _Session:
             con.close()
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def run_steps(self, con: duckdb.DuckDBPyConnection,
-                  steps: list[runner.Step]) -> dict[str, float]:
-        """Run planned ``steps`` on up to two cursors; seconds per step (also kept in
-        ``self.seconds``)."""
+    def run_steps(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        steps: list[runner.Step],
+        on_error: Callable[[duckdb.Error, runner.Step], Exception] | None = None,
+    ) -> dict[str, float]:
+        """Run planned ``steps`` on up to two cursors (errors through ``on_error``, default
+        :meth:`on_error`); seconds per step (also kept in ``self.seconds``)."""
         workers = min(2, self.threads or os.cpu_count() or 1)
-        seconds = runner.run(con, steps, self.on_error, self.progress, self.prepare, workers)
+        seconds = runner.run(con, steps, on_error or self.on_error, self.progress, self.prepare,
+                             workers)
         self.seconds.update(seconds)
         return seconds
 

@@ -17,17 +17,35 @@ if TYPE_CHECKING:
 
 
 def command(
-    mimic_dir: Annotated[
-        Path,
-        typer.Option(
-            help="MIMIC-IV root holding hosp/ and icu/ (.csv.gz or .csv; v2.2, v3.1, v1.x).",
-            show_default=False,
-        ),
-    ],
     out: Annotated[
         Path,
         typer.Option(help="COHORT/ directory to write (must be new or empty).", show_default=False),
     ],
+    mimic_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="MIMIC-IV root holding hosp/ and icu/ (.csv.gz or .csv; v2.2, v3.1, v1.x). "
+            "Give this or --meds-dir.",
+            show_default=False,
+        ),
+    ] = None,
+    meds_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="MEDS dataset (data/**/*.parquet, metadata/) instead of --mimic-dir; its codes "
+            "are mapped by --meds-mapping. Same cohort contract (anchor_year_group is NULL).",
+            show_default=False,
+        ),
+    ] = None,
+    meds_mapping: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder mapping MEDS codes to the MIMIC-IV tables: codes.csv and one SQL file "
+            "per table (copy crypten_fl/sql/meds/ to adapt). Default: the MIMIC-IV -> MEDS "
+            "codes (sql/meds/).",
+            show_default=False,
+        ),
+    ] = None,
     hours: Annotated[
         int, typer.Option(help="Observation window from ICU admission, in hours.")
     ] = 48,
@@ -55,7 +73,7 @@ def command(
     ] = "8GB",
     overwrite: opt.Overwrite = False,
 ) -> None:
-    """Extract adult ICU stays from MIMIC-IV into time-binned features and 12 diagnosis labels.
+    """Extract adult ICU stays from MIMIC-IV (CSV or MEDS) into time-binned features and 12 labels.
 
     Writes COHORT/{static,timeseries,labels}.parquet, cohort_flow.json and manifest.json.
 
@@ -71,6 +89,8 @@ def command(
             return extract(
                 mimic_dir,
                 out,
+                meds_dir=meds_dir,
+                meds_mapping=meds_mapping,
                 hours=hours,
                 bin_hours=bin_hours,
                 min_age=min_age,
@@ -84,6 +104,15 @@ def command(
     summary = run_or_exit(run)
     for table in render_tables(summary):
         console.print(table)
+    if summary.source.get("subjects_without_icu_stay"):
+        console.print(f"{summary.source['subjects_without_icu_stay']:,} MEDS subject(s) without "
+                      "an ICU stay (not in the cohort)")
+    if summary.source.get("unmapped_codes"):
+        console.print(
+            f"[yellow]{summary.source['unmapped_codes']:,} MEDS code(s) map to nothing "
+            f"({summary.source['unmapped_events']:,} events ignored); most frequent in "
+            "manifest.json 'source'[/yellow]"
+        )
     point_to_json(summary.out / "cohort_flow.json")
     point_to_json(summary.out / "manifest.json")
 

@@ -34,6 +34,11 @@ def command(
     version: Annotated[
         str, typer.Option("--version", help="MIMIC-IV release to imitate: 2.2 or 3.1.")
     ] = "3.1",
+    format: Annotated[
+        str, typer.Option("--format", help="Output format: csv (the PhysioNet hosp/ and icu/ "
+                          "layout) or meds (the same patients as a MEDS dataset: "
+                          "data/*/0.parquet and metadata/, codes of the MIMIC-IV -> MEDS ETL).")
+    ] = "csv",
     overwrite: opt.Overwrite = False,
 ) -> None:
     """Generate a synthetic MIMIC-IV release: same tables, columns and quirks as the real one.
@@ -50,7 +55,7 @@ def command(
     def run() -> SynthSummary:
         with progress_bars() as progress:
             return generate(out, patients, seed=seed, version=version, overwrite=overwrite,
-                            progress=progress)
+                            progress=progress, format=format)
 
     summary = run_or_exit(run)
     console.print(render_table(summary))
@@ -63,13 +68,15 @@ def command(
 
 
 def render_table(summary: SynthSummary) -> Table:
-    """Rows and compressed size per table, in release order."""
+    """Rows and compressed size per table (or MEDS file), in release order."""
     from crypten_fl.mimic_etl.synth.schema import TABLES
 
+    names = {t: f"{TABLES[t][0]}/{t}.csv.gz" for t in TABLES} if summary.format == "csv" else {}
     rows: list[list[object]] = [
-        [f"{TABLES[t][0]}/{t}.csv.gz", summary.rows[t], round(summary.bytes[t] / 2**20, 2)]
-        for t in TABLES
+        [names.get(name, name), n, round(summary.bytes[name] / 2**20, 2)]
+        for name, n in summary.rows.items()
     ]
     rows.append(["total", summary.total_rows, round(sum(summary.bytes.values()) / 2**20, 2)])
-    return make_table(f"{escape(str(summary.out))}: synthetic MIMIC-IV v{summary.version}",
+    return make_table(f"{escape(str(summary.out))}: synthetic MIMIC-IV v{summary.version}"
+                      + (" (MEDS)" if summary.format == "meds" else ""),
                       ["table", "rows", "MiB"], rows)

@@ -52,6 +52,7 @@ class ExtractSummary:
     cohort_flow: list[FlowStep]
     step_seconds: dict[str, float] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
+    source: dict[str, Any] = field(default_factory=dict)  # MEDS input: what the mapping left out
 
     def overview(self) -> dict[str, Any]:
         """The summary table's content: cohort size, grid, features per group, prevalence."""

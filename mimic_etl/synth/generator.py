@@ -7,11 +7,13 @@ thread (writer.py), so both cores are busy.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 from crypten_fl.common.errors import UserError
 from crypten_fl.common.manifest import base_manifest, write_json
@@ -21,6 +23,7 @@ from crypten_fl.common.writing import write_errors
 from crypten_fl.mimic_etl.synth import dictionaries
 from crypten_fl.mimic_etl.synth.chartworker import ChartWorker
 from crypten_fl.mimic_etl.synth.chunks import build_chunk, chunk_sizes, other_rows
+from crypten_fl.mimic_etl.synth.meds_format import write_meds
 from crypten_fl.mimic_etl.synth.schema import TABLES, VERSIONS, table_path
 from crypten_fl.mimic_etl.synth.writer import TableWriters
 
@@ -40,9 +43,10 @@ class SynthSummary:
     patients: int
     admissions: int
     icu_stays: int
-    rows: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)  # per table (csv) or file (meds)
     bytes: dict[str, int] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
+    format: str = "csv"
 
     @property
     def total_rows(self) -> int:
@@ -63,8 +67,13 @@ class SynthSummary:
         return out
 
 
-def validate(patients: int, seed: int, version: str) -> None:
+FORMATS: tuple[str, ...] = ("csv", "meds")
+
+
+def validate(patients: int, seed: int, version: str, format: str = "csv") -> None:
     """Raise UserError for arguments generate() cannot honour."""
+    if format not in FORMATS:
+        raise UserError(f"--format {format}: must be one of {', '.join(FORMATS)}")
     if version not in VERSIONS:
         raise UserError(f"--version {version}: must be one of {', '.join(VERSIONS)}")
     if patients < 1:
@@ -82,8 +91,9 @@ def generate(
     version: str = "3.1",
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
+    format: str = "csv",
 ) -> SynthSummary:
-    """Write a synthetic MIMIC-IV release (hosp/ and icu/ .csv.gz) to ``out``.
+    """Write a synthetic MIMIC-IV release (hosp/ and icu/ .csv.gz, or MEDS) to ``out``.
 
     Args:
         out: output directory (created; must be empty or absent unless ``overwrite``).
@@ -93,25 +103,28 @@ def generate(
         version: MIMIC-IV release to imitate, "2.2" or "3.1".
         overwrite: replace an existing non-empty ``out`` (only once the new one is complete).
         progress: ``progress(task, done, total)`` callback, counted in ICU patients.
+        format: "csv" (the PhysioNet layout) or "meds" (the same patients as a MEDS dataset:
+            data/{train,held_out}/0.parquet and metadata/, see meds_format.py).
 
     Returns:
         A SynthSummary, also written to ``out/synth_summary.json``.
 
     >>> generate(Path("mimic"), patients=100, seed=0)  # doctest: +SKIP
     """
-    validate(patients, seed, version)
+    validate(patients, seed, version, format)
     with write_errors(Path(out)):  # disk full, permissions changed under us...
-        return _generate(Path(out), patients, seed, version, overwrite, progress)
+        return _generate(Path(out), patients, seed, version, overwrite, progress, format)
 
 
 def _generate(out: Path, patients: int, seed: int, version: str, overwrite: bool,
-              progress: ProgressFn) -> SynthSummary:
+              progress: ProgressFn, format: str) -> SynthSummary:
     started = time.perf_counter()
     sizes = chunk_sizes(patients)
     with atomic_output_dir(out, overwrite, command="synth") as tmp:
+        release = tmp if format == "csv" else tmp / ".release"
         for folder in {folder for folder, _ in TABLES.values()}:
-            (tmp / folder).mkdir()
-        paths = {name: (table_path(tmp, name), cols) for name, (_, cols) in TABLES.items()}
+            (release / folder).mkdir(parents=True)
+        paths = {name: (table_path(release, name), cols) for name, (_, cols) in TABLES.items()}
         chart_path = paths.pop("chartevents")[0]
         worker = ChartWorker(chart_path, seed, version, sizes)
         try:
@@ -123,15 +136,27 @@ def _generate(out: Path, patients: int, seed: int, version: str, overwrite: bool
         finally:
             worker.stop()
         rows = {**writers.rows(), "chartevents": worker.rows or 0}
+        sizes_on_disk = {t: table_path(release, t).stat().st_size for t in TABLES}
+        rows = {t: rows[t] for t in TABLES}
+        if format == "meds":
+            try:
+                written = write_meds(release, tmp, version, seed)
+            except duckdb.Error as err:
+                message = " ".join(str(err).split("\n\n", 1)[0].split())
+                raise UserError(f"--out {out}: writing the MEDS dataset failed ({message})") \
+                    from err
+            shutil.rmtree(release)
+            rows = {name: n for name, (n, _) in written.items()}
+            sizes_on_disk = {name: size for name, (_, size) in written.items()}
         summary = SynthSummary(
             out=out, version=version, seed=seed, icu_patients=patients,
             patients=counts["patients"], admissions=counts["admissions"],
-            icu_stays=counts["stays"], rows={t: rows[t] for t in TABLES},
-            bytes={t: table_path(tmp, t).stat().st_size for t in TABLES},
-            elapsed_seconds=round(time.perf_counter() - started, 2),
+            icu_stays=counts["stays"], rows=rows, bytes=sizes_on_disk,
+            elapsed_seconds=round(time.perf_counter() - started, 2), format=format,
         )
         manifest = base_manifest(
-            "synth", {"patients": patients, "version": version, "overwrite": overwrite}, seed)
+            "synth", {"patients": patients, "version": version, "overwrite": overwrite,
+                      "format": format}, seed)
         write_json(tmp / SUMMARY_FILE, {**manifest, **summary.to_dict()})
     return summary
 

@@ -109,7 +109,7 @@ class TrainConfig:
     prox_mu: float = 0.0
     mask_degree: int | None = None
     min_hospitals: int | None = None
-    timeout: float = 60.0
+    timeout: float = 300.0
     threads_per_party: int = 1
     insecure_transport: bool = False
 

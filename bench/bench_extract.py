@@ -325,7 +325,7 @@ def print_projection(p: dict[str, Any], m: dict[str, Any]) -> None:
         f"peak RSS (linear) {p['peak_rss_mb_linear']:,} MB"
     )
     print(
-        f"machine: {m['platform']}, {m['cpu_count']} CPUs, {m['ram_gb']} GB RAM, "
+        f"machine: {m['platform']}, {m['cpus']} CPUs, {m['ram_gb']} GB RAM, "
         f"Python {m['python']}, DuckDB {m['duckdb']}"
     )
 

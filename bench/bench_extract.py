@@ -7,8 +7,13 @@ patient) the data is generated once with `crypten-fl synth` and cached under ben
 Prints rows/s over chartevents + labevents, a least-squares linear projection of time and
 peak RSS to full v3.1 scale, and the machine; writes everything as JSON to bench/out/.
 
-    .venv/bin/python bench/bench_extract.py                      # 1 %, 3 %, 10 %
-    .venv/bin/python bench/bench_extract.py --scales 0.01 --memory-limit 3GB
+With ``--format both`` (the default) every scale is synthesised twice with the same seed, as
+CSVs (`synth`, extracted with `--mimic-dir`) and as MEDS (`synth --format meds`, extracted with
+`--meds-dir`): the same patients, so the two paths are compared side by side (MEDS/CSV ratios)
+and each gets its own projection.
+
+    .venv/bin/python bench/bench_extract.py                      # 1 %, 3 %, 10 %, CSV and MEDS
+    .venv/bin/python bench/bench_extract.py --scales 0.01 --format csv --memory-limit 3GB
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ CLI = [sys.executable, "-m", "crypten_fl.cli.app"]
 FULL_STAYS = 94_458  # MIMIC-IV v3.1 icustays
 FULL_ROWS = {"chartevents": 432_997_491, "labevents": 158_374_764}  # v3.1
 STAYS_PER_PATIENT = 1.25
+FORMATS = ("csv", "meds")
+INPUT_OPTION = {"csv": "--mimic-dir", "meds": "--meds-dir"}
 
 
 def main() -> None:
@@ -47,6 +54,10 @@ def main() -> None:
     parser.add_argument("--memory-limit", default=None, help="passed to extract (default: its)")
     parser.add_argument("--threads", type=int, default=None, help="passed to extract")
     parser.add_argument("--seed", type=int, default=0, help="synth seed")
+    parser.add_argument(
+        "--format", default="both", choices=["csv", "meds", "both"],
+        help="input to extract: CSVs (--mimic-dir), MEDS (--meds-dir) or both side by side",
+    )
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per scale; the fastest is kept (shared CPUs)"
     )
@@ -69,50 +80,68 @@ def main() -> None:
         return
 
     OUT.mkdir(parents=True, exist_ok=True)
+    formats = FORMATS if args.format == "both" else (args.format,)
     runs = []
     for scale in (float(s) for s in args.scales.split(",")):
-        data = ensure_data(scale, args.seed, args.regenerate)
+        datas = {fmt: ensure_data(scale, args.seed, args.regenerate, fmt) for fmt in formats}
         if args.generate_only:
             continue
-        tries = [time_extract(data, args.memory_limit, args.threads) for _ in range(args.repeat)]
-        run = min(tries, key=lambda r: r["wall_seconds"])
-        run["all_wall_seconds"] = [r["wall_seconds"] for r in tries]
-        run.update(scale=scale, data=str(data.relative_to(ROOT)), rows=data_rows(data))
-        run["rows_per_second"] = round(sum(run["rows"].values()) / run["wall_seconds"])
-        runs.append(run)
-        print_run(run)
+        tries: dict[str, list[dict[str, Any]]] = {fmt: [] for fmt in formats}
+        for _ in range(args.repeat):  # interleaved, so both formats see the same load
+            for fmt, data in datas.items():
+                tries[fmt].append(time_extract(data, fmt, args.memory_limit, args.threads))
+        for fmt, data in datas.items():
+            run = min(tries[fmt], key=lambda r: r["wall_seconds"])
+            run["all_wall_seconds"] = [r["wall_seconds"] for r in tries[fmt]]
+            run.update(format=fmt, scale=scale, data=str(data.relative_to(ROOT)),
+                       rows=data_rows(data))
+            run["rows_per_second"] = round(sum(run["rows"].values()) / run["wall_seconds"])
+            runs.append(run)
+            print_run(run)
     if args.generate_only:
         return
+    projection = {fmt: project([r for r in runs if r["format"] == fmt]) for fmt in formats}
     report = {
         "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": describe(),
         "runs": runs,
-        "projection_full_v3_1": project(runs),
+        "projection_full_v3_1": projection,
     }
-    print_projection(report["projection_full_v3_1"], report["machine"])
+    for fmt, p in projection.items():
+        print_projection(fmt, p)
+    if len(formats) == 2:
+        report["meds_vs_csv"] = compare(runs, projection)
+        print_comparison(report["meds_vs_csv"])
+    print_machine(report["machine"])
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     for name in (f"bench_extract-{stamp}.json", "bench_extract.json"):
         (OUT / name).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {OUT / 'bench_extract.json'}")
 
 
-def ensure_data(scale: float, seed: int, regenerate: bool) -> Path:
-    """Synthetic MIMIC for ``scale`` (cached); generation time is recorded next to it."""
+def ensure_data(scale: float, seed: int, regenerate: bool, fmt: str = "csv") -> Path:
+    """Synthetic MIMIC for ``scale`` in ``fmt`` (cached); generation time is recorded with it."""
     patients = round(FULL_STAYS * scale / STAYS_PER_PATIENT)
-    data = OUT / "data" / f"synth-p{patients}-s{seed}"
+    data = OUT / "data" / f"synth-p{patients}-s{seed}{'-meds' if fmt == 'meds' else ''}"
     if (data / "bench_rows.json").exists() and not regenerate:
         return data
     shutil.rmtree(data, ignore_errors=True)
     data.parent.mkdir(parents=True, exist_ok=True)
-    print(f"generating {patients} patients ({scale:.0%} of v3.1) into {data} ...", flush=True)
+    print(f"generating {patients} patients ({scale:.0%} of v3.1, {fmt}) into {data} ...",
+          flush=True)
     start = time.perf_counter()
-    cmd = [*CLI, "synth", "--patients", str(patients), "--seed", str(seed), "--out", str(data)]
+    cmd = [*CLI, "synth", "--patients", str(patients), "--seed", str(seed), "--out", str(data),
+           "--format", fmt]
     subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
     generate_seconds = round(time.perf_counter() - start, 1)
-    summary = data / "synth_summary.json"  # synth records its row counts; else count them
-    known = json.loads(summary.read_text()).get("rows", {}) if summary.exists() else {}
-    rows = {name: known.get(name) or count_rows(data, name) for name in (*FULL_ROWS, "icustays")}
+    if fmt == "meds":
+        rows = count_meds_rows(data)
+    else:
+        summary = data / "synth_summary.json"  # synth records its row counts; else count them
+        known = json.loads(summary.read_text()).get("rows", {}) if summary.exists() else {}
+        rows = {name: known.get(name) or count_rows(data, name)
+                for name in (*FULL_ROWS, "icustays")}
     (data / "bench_rows.json").write_text(
         json.dumps({"rows": rows, "generate_seconds": generate_seconds}, indent=2)
     )
@@ -129,15 +158,31 @@ def count_rows(data: Path, table: str) -> int:
     return int(count)
 
 
+def count_meds_rows(data: Path) -> dict[str, int]:
+    """The CSV tables' row counts of a MEDS release: LAB//<itemid>// events are labevents
+    below itemid 220000 and chartevents from it (as sql/meds/codes.csv maps them)."""
+    con = duckdb.connect()
+    chart, lab, stays = con.execute("""
+        SELECT count(*) FILTER (item >= 220000), count(*) FILTER (item < 220000),
+            count(*) FILTER (code LIKE 'ICU_ADMISSION//%')
+        FROM (SELECT code, CASE WHEN code LIKE 'LAB//%'
+                                THEN TRY_CAST(split_part(code, '//', 2) AS INT) END AS item
+              FROM read_parquet(?))""", [str(data / "data" / "**" / "*.parquet")]).fetchall()[0]
+    return {"chartevents": chart, "labevents": lab, "icustays": stays}
+
+
 def data_rows(data: Path) -> dict[str, int]:
     rows = json.loads((data / "bench_rows.json").read_text())["rows"]
     return {name: rows[name] for name in FULL_ROWS}
 
 
-def time_extract(data: Path, memory_limit: str | None, threads: int | None) -> dict[str, Any]:
-    """Run extract in a subprocess; wall time, peak RSS (process tree) and its summary."""
+def time_extract(
+    data: Path, fmt: str, memory_limit: str | None, threads: int | None
+) -> dict[str, Any]:
+    """Run extract on ``data`` (CSV or MEDS) in a subprocess; wall time, peak RSS of the process
+    tree and its summary."""
     out = OUT / "cohort"
-    cmd = [*CLI, "extract", "--mimic-dir", str(data), "--out", str(out), "--overwrite"]
+    cmd = [*CLI, "extract", INPUT_OPTION[fmt], str(data), "--out", str(out), "--overwrite"]
     if memory_limit:
         cmd += ["--memory-limit", memory_limit]
     if threads:
@@ -308,24 +353,53 @@ def full_scale_child(memory_limit: str) -> None:
     }))
 
 
+def compare(runs: list[dict[str, Any]], projection: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per scale and projected: both formats' wall time and peak RSS, and MEDS / CSV."""
+    by = {(r["format"], r["scale"]): r for r in runs}
+    rows = [{"scale": scale, **{f"{fmt}_{key}": by[fmt, scale][key] for fmt in FORMATS
+                                for key in ("wall_seconds", "peak_rss_mb")}}
+            for scale in dict.fromkeys(r["scale"] for r in runs)]
+    rows.append({"scale": "full (projected)",
+                 **{f"{fmt}_{key}": projection[fmt][proj] for fmt in FORMATS
+                    for key, proj in (("wall_seconds", "wall_seconds"),
+                                      ("peak_rss_mb", "peak_rss_mb_linear"))}})
+    for row in rows:
+        for key in ("wall_seconds", "peak_rss_mb"):
+            row[f"ratio_{key}"] = round(row[f"meds_{key}"] / row[f"csv_{key}"], 2)
+    return rows
+
+
 def print_run(run: dict[str, Any]) -> None:
     rows = sum(run["rows"].values())
     print(
-        f"scale {run['scale']:>5.0%}: {run['stays']:>6,} stays, {rows:>12,} chart+lab rows, "
-        f"{run['wall_seconds']:>7.1f} s, {run['rows_per_second']:>10,} rows/s, "
-        f"peak RSS {run['peak_rss_mb']:>6,} MB",
+        f"{run['format']:>4} scale {run['scale'] * 100:>4g} %: {run['stays']:>6,} stays, "
+        f"{rows:>12,} chart+lab rows, {run['wall_seconds']:>7.1f} s, "
+        f"{run['rows_per_second']:>10,} rows/s, peak RSS {run['peak_rss_mb']:>6,} MB",
         flush=True,
     )
 
 
-def print_projection(p: dict[str, Any], m: dict[str, Any]) -> None:
+def print_projection(fmt: str, p: dict[str, Any]) -> None:
     print(
-        f"projected full v3.1 ({p['rows']:,} rows): {p['wall_seconds']:,} s "
+        f"{fmt}: projected full v3.1 ({p['rows']:,} rows): {p['wall_seconds']:,} s "
         f"({p['wall_seconds'] / 60:.1f} min; best rate alone: {p['wall_seconds_rate_only']} s), "
         f"peak RSS (linear) {p['peak_rss_mb_linear']:,} MB"
     )
+
+
+def print_comparison(rows: list[dict[str, Any]]) -> None:
+    print(f"{'scale':>16} | {'CSV s':>7} {'MEDS s':>7} {'ratio':>5} | "
+          f"{'CSV MB':>7} {'MEDS MB':>7} {'ratio':>5}")
+    for r in rows:
+        scale = r["scale"] if isinstance(r["scale"], str) else f"{r['scale'] * 100:g} %"
+        print(f"{scale:>16} | {r['csv_wall_seconds']:>7.1f} {r['meds_wall_seconds']:>7.1f} "
+              f"{r['ratio_wall_seconds']:>5.2f} | {r['csv_peak_rss_mb']:>7,} "
+              f"{r['meds_peak_rss_mb']:>7,} {r['ratio_peak_rss_mb']:>5.2f}")
+
+
+def print_machine(m: dict[str, Any]) -> None:
     print(
-        f"machine: {m['platform']}, {m['cpu_count']} CPUs, {m['ram_gb']} GB RAM, "
+        f"machine: {m['platform']}, {m['cpus']} CPUs, {m['ram_gb']} GB RAM, "
         f"Python {m['python']}, DuckDB {m['duckdb']}"
     )
 

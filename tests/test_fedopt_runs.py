@@ -72,6 +72,7 @@ def test_a_crash_then_resume_continues_the_server_optimizer_bit_for_bit(
     assert all(torch.equal(resumed[k], reference[k]) for k in reference)
 
 
+@pytest.mark.slow  # test_train checks secure = plain for FedAvg; bench/strategies.py for FedAdam
 def test_secure_and_plain_fedadam_agree_within_fixed_point_precision(
         fed, straight, tmp_path) -> None:
     summary = train(TrainConfig(fed=str(fed), secure=False, **FEDADAM), tmp_path / "plain")

@@ -39,6 +39,7 @@ def test_stay_features_and_labels_on_a_small_release(
     assert features["drug_antibiotic"].mean() > 0.2
 
 
+@pytest.mark.slow  # a 30-100 s synth + extract + fit; bench/synth_signal.py reports the same band
 def test_pooled_logistic_regression_reaches_the_calibrated_band(tmp_path: Path) -> None:
     root = generate(tmp_path / "mimic", 1500, seed=0).out
     auc = bench.auroc_by_label(*bench.stay_features(root), seed=0)

@@ -105,3 +105,12 @@ def test_invalid_settings_name_the_option(kw: dict, message: str) -> None:
 
 def test_defaults_are_valid() -> None:
     assert all(not ServerOptSettings(name).problems() for name in SERVER_OPTIMIZERS)
+
+
+def test_a_config_written_before_server_optimizers_keeps_its_encrypted_learning_rate() -> None:
+    from crypten_fl.fedtrain.config import TrainConfig
+
+    old = TrainConfig.from_json({"fed": "f", "strategy": "split", "server_lr": 0.2})
+    assert (old.encrypted_lr, old.server_lr) == (0.2, None)
+    new = TrainConfig.from_json({"fed": "f", "encrypted_lr": 0.05, "server_lr": 0.5})
+    assert (new.encrypted_lr, new.server_lr) == (0.05, 0.5)

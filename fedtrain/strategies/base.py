@@ -336,8 +336,6 @@ class ParameterSharing(Strategy):
         mean = torch.cat([flatten(m) for m in means])
         if torch.equal(base, mean):
             return means
-        if "m" not in self.server_optimizer.state():
-            self.server_optimizer.load_state(self._server_state())
         new = self.server_optimizer.step(base, mean)
         out, offset = [], 0
         for block in blocks:

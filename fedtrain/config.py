@@ -202,7 +202,8 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainConfig:
-        if "server_lr" in data and "encrypted_lr" not in data:  # written before --server-opt:
+        if "server_lr" in data and "server_opt" not in data and "encrypted_lr" not in data:
+            # written before --server-opt: its server_lr was split/vertical's encrypted rate
             data = {**data, "encrypted_lr": data["server_lr"], "server_lr": None}  # split/vertical
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -375,9 +375,12 @@ def _finished(p: _Party) -> bool:
 
 def _failure(p: _Party, code: int | None, party_name: Callable[[int], str]) -> PartyFailure:
     error = p.workdir / "error.json"
-    reason = json.loads(error.read_text())["message"] if error.exists() else f"exit code {code}"
-    if code is not None and code < 0:
+    if error.exists():  # the party's own account of its failure, even if its exit then aborted
+        reason = json.loads(error.read_text())["message"]
+    elif code is not None and code < 0:
         reason = f"killed by signal {-code}"
+    else:
+        reason = f"exit code {code}"
     last = p.last_event.get("event") if p.last_event else "none"
     log = p.workdir / "party.log"
     message = f"{party_name(p.rank)} failed: {reason} (last event: {last}; log: {log})"

@@ -200,12 +200,18 @@ def main(argv: list[str] | None = None) -> int:
 
         user = isinstance(err, UserError)  # a message for the user: no type name, no traceback
         message = (str(err) if user else f"{type(err).__name__}: {err}").splitlines()[0][:2000]
-        (args.workdir / "error.json").write_text(json.dumps({"message": message, "user": user,
-                                                            "time": time.time()}))
+        tmp = args.workdir / "error.json.tmp"  # whole or absent: the launcher may be reading
+        tmp.write_text(json.dumps({"message": message, "user": user, "time": time.time()}))
+        os.replace(tmp, args.workdir / "error.json")
         if not user:  # a UserError is reported by whoever started the party (launcher, node)
             traceback.print_exc(file=sys.stderr)
         return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code != 0:  # skip interpreter teardown: gloo's threads may abort it mid-failure
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

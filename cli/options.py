@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from crypten_fl.fedtrain.config import DEFAULT_SERVER_OPT, TrainConfig
+from crypten_fl.fedtrain.local_training.dp_recipe import DP_BATCH, DP_LR
 
 #: every training option's default (a config without a federation)
 DEFAULT = TrainConfig(fed="")
@@ -32,11 +33,23 @@ def training_config(options: Mapping[str, Any]) -> TrainConfig:
 
 Rounds = Annotated[int, typer.Option(help="Federated rounds.")]
 LocalEpochs = Annotated[int, typer.Option(help="Local epochs per round at each hospital.")]
-BatchSize = Annotated[int, typer.Option(help="Mini-batch size.")]
-LearningRate = Annotated[float, typer.Option(help="Adam learning rate.")]
+BatchSize = Annotated[int, typer.Option(
+    help="Mini-batch size (without DP-SGD; see --dp-batch-size).")]
+LearningRate = Annotated[float, typer.Option(
+    help="Adam learning rate (without DP-SGD; see --dp-lr).")]
 DpDelta = Annotated[float | None, typer.Option(
     help="DP δ (default: n_train^-1.1 per hospital, below 1/n_train).")]
-MaxGradNorm = Annotated[float, typer.Option(help="DP-SGD per-example clipping norm.")]
+MaxGradNorm = Annotated[float | None, typer.Option(
+    help="DP-SGD per-example gradient bound C (the sensitivity). Default: 1 (with Adam and "
+         "automatic clipping its scale does not matter).")]
+DpBatchSize = Annotated[int | None, typer.Option(
+    help="DP-SGD expected (Poisson) batch size. Default: the DP recipe's, "
+         f"min({DP_BATCH}, N/4) for a hospital of N training stays (docs/privacy.md).")]
+DpLr = Annotated[float | None, typer.Option(
+    help=f"DP-SGD Adam learning rate. Default: the DP recipe's, {DP_LR:g} (docs/privacy.md).")]
+DpClipping = Annotated[str | None, typer.Option(
+    help="DP-SGD per-example clipping: 'automatic' (g·C/(‖g‖+0.01), Bu et al. 2023; default) or "
+         "'flat' (g·min(1, C/‖g‖), Opacus).")]
 Secure = Annotated[bool, typer.Option(
     "--secure/--plain",
     help="Aggregate with CrypTen secret sharing (default) or a plaintext all-reduce (baseline).")]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES
 
 #: server optimizer name -> (default η, default β₁, default β₂, default τ)
 SERVER_OPT_DEFAULTS: dict[str, tuple[float, float, float, float]] = {
@@ -64,6 +65,10 @@ class ServerOptSettings:
         return self.name == "fedavg" and self.resolved()[0] == 1.0
 
 
+#: the options of DP-SGD besides --dp-epsilon (each needs it; None: the DP recipe's choice)
+DP_SGD_OPTIONS = ("dp_delta", "max_grad_norm", "dp_batch_size", "dp_lr", "dp_clipping")
+
+
 @dataclass
 class TrainConfig:
     """Options of one training run.
@@ -81,7 +86,10 @@ class TrainConfig:
     lr: float = 2e-3
     dp_epsilon: float | None = None
     dp_delta: float | None = None
-    max_grad_norm: float = 1.0
+    max_grad_norm: float | None = None
+    dp_batch_size: int | None = None
+    dp_lr: float | None = None
+    dp_clipping: str | None = None
     central_dp: bool = False
     central_clip: float = 1.0
     central_noise_multiplier: float | None = None
@@ -137,7 +145,14 @@ class TrainConfig:
             (self.dp_epsilon is None or (self.dp_epsilon > 0 and math.isfinite(self.dp_epsilon)),
              "--dp-epsilon must be a positive finite number"),
             (self.dp_delta is None or 0 < self.dp_delta < 1, "--dp-delta must be in (0, 1)"),
-            (self.max_grad_norm > 0, "--max-grad-norm must be > 0"),
+            (self.max_grad_norm is None
+             or (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)),
+             "--max-grad-norm must be a positive finite number"),
+            (self.dp_batch_size is None or self.dp_batch_size >= 1, "--dp-batch-size must be >= 1"),
+            (self.dp_lr is None or (self.dp_lr > 0 and math.isfinite(self.dp_lr)),
+             "--dp-lr must be a positive finite number"),
+            (self.dp_clipping is None or self.dp_clipping in CLIPPING_MODES,
+             f"--dp-clipping must be one of {', '.join(CLIPPING_MODES)}"),
             (self.max_update_norm is None or self.max_update_norm > 0,
              "--max-update-norm must be > 0"),
             (self.n_heads >= 1 and self.d_model % self.n_heads == 0,
@@ -164,8 +179,11 @@ class TrainConfig:
             raise UserError("--encrypted-lr must be > 0")
         for problem in self.server_settings().problems():
             raise UserError(problem)
-        if self.dp_delta is not None and self.dp_epsilon is None:
-            raise UserError("--dp-delta needs --dp-epsilon (DP-SGD is off without it)")
+        if self.dp_epsilon is None:
+            for name in DP_SGD_OPTIONS:
+                if getattr(self, name) is not None:
+                    raise UserError(f"--{name.replace('_', '-')} needs --dp-epsilon (DP-SGD is "
+                                    "off without it)")
         return self
 
     def _check_types(self) -> None:
@@ -183,6 +201,12 @@ class TrainConfig:
             if not ok:
                 raise UserError(f"training config: {f.name} = {value!r} is not a valid "
                                 f"{kind.split(' ')[0]}")
+
+    def with_dp_sgd(self, epsilon: float | None) -> TrainConfig:
+        """This config at DP-SGD budget ``epsilon``; None turns DP-SGD and its options off."""
+        if epsilon is not None:
+            return dataclasses.replace(self, dp_epsilon=epsilon)
+        return dataclasses.replace(self, dp_epsilon=None, **dict.fromkeys(DP_SGD_OPTIONS))
 
     def server_settings(self) -> ServerOptSettings:
         """The server optimizer applied to the revealed mean update each round."""

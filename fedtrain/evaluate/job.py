@@ -20,7 +20,6 @@ strategies, as the secure unweighted mean of the training hospitals' final model
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -128,8 +127,8 @@ def _plain(ctx: PartyContext, val: tuple[np.ndarray, np.ndarray],
 def run(ctx: PartyContext) -> dict[str, Any]:
     """Evaluate this hospital's final model on its own data; see the module docstring."""
     spec = ctx.spec
-    config = dataclasses.replace(TrainConfig.from_json(spec["config"]), dp_epsilon=None,
-                                 dp_delta=None)  # evaluation needs no DP trainer
+    # evaluation needs no DP trainer
+    config = TrainConfig.from_json(spec["config"]).with_dp_sgd(None)
     hospital = int(spec["hospital"])
     ctx.emit("status", hospital=hospital, message="loading its data and the final model")
     strategy_cls = strategies.get(config.strategy)

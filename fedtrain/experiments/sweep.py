@@ -9,7 +9,6 @@ run as a horizontal line.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,8 +82,7 @@ def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
     """Train ``base`` at each ε and write the runs, sweep.json/.csv/.md and sweep.png to ``out``."""
     if not epsilons:
         raise UserError("--dp-epsilon: give at least one value")
-    configs = [strategies.validate(dataclasses.replace(
-        base, dp_epsilon=e, dp_delta=base.dp_delta if e else None)) for e in epsilons]
+    configs = [strategies.validate(base.with_dp_sgd(e)) for e in epsilons]
     check_output_dir(Path(out), overwrite, reads={"--fed": [Path(base.fed)]}, command="sweep")
     reads = federation_reads(Path(base.fed), read_federation(Path(base.fed), base.strategy))
     rows: list[dict[str, Any]] = []

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES
 from crypten_fl.fedtrain.secure_noise import SecureRandom
 from torch import nn
 from torch.utils.data import DataLoader
@@ -43,8 +44,11 @@ class DPConfig:
             the noise multiplier is calibrated for exactly this many; training past it is refused.
         delta: δ; None means ``1 / N_train^1.1`` — strictly below 1/N (the usual requirement, so
             that releasing one record in the clear is not (ε, δ)-DP), decreasing with N.
-        max_grad_norm: per-sample gradient L2 clipping bound C.
+        max_grad_norm: per-sample gradient L2 bound C (the sensitivity).
         accountant: Opacus accountant, ``"rdp"`` (default) or ``"prv"`` / ``"gdp"``.
+        clipping: ``"flat"`` (g·min(1, C/‖g‖), Opacus) or ``"automatic"`` (g·C/(‖g‖ + γ),
+            Bu et al.): both bound every per-sample gradient by C.
+        recipe_chose: the settings the DP recipe chose rather than the user (for the record).
     """
 
     target_epsilon: float
@@ -52,6 +56,8 @@ class DPConfig:
     delta: float | None = None
     max_grad_norm: float = 1.0
     accountant: str = "rdp"
+    clipping: str = "flat"
+    recipe_chose: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.target_epsilon <= 0:
@@ -62,6 +68,8 @@ class DPConfig:
             raise ValueError(f"delta must be in (0, 1), got {self.delta}")
         if self.max_grad_norm <= 0:
             raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if self.clipping not in CLIPPING_MODES:
+            raise ValueError(f"clipping must be one of {CLIPPING_MODES}, got {self.clipping!r}")
 
     def resolve_delta(self, n_train: int) -> float:
         """δ for a training split of ``n_train`` records."""
@@ -78,6 +86,7 @@ class PrivateTraining:
     loader: DataLoader
     delta: float
     max_grad_norm: float
+    clipping: str = "flat"
 
 
 def make_private(
@@ -94,7 +103,8 @@ def make_private(
     from crypten_fl.fedtrain.local_training.secure_opacus import SecurePrivacyEngine
 
     delta = config.resolve_delta(len(loader.dataset))  # type: ignore[arg-type]
-    engine = SecurePrivacyEngine(accountant=config.accountant, rng=rng)
+    engine = SecurePrivacyEngine(accountant=config.accountant, rng=rng,
+                                 automatic_clipping=config.clipping == "automatic")
     private_module, private_optimizer, private_loader = engine.make_private_with_epsilon(
         module=module,
         optimizer=optimizer,
@@ -113,6 +123,7 @@ def make_private(
         loader=private_loader,
         delta=delta,
         max_grad_norm=config.max_grad_norm,
+        clipping=config.clipping,
     )
 
 
@@ -144,6 +155,7 @@ def privacy_report(private: PrivateTraining) -> dict[str, float | int | bool]:
         "delta": private.delta,
         "noise_multiplier": float(private.optimizer.noise_multiplier),
         "max_grad_norm": private.max_grad_norm,
+        "clipping": private.clipping,
         "sample_rate": float(1.0 / len(private.loader)),
         "steps": int(sum(n for _, _, n in history)),
         "secure_rng": uses_secure_rng(private),

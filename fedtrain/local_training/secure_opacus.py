@@ -24,17 +24,43 @@ from opacus.optimizers.optimizer import _check_processed_flag, _mark_as_processe
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
 from torch.utils.data import DataLoader
 
+#: γ of automatic clipping: per-example gradients are scaled by C / (‖g‖ + γ) (Bu et al.)
+AUTOMATIC_CLIPPING_STABILITY = 0.01
+
 
 class SecureNoiseDPOptimizer(DPOptimizer):
     """Opacus' DPOptimizer with the Gaussian noise N(0, (σ·C)²) drawn from ``rng``.
 
     One draw covers every parameter per step (fewer keystream requests than one per tensor).
+    With ``automatic`` clipping every per-example gradient g is scaled by C / (‖g‖ + γ) instead
+    of min(1, C / ‖g‖): its norm stays below C (the same sensitivity) and no clipping norm needs
+    tuning (Bu, Wang, Zha & Karypis, "Automatic clipping: differentially private deep learning
+    made easier and stronger", NeurIPS 2023).
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, rng: SecureRandom,
-                 **kwargs: Any) -> None:
+                 automatic: bool = False, **kwargs: Any) -> None:
         super().__init__(optimizer, generator=None, secure_mode=False, **kwargs)
         self.rng = rng
+        self.automatic = automatic
+
+    def clip_and_accumulate(self) -> None:
+        """Flat clipping as Opacus does it, or automatic clipping; sums into ``summed_grad``."""
+        if not self.automatic:
+            super().clip_and_accumulate()
+            return
+        samples = self.grad_samples
+        if len(samples[0]) == 0:  # an empty Poisson batch
+            factor = torch.zeros((0,), device=samples[0].device)
+        else:
+            norms = torch.stack([g.reshape(len(g), -1).norm(2, dim=-1) for g in samples], dim=1)
+            factor = self.max_grad_norm / (norms.norm(2, dim=1) + AUTOMATIC_CLIPPING_STABILITY)
+        for p in self.params:
+            _check_processed_flag(p.grad_sample)
+            sample = self._get_flat_grad_sample(p).to(p.dtype)
+            grad = torch.einsum("i,i...", factor.to(device=sample.device, dtype=p.dtype), sample)
+            p.summed_grad = grad if p.summed_grad is None else p.summed_grad + grad
+            _mark_as_processed(p.grad_sample)
 
     def add_noise(self) -> None:
         """``p.grad = p.summed_grad + N(0, (noise_multiplier · max_grad_norm)²)`` for every p."""
@@ -67,11 +93,13 @@ class SecurePoissonSampler(UniformWithReplacementSampler):
 class SecurePrivacyEngine(PrivacyEngine):
     """A PrivacyEngine whose optimizer noise and Poisson sampling come from one SecureRandom."""
 
-    def __init__(self, *, accountant: str, rng: SecureRandom | None = None) -> None:
+    def __init__(self, *, accountant: str, rng: SecureRandom | None = None,
+                 automatic_clipping: bool = False) -> None:
         with warnings.catch_warnings():  # Opacus' "Secure RNG turned off" is about its own
             warnings.filterwarnings("ignore", message="Secure RNG turned off")  # generator
             super().__init__(accountant=accountant, secure_mode=False)
         self.rng = rng or SecureRandom()
+        self.automatic_clipping = automatic_clipping
 
     def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, noise_generator: Any = None,
                            distributed: bool = False, clipping: str = "flat",
@@ -82,7 +110,8 @@ class SecurePrivacyEngine(PrivacyEngine):
                              "and no noise_generator")
         if isinstance(optimizer, DPOptimizer):
             optimizer = optimizer.original_optimizer
-        return SecureNoiseDPOptimizer(optimizer, rng=self.rng, **kwargs)
+        return SecureNoiseDPOptimizer(optimizer, rng=self.rng,
+                                      automatic=self.automatic_clipping, **kwargs)
 
     def _prepare_data_loader(self, data_loader: DataLoader, *, poisson_sampling: bool,
                              distributed: bool, batch_first: bool = True,

@@ -63,12 +63,15 @@ class TrainConfig:
         batch_size: examples per step (with DP: the expected Poisson batch size).
         seed: seeds shuffling and dropout of this trainer (never DP noise or DP sampling).
         num_threads: if set, ``torch.set_num_threads`` (process-wide; 1 for bit-reproducibility).
+        trainable: name prefixes of the parameters trained (None: all); the others stay frozen
+            at their initial values (under DP fewer trainable parameters mean less noise).
     """
 
     lr: float = 1e-3
     batch_size: int = 128
     seed: int = 0
     num_threads: int | None = None
+    trainable: tuple[str, ...] | None = None
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -105,7 +108,11 @@ class LocalTrainer:
             generator=self._loader_generator,
         )
         module = make_private_compatible(model) if dp else copy.deepcopy(model)
-        optimizer = torch.optim.Adam(module.parameters(), lr=self.config.lr)
+        if self.config.trainable is not None:
+            for name, parameter in module.named_parameters():
+                parameter.requires_grad_(name.startswith(self.config.trainable))
+        optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad],
+                                     lr=self.config.lr)
         self._private: PrivateTraining | None = None
         if dp is not None:
             self._private = make_private(module, optimizer, loader, dp)
@@ -235,9 +242,14 @@ class LocalTrainer:
         """Overwrite the given (e.g. aggregated) parameters in place; others stay as they are."""
         load_canonical_state_dict(self.module, state)
 
-    def privacy_report(self) -> dict[str, float | int | bool] | None:
-        """ε spent, δ, noise multiplier, clipping norm, sample rate, steps (None without DP)."""
-        return privacy_report(self._private) if self._private is not None else None
+    def privacy_report(self) -> dict[str, float | int | bool | str] | None:
+        """ε spent, δ, noise multiplier, clipping, sample rate, steps, and the learning rate and
+        expected batch with which DP-SGD ran (None without DP)."""
+        if self._private is None or self.dp_config is None:
+            return None
+        return {**privacy_report(self._private), "lr": self.config.lr,
+                "expected_batch_size": self.config.batch_size,
+                "recipe_chose": ",".join(self.dp_config.recipe_chose)}
 
     def checkpoint(self) -> dict[str, Any]:
         """Everything needed to continue (identically without DP): tensors and plain data only.

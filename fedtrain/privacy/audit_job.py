@@ -17,7 +17,6 @@ hospital) and contributes zeros to the histogram sum.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +62,8 @@ def _own_analysis(ctx: PartyContext, session: Any, hospital: int
 def run(ctx: PartyContext) -> dict[str, Any]:
     """Audit this hospital's final model on its own stays; see the module docstring."""
     spec = ctx.spec
-    config = dataclasses.replace(TrainConfig.from_json(spec["config"]), dp_epsilon=None,
-                                 dp_delta=None)  # the audit needs no DP trainer
+    # the audit needs no DP trainer
+    config = TrainConfig.from_json(spec["config"]).with_dp_sgd(None)
     hospital = int(spec["hospital"])
     ctx.emit("status", hospital=hospital, message="loading its data and the final model")
     strategy_cls = strategies.get(config.strategy)

@@ -15,6 +15,7 @@ import polars as pl
 import torch
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
+from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer
 from crypten_fl.fedtrain.local_training.trainer import TrainConfig as LocalConfig
@@ -104,18 +105,9 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
         dim_feedforward=config.dim_feedforward, dropout=config.dropout, pooling=config.pooling,
         head_hidden=(config.head_hidden,),
     )
-    dp = None
-    if config.dp_epsilon is not None:
-        dp = DPConfig(target_epsilon=config.dp_epsilon,
-                      total_epochs=config.rounds * config.local_epochs,
-                      delta=config.dp_delta, max_grad_norm=config.max_grad_norm)
     train_inputs = _inputs(normalizer, train)
-    trainer = LocalTrainer(
-        model, train_inputs,
-        LocalConfig(lr=config.lr, batch_size=config.batch_size,
-                    seed=config.seed * 1000 + hospitals[0], num_threads=config.threads_per_party),
-        dp,
-    )
+    trainer = LocalTrainer(model, train_inputs, *_local_settings(config, len(train_inputs),
+                                                                 hospitals[0]))
     return HospitalSession(
         rank=rank, hospitals=hospitals, train=train_inputs, val=_inputs(normalizer, val),
         tests={h: _inputs(normalizer, s) for h, s in tests.items()},
@@ -123,3 +115,21 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
         normalizer=normalizer, trainer=trainer, pooled_moments=pooled,
         aggregator=aggregator,
     )
+
+
+def _local_settings(config: TrainConfig, n_train: int,
+                    hospital: int) -> tuple[LocalConfig, DPConfig | None]:
+    """The trainer's settings: the run's, or with DP-SGD the DP recipe's for this hospital's
+    training-set size (fedtrain/local_training/dp_recipe.py) where no option overrides it."""
+    seed = config.seed * 1000 + hospital
+    if config.dp_epsilon is None:
+        return LocalConfig(lr=config.lr, batch_size=config.batch_size, seed=seed,
+                           num_threads=config.threads_per_party), None
+    recipe = dp_recipe.choose(n_train, batch_size=config.dp_batch_size, lr=config.dp_lr,
+                              clipping=config.dp_clipping, max_grad_norm=config.max_grad_norm)
+    dp = DPConfig(target_epsilon=config.dp_epsilon,
+                  total_epochs=config.rounds * config.local_epochs, delta=config.dp_delta,
+                  max_grad_norm=recipe.max_grad_norm, clipping=recipe.clipping,
+                  recipe_chose=recipe.chosen)
+    return LocalConfig(lr=recipe.lr, batch_size=recipe.batch_size, seed=seed,
+                       num_threads=config.threads_per_party), dp

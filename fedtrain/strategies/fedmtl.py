@@ -51,7 +51,7 @@ class FedMTL(ParameterSharing):
         return {k: v.clone() for k, v in state.items() if not self.is_shared(k)}
 
     def _pull_heads(self, model: nn.Module) -> None:
-        factor = min(1.0, self.config.lr * self.config.mtl_lambda)
+        factor = min(1.0, self.session.trainer.config.lr * self.config.mtl_lambda)
         if factor == 0.0:
             return
         params = dict(model.named_parameters())

@@ -1,0 +1,76 @@
+"""The DP recipe: DP-SGD's batch size, learning rate and clipping, chosen from public facts.
+
+A model trained with DP-SGD at the settings that suit plain training is mostly noise: every
+step adds Gaussian noise of norm σ·C·√d / B to an averaged gradient of norm at most C. The
+recipe chooses, for each hospital, from its privacy budget ε and its training-set size N only
+(never from validation results, which would themselves leak and need accounting):
+
+* **Automatic clipping** (Bu et al., NeurIPS 2023): each per-example gradient g is scaled by
+  C / (‖g‖ + γ). Every example then contributes a unit-scale direction, as flat clipping does
+  when C is below every gradient norm, and no clipping norm has to be tuned. Adam is invariant
+  to the scale C, so C = 1.
+* **A learning rate for DP.** Adam divides each step by the root of its second moment, which
+  under DP is dominated by the noise: at the plain learning rate the signal's share of each
+  step is tiny and training stalls. The DP rate is :data:`DP_LR`, chosen on synthetic
+  federations (docs/privacy.md, "The DP recipe").
+* **Batch size.** For a fixed number of passes over the data, the noise per averaged gradient,
+  σ/B, hardly depends on B once σ is large (Sander et al., "TAN without a burn", ICML 2023), so
+  smaller batches give more steps for the same privacy, down to where σ falls towards 1 and
+  the linear regime ends. The recipe takes the expected batch :data:`DP_BATCH` capped at a
+  quarter of N (at least four steps per pass, so that subsampling amplifies).
+
+Every choice can be overridden (``--dp-batch-size``, ``--dp-lr``, ``--dp-clipping``,
+``--max-grad-norm``); privacy.json records the settings used and which ones the recipe chose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: per-sample gradient clipping rules: Opacus' flat clipping, automatic clipping (Bu et al.)
+CLIPPING_MODES = ("automatic", "flat")
+#: Adam learning rate of DP-SGD (docs/privacy.md, "The DP recipe")
+DP_LR = 5e-3
+#: expected Poisson batch of DP-SGD, before the cap at a quarter of the training split
+DP_BATCH = 128
+#: smallest expected batch the recipe picks (tiny batches make per-step noise dominate)
+MIN_DP_BATCH = 16
+#: default per-sample clipping rule and bound
+DP_CLIPPING = "automatic"
+DP_MAX_GRAD_NORM = 1.0
+
+
+@dataclass(frozen=True)
+class DPRecipe:
+    """The DP-SGD settings of one hospital and which of them the recipe chose."""
+
+    batch_size: int
+    lr: float
+    clipping: str
+    max_grad_norm: float
+    chosen: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "chosen": list(self.chosen)}
+
+
+def recipe_batch(n_train: int) -> int:
+    """The expected Poisson batch for a training split of ``n_train`` records."""
+    return max(1, min(DP_BATCH, max(MIN_DP_BATCH, n_train // 4), n_train))
+
+
+def choose(n_train: int, *, batch_size: int | None = None, lr: float | None = None,
+           clipping: str | None = None, max_grad_norm: float | None = None) -> DPRecipe:
+    """The recipe for a hospital with ``n_train`` training records; a setting given (not None)
+    is used as it is."""
+    given = {"batch_size": batch_size, "lr": lr, "clipping": clipping,
+             "max_grad_norm": max_grad_norm}
+    chosen = tuple(name for name, value in given.items() if value is None)
+    return DPRecipe(
+        batch_size=batch_size if batch_size is not None else recipe_batch(n_train),
+        lr=lr if lr is not None else DP_LR,
+        clipping=clipping if clipping is not None else DP_CLIPPING,
+        max_grad_norm=max_grad_norm if max_grad_norm is not None else DP_MAX_GRAD_NORM,
+        chosen=chosen,
+    )

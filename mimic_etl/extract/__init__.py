@@ -237,7 +237,8 @@ class _MedsSource:
         except duckdb.Error as err:
             raise session.error(err, meds.EVENTS_VIEW, {"data": self.dataset.data_dir}) from err
         try:
-            steps = runner.plan(self.mapping_files, {meds.EVENTS_VIEW}, {}, {})
+            steps = runner.plan(self.mapping_files, {meds.EVENTS_VIEW}, {}, {},
+                                views=meds.STREAMED)
         except (ValueError, graphlib.CycleError) as err:
             raise UserError(f"--meds-mapping {self.mapping}: {err}") from err
         def on_error(err: duckdb.Error, step: runner.Step) -> UserError:

@@ -10,7 +10,8 @@ data) and stop if they differ (fedtrain/sessions/schema_check.py).
 
 Data-derived statistics (prevalences, counts, normalisation moments) are not part of it: those
 differ between hospitals by nature, and the normalisation statistics are pooled securely at
-train time.
+train time. Nor is a site's ``--split`` (its train/val/test fractions): it decides which of its
+own patients train, not what the columns mean, and nothing at train time reads it.
 
 The description is rebuilt from the manifest's own ``features``, ``labels``, ``static``,
 ``n_bins`` and ``bin_hours`` (the fields the data reader uses), completed with the definition

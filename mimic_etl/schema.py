@@ -232,9 +232,9 @@ def check_agreement(descriptions: Mapping[str, Mapping[str, Any]], vertical: boo
     else:
         prints = {n: fingerprint(d) for n, d in descriptions.items()}
         counts = Counter(prints.values())
-        ref_print = max(counts, key=lambda p: (counts[p], -names.index(
-            next(n for n in names if prints[n] == p))))
-        ref_name = next(n for n in names if prints[n] == ref_print)
+        # the first hospital holding the most common description
+        ref_name = max(names, key=lambda n: (counts[prints[n]], -names.index(n)))
+        ref_print = prints[ref_name]
         problems = []
         for name in names:
             if prints[name] == ref_print:

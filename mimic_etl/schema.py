@@ -10,7 +10,8 @@ data) and stop if they differ (fedtrain/sessions/schema_check.py).
 
 Data-derived statistics (prevalences, counts, normalisation moments) are not part of it: those
 differ between hospitals by nature, and the normalisation statistics are pooled securely at
-train time.
+train time. Nor is a site's ``--split`` (its train/val/test fractions): it decides which of its
+own patients train, not what the columns mean, and nothing at train time reads it.
 
 The description is rebuilt from the manifest's own ``features``, ``labels``, ``static``,
 ``n_bins`` and ``bin_hours`` (the fields the data reader uses), completed with the definition
@@ -231,9 +232,9 @@ def check_agreement(descriptions: Mapping[str, Mapping[str, Any]], vertical: boo
     else:
         prints = {n: fingerprint(d) for n, d in descriptions.items()}
         counts = Counter(prints.values())
-        ref_print = max(counts, key=lambda p: (counts[p], -names.index(
-            next(n for n in names if prints[n] == p))))
-        ref_name = next(n for n in names if prints[n] == ref_print)
+        # the first hospital holding the most common description
+        ref_name = max(names, key=lambda n: (counts[prints[n]], -names.index(n)))
+        ref_print = prints[ref_name]
         problems = []
         for name in names:
             if prints[name] == ref_print:

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from crypten_fl import sql
-from crypten_fl.mimic_etl.extract import EXPORTS, duck, runner
+from crypten_fl.mimic_etl.extract import EXPORTS, duck, meds, runner
 from crypten_fl.mimic_etl.extract.definitions import load_features, load_labels, template_values
 from crypten_fl.mimic_etl.extract.tables import TABLE_NAMES
 from hypothesis import given, settings
@@ -56,6 +56,20 @@ def test_each_mimic_table_is_read_by_exactly_one_file() -> None:
     """Large files are scanned once: no two SQL files read the same MIMIC table."""
     readers = {name: [s.name for s in _plan() if name in s.reads] for name in TABLE_NAMES}
     assert all(len(files) == 1 for files in readers.values()), readers
+
+
+def test_meds_mapping_streams_the_event_tables() -> None:
+    """The MEDS mapping's event relations are views (the events stream through the one cohort
+    step that reads each), the small relations tables."""
+    files, _ = meds.load_mapping(meds.DEFAULT_MAPPING)
+    steps = runner.plan(files, {meds.EVENTS_VIEW}, {}, {}, views=meds.STREAMED)
+    assert {s.name: s.kind for s in steps} == {
+        "meds_codes": "table", "patients": "table", "admissions": "table", "icustays": "table",
+        "diagnoses_icd": "table", "icu_events": "view", "chartevents": "view",
+        "outputevents": "view", "labevents": "view", "prescriptions": "view",
+    }
+    for step in steps:
+        assert step.statement.startswith(f"CREATE OR REPLACE {step.kind.upper()} {step.name} AS")
 
 
 def test_references_ignore_comments_and_strings() -> None:

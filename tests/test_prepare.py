@@ -87,6 +87,20 @@ def test_prepare_writes_what_partition_writes_for_one_hospital(tmp_path) -> None
     assert site.hospital.split_stays == {s: f.height for s, f in frames.items()}
 
 
+def test_the_split_is_not_part_of_the_schema(tmp_path) -> None:
+    """--split changes which of a site's own patients train, never what the columns mean: sites
+    with different fractions share one fingerprint (nothing at train time reads the fractions)."""
+    random_cohort(tmp_path / "cohort", n_patients=40, seed=1)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    usual = prepare(tmp_path / "cohort", tmp_path / "a" / "hospital_0", seed=5)
+    other = prepare(tmp_path / "cohort", tmp_path / "b" / "hospital_0", split=(0.5, 0.2, 0.3),
+                    seed=5)
+    assert usual.hospital.split_stays == {"train": 52, "val": 7, "test": 19}
+    assert other.hospital.split_stays == {"train": 35, "val": 17, "test": 26}
+    assert usual.schema_sha256 == other.schema_sha256
+
+
 def test_the_hospital_index_comes_from_the_option_or_the_directory_name() -> None:
     assert hospital_index(None, Path("fed/hospital_3")) == 3
     assert hospital_index(None, Path("/data/site")) == 0

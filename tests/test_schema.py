@@ -113,6 +113,12 @@ def test_the_majority_is_the_reference_and_every_differing_site_is_named() -> No
     assert str(err.value).endswith(
         "hospital_0: feature list differs: albumin missing | hospital_3: time grid 4 bins of "
         "2.0 h over 48.0 h, hospital_1 has 24 bins of 2.0 h over 48.0 h")
+    with pytest.raises(UserError) as err:  # a tie: the first hospital's description wins
+        check_agreement({"hospital_0": no_albumin, "hospital_1": site(),
+                         "hospital_2": no_albumin, "hospital_3": site()}, vertical=False)
+    assert str(err.value).endswith(
+        "hospital_1: feature list differs: albumin not in hospital_0's | hospital_3: feature "
+        "list differs: albumin not in hospital_0's")
 
 
 def test_vertical_parties_compare_the_shared_fields_and_their_feature_groups(tmp_path) -> None:

@@ -62,7 +62,7 @@ def extract(
     min_age: int = 18,
     min_los_hours: float | None = None,
     threads: int | None = None,
-    memory_limit: str = "8GB",
+    memory_limit: str = "3GB",
     overwrite: bool = False,
     progress: ProgressFn = no_progress,
     meds_dir: Path | None = None,
@@ -79,7 +79,7 @@ def extract(
         min_age: minimum age at hospital admission, in years.
         min_los_hours: minimum ICU length of stay in hours; None keeps short stays too.
         threads: DuckDB worker threads (None: all cores).
-        memory_limit: DuckDB memory limit (e.g. ``"8GB"``); larger operations spill to disk.
+        memory_limit: DuckDB memory limit (e.g. ``"3GB"``); larger operations spill to disk.
         overwrite: replace a non-empty ``out`` once the new output is complete.
         progress: callback receiving ``(task, done, total)``.
         meds_dir: a MEDS dataset (``data/**/*.parquet``, ``metadata/``) instead of ``mimic_dir``.
@@ -237,7 +237,8 @@ class _MedsSource:
         except duckdb.Error as err:
             raise session.error(err, meds.EVENTS_VIEW, {"data": self.dataset.data_dir}) from err
         try:
-            steps = runner.plan(self.mapping_files, {meds.EVENTS_VIEW}, {}, {})
+            steps = runner.plan(self.mapping_files, {meds.EVENTS_VIEW}, {}, {},
+                                views=meds.STREAMED)
         except (ValueError, graphlib.CycleError) as err:
             raise UserError(f"--meds-mapping {self.mapping}: {err}") from err
         def on_error(err: duckdb.Error, step: runner.Step) -> UserError:

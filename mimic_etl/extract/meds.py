@@ -32,6 +32,11 @@ DEFAULT_MAPPING = sql.SQL_DIR / "meds"
 CODES_CSV = "codes.csv"
 CODES_RELATION = "meds_codes"
 EVENTS_VIEW = "meds_events"
+# Mapping relations created as views, not tables: the MIMIC-IV event tables (each read once, by
+# the cohort step that keeps only the events of the stays' windows) and icu_events, read only by
+# two of them. The events then stream from the shards through that step and nothing of their
+# size is stored; the other relations are small (a row per patient, admission, stay, diagnosis).
+STREAMED = frozenset({"icu_events", "chartevents", "outputevents", "labevents", "prescriptions"})
 REQUIRED = ("subject_id", "time", "code", "numeric_value")
 OPTIONAL = ("text_value", "hadm_id", "stay_id")
 _TYPES: dict[str, tuple[str, Any]] = {  # column -> (expected, predicate on the arrow type)

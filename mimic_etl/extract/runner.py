@@ -24,12 +24,13 @@ from crypten_fl.mimic_etl.extract.duck import polling_progress
 
 _REFERENCE = re.compile(r"\b(?:FROM|JOIN)\s+([A-Za-z_][A-Za-z0-9_]*)\b(?!\s*\()", re.IGNORECASE)
 
-StepKind = Literal["setup", "table", "export"]
+StepKind = Literal["setup", "table", "view", "export"]
 
 
 @dataclass(frozen=True)
 class Step:
-    """One statement to run: setup DDL, a table to create, or a relation exported to parquet."""
+    """One statement to run: setup DDL, a table or view to create, or a relation exported to
+    parquet."""
 
     name: str
     kind: StepKind
@@ -48,6 +49,7 @@ def plan(
     input_tables: set[str],
     exports: Mapping[str, Path],
     values: Mapping[str, str],
+    views: frozenset[str] = frozenset(),
 ) -> list[Step]:
     """Order ``files`` so each runs after what it references; ``exports`` become COPY TO parquet.
 
@@ -56,6 +58,8 @@ def plan(
         input_tables: names of the MIMIC views a file may read.
         exports: relation name -> parquet path; these must be leaves (nothing may read them).
         values: placeholder values for :func:`sql.render`.
+        views: relations created as views (evaluated by each query that reads them, nothing
+            stored); the others become tables of the scratch database.
     """
     relations = {f.name: f for f in files if not f.is_setup}
     clash = relations.keys() & input_tables
@@ -84,6 +88,9 @@ def plan(
             kind: StepKind = "export"
             target = str(exports[name]).replace("'", "''")
             statement = f"COPY (\n{body}\n) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+        elif name in views:
+            kind = "view"
+            statement = f"CREATE OR REPLACE VIEW {name} AS\n{body}"
         else:
             kind = "table"
             statement = f"CREATE OR REPLACE TABLE {name} AS\n{body}"

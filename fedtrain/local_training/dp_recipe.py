@@ -31,7 +31,7 @@ from typing import Any
 #: per-sample gradient clipping rules: Opacus' flat clipping, automatic clipping (Bu et al.)
 CLIPPING_MODES = ("automatic", "flat")
 #: Adam learning rate of DP-SGD (docs/privacy.md, "The DP recipe")
-DP_LR = 5e-3
+DP_LR = 1e-2
 #: expected Poisson batch of DP-SGD, before the cap at a quarter of the training split
 DP_BATCH = 128
 #: smallest expected batch the recipe picks (tiny batches make per-step noise dominate)

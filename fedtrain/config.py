@@ -112,6 +112,10 @@ class TrainConfig:
     timeout: float = 300.0
     threads_per_party: int = 1
     insecure_transport: bool = False
+    #: MODEL directory of `crypten-fl pretrain`: every hospital starts from its public weights
+    init_from: str | None = None
+    #: SHA-256 of those weights, filled in by `train` (every hospital checks its copy against it)
+    init_from_sha256: str | None = None
 
     def validate(self) -> TrainConfig:
         """Raise UserError naming the option for any value out of range. (What the chosen
@@ -166,6 +170,8 @@ class TrainConfig:
             raise UserError(problem)
         if self.dp_delta is not None and self.dp_epsilon is None:
             raise UserError("--dp-delta needs --dp-epsilon (DP-SGD is off without it)")
+        if self.init_from_sha256 is not None and self.init_from is None:
+            raise UserError("training config: init_from_sha256 is set without init_from")
         return self
 
     def _check_types(self) -> None:

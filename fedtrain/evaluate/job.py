@@ -130,6 +130,7 @@ def run(ctx: PartyContext) -> dict[str, Any]:
     spec = ctx.spec
     config = dataclasses.replace(TrainConfig.from_json(spec["config"]), dp_epsilon=None,
                                  dp_delta=None)  # evaluation needs no DP trainer
+    config = dataclasses.replace(config, init_from=None, init_from_sha256=None)  # final model
     hospital = int(spec["hospital"])
     ctx.emit("status", hospital=hospital, message="loading its data and the final model")
     strategy_cls = strategies.get(config.strategy)

@@ -3,6 +3,7 @@ weights at every hospital, the one-line refusals, and ε unchanged by public pre
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -12,7 +13,13 @@ import torch
 from crypten_fl.cli.app import app
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
-from crypten_fl.fedtrain.models.pretrained import load_weights, read_pretrained, state_digest
+from crypten_fl.fedtrain.models.pretrained import (
+    Pretrained,
+    load_weights,
+    mismatches,
+    read_pretrained,
+    state_digest,
+)
 from crypten_fl.fedtrain.pretraining import pretrain
 from crypten_fl.fedtrain.run.coordinator import partial_dir, train
 from crypten_fl.fedtrain.run.init_from import resolve_init_from
@@ -136,7 +143,9 @@ def test_the_initial_model_is_exactly_the_file(model) -> None:
 @pytest.mark.parametrize("strategy", ["local", "centralized", "fedper", "fedmtl", "split"])
 def test_every_hospital_starts_from_exactly_the_pretrained_weights(fed, model, tmp_path,
                                                                    strategy) -> None:
-    summary = train(_config(fed, strategy=strategy, init_from=str(model)), tmp_path / "run")
+    # a generous peer timeout: the TTP of split is slow to start on a loaded machine
+    summary = train(_config(fed, strategy=strategy, init_from=str(model), timeout=120),
+                    tmp_path / "run")
     digest = state_digest(load_file(str(model / "model.safetensors")))
     started = summary.privacy["pretraining"]["initial_model_sha256"]
     parties = ["pooled"] if strategy == "centralized" else ["0", "1", "2"]
@@ -156,7 +165,8 @@ def test_dp_fine_tuning_is_accounted_and_pretraining_costs_no_epsilon(fed, model
                                                                       tmp_path) -> None:
     runs = {}
     for name, init in (("random", None), ("pretrained", str(model))):
-        summary = train(_config(fed, rounds=2, dp_epsilon=2.0, init_from=init), tmp_path / name)
+        summary = train(_config(fed, dp_epsilon=2.0, init_from=init, timeout=120),
+                        tmp_path / name)
         runs[name] = json.loads((summary.run_dir / "privacy.json").read_text())
     with_init, without = runs["pretrained"], runs["random"]
     assert without["pretraining"] is None
@@ -214,3 +224,17 @@ def test_every_hospital_checks_its_copy_against_the_run_s_hash(model, tmp_path) 
         resolve_init_from(config, schema, model)
     with pytest.raises(UserError, match="every hospital must start from the same model"):
         load_weights(model, other)
+
+
+def test_definitions_are_compared_where_both_sides_record_them(model) -> None:
+    card = copy.deepcopy(read_pretrained(model).card)
+    for i, feature in enumerate(card["schema"]["features"]):
+        feature["definition"] = f"hash{i}"
+    pretrained, config = Pretrained(model, card), TrainConfig(fed="", **ARCH)
+    older = copy.deepcopy(read_pretrained(model).card["schema"])  # a cohort without definitions
+    assert mismatches(pretrained, config, older) == []
+    other = copy.deepcopy(card["schema"])
+    other["features"][2]["definition"] = "another"
+    assert mismatches(pretrained, config, other) == [
+        "feature creatinine: definition (itemids, valid range or unit conversion) differs from "
+        "the pretrained model's"]

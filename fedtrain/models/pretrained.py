@@ -118,7 +118,24 @@ def mismatches(pretrained: Pretrained, config: Any, schema: dict[str, Any]) -> l
             found.append(f"{option} {mine}, the pretrained model has {theirs}")
     card_schema = {k: pretrained.card["schema"].get(k) for k in SCHEMA_FIELDS}
     run_schema = {k: schema.get(k) for k in SCHEMA_FIELDS}
+    for key in ("features", "labels"):  # definitions are compared where both sides record them
+        card_schema[key], run_schema[key] = _comparable(card_schema[key], run_schema[key])
     return found + differences(card_schema, run_schema, "the pretrained model")
+
+
+def _comparable(ours: Any, theirs: Any) -> tuple[Any, Any]:
+    """Feature or label records without the definition hash where one side lacks it (a cohort
+    extracted before definitions were recorded): unknown is not a difference."""
+    if not isinstance(ours, list) or not isinstance(theirs, list):
+        return ours, theirs
+    unknown = {i.get("name") for side in (ours, theirs) for i in side
+             if isinstance(i, dict) and i.get("definition") is None}
+
+    def strip(items: list[Any]) -> list[Any]:
+        return [{k: v for k, v in i.items() if not (k == "definition" and i.get("name") in unknown)}
+                if isinstance(i, dict) else i for i in items]
+
+    return strip(ours), strip(theirs)
 
 
 def check_fits(pretrained: Pretrained, config: Any, schema: dict[str, Any],

@@ -161,18 +161,28 @@ def _epsilon(report: dict) -> float:
     return accountant.get_epsilon(report["delta"])
 
 
-def test_dp_fine_tuning_is_accounted_and_pretraining_costs_no_epsilon(fed, model,
+@pytest.fixture(scope="module")
+def dp_random(fed, tmp_path_factory) -> dict:
+    """privacy.json of a DP-SGD run from the seeded random initialisation."""
+    summary = train(_config(fed, dp_epsilon=2.0, timeout=120),
+                    tmp_path_factory.mktemp("dp") / "random")
+    return json.loads((summary.run_dir / "privacy.json").read_text())
+
+
+def test_dp_fine_tuning_from_random_init_is_accounted(dp_random) -> None:
+    assert dp_random["pretraining"] is None
+    for report in dp_random["hospitals"].values():
+        assert report["epsilon"] == _epsilon(report) and report["steps"] > 0
+
+
+def test_dp_fine_tuning_is_accounted_and_pretraining_costs_no_epsilon(fed, model, dp_random,
                                                                       tmp_path) -> None:
-    runs = {}
-    for name, init in (("random", None), ("pretrained", str(model))):
-        summary = train(_config(fed, dp_epsilon=2.0, init_from=init, timeout=120),
-                        tmp_path / name)
-        runs[name] = json.loads((summary.run_dir / "privacy.json").read_text())
-    with_init, without = runs["pretrained"], runs["random"]
-    assert without["pretraining"] is None
+    summary = train(_config(fed, dp_epsilon=2.0, init_from=str(model), timeout=120),
+                    tmp_path / "pretrained")
+    with_init = json.loads((summary.run_dir / "privacy.json").read_text())
     for h, report in with_init["hospitals"].items():
-        assert report["epsilon"] == _epsilon(report) == without["hospitals"][h]["epsilon"]
-        assert report["steps"] == without["hospitals"][h]["steps"] > 0
+        assert report["epsilon"] == _epsilon(report) == dp_random["hospitals"][h]["epsilon"]
+        assert report["steps"] == dp_random["hospitals"][h]["steps"]
     pretraining = with_init["pretraining"]
     assert (pretraining["epsilon"], pretraining["public_data"]) == (0.0, True)
     assert pretraining["weights_sha256"] == _sha(model / "model.safetensors")

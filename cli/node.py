@@ -62,6 +62,10 @@ def command(
              "not by rank 0 (with a kit this follows from the federation).",
     )] = False,
     insecure_transport: opt.InsecureTransport = False,
+    init_from: Annotated[Path | None, typer.Option(
+        help="Where this machine's copy of the run's pretrained model is, if the run config has "
+             "init_from (`train --init-from`); its weights must have the SHA-256 the config "
+             "records. Default: the config's init_from path.")] = None,
 ) -> None:
     """Run one member of a federation on this machine (see docs/deployment.md)."""
     from crypten_fl.fedtrain.run.node import resolve_identity, run_node, serve_rendezvous
@@ -81,7 +85,8 @@ def command(
         return
     result = run_or_exit(lambda: run_node(
         identity, data=data, run_config=run_config, out=out, resume_round=resume_round,
-        timeout=timeout, interface=interface, rejoin=rejoin, listen_port=listen_port))
+        timeout=timeout, interface=interface, rejoin=rejoin, listen_port=listen_port,
+        init_from=init_from))
     if "test" in result:
         render_test_metrics({"overall": result["overall"], "per_hospital": result["test"]})
     network = result["gloo_interface"] or "the default route (hostname or loopback)"

@@ -28,7 +28,7 @@ def training_config(options: Mapping[str, Any]) -> TrainConfig:
     --out or --overwrite, are ignored); options a command does not take keep their default."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {FIELD.get(k, k): v for k, v in options.items() if FIELD.get(k, k) in fields}
-    values["fed"] = str(values["fed"]) if isinstance(values.get("fed"), Path) else values["fed"]
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
     return TrainConfig(**values)
 
 Rounds = Annotated[int, typer.Option(help="Federated rounds.")]
@@ -117,3 +117,8 @@ CentralDelta = Annotated[float | None, typer.Option(
 MaxUpdateNorm = Annotated[float | None, typer.Option(
     help="Reject (and log) a hospital's update of a round whose L2 norm exceeds this (horizontal, "
          "fedper, fedmtl); updates with non-finite values are always rejected. Default: no bound.")]
+InitFrom = Annotated[Path | None, typer.Option(
+    help="Start every hospital from this model of `crypten-fl pretrain` (pretrained on public "
+         "data) instead of the --seed's random initialisation. Its architecture, features, labels "
+         "and time bins must match the run; it costs no ε (docs/privacy.md, \"Public "
+         "pretraining\"). Not with --strategy vertical. Default: random initialisation.")]

@@ -51,6 +51,7 @@ def command(
     timeout: opt.Timeout = opt.DEFAULT.timeout,
     insecure_transport: opt.InsecureTransport = opt.DEFAULT.insecure_transport,
     overwrite: opt.Overwrite = False,
+    init_from: opt.InitFrom = None,
 ) -> None:
     """Privacy–utility sweep: train the strategy at each ε; table and plot of macro-AUROC vs ε."""
     options = dict(locals())  # every option above, by name (opt.training_config maps them)

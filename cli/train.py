@@ -133,6 +133,7 @@ def command(
     )] = False,
     timeout: opt.Timeout = opt.DEFAULT.timeout,
     insecure_transport: opt.InsecureTransport = opt.DEFAULT.insecure_transport,
+    init_from: opt.InitFrom = None,
 ) -> None:
     """Train the multi-label ICU Transformer across hospitals, one process per hospital."""
     options = dict(locals())  # every option above, by name (opt.training_config maps them)

@@ -120,6 +120,10 @@ class TrainConfig:
     timeout: float = 300.0
     threads_per_party: int = 1
     insecure_transport: bool = False
+    #: MODEL directory of `crypten-fl pretrain`: every hospital starts from its public weights
+    init_from: str | None = None
+    #: SHA-256 of those weights, filled in by `train` (every hospital checks its copy against it)
+    init_from_sha256: str | None = None
 
     def validate(self) -> TrainConfig:
         """Raise UserError naming the option for any value out of range. (What the chosen
@@ -184,6 +188,8 @@ class TrainConfig:
                 if getattr(self, name) is not None:
                     raise UserError(f"--{name.replace('_', '-')} needs --dp-epsilon (DP-SGD is "
                                     "off without it)")
+        if self.init_from_sha256 is not None and self.init_from is None:
+            raise UserError("training config: init_from_sha256 is set without init_from")
         return self
 
     def _check_types(self) -> None:
@@ -207,6 +213,11 @@ class TrainConfig:
         if epsilon is not None:
             return dataclasses.replace(self, dp_epsilon=epsilon)
         return dataclasses.replace(self, dp_epsilon=None, **dict.fromkeys(DP_SGD_OPTIONS))
+
+    def for_final_model(self) -> TrainConfig:
+        """This config for a job that loads the run's final model (evaluate, audit): no DP-SGD
+        trainer and no initial weights to read."""
+        return dataclasses.replace(self.with_dp_sgd(None), init_from=None, init_from_sha256=None)
 
     def server_settings(self) -> ServerOptSettings:
         """The server optimizer applied to the revealed mean update each round."""

@@ -11,8 +11,10 @@ from crypten_fl.cli import options as opt
 from crypten_fl.cli import sweep, train
 from crypten_fl.fedtrain.config import TrainConfig
 
-#: TrainConfig fields no command line exposes (model internals and the per-party thread count)
-NOT_ON_THE_COMMAND_LINE = {"dim_feedforward", "head_hidden", "threads_per_party"}
+#: TrainConfig fields no command line exposes (model internals, the per-party thread count and
+#: the pretrained weights' hash, which train records)
+NOT_ON_THE_COMMAND_LINE = {"dim_feedforward", "head_hidden", "threads_per_party",
+                           "init_from_sha256"}
 
 
 def _params(module) -> dict[str, object]:

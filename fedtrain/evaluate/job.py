@@ -127,8 +127,7 @@ def _plain(ctx: PartyContext, val: tuple[np.ndarray, np.ndarray],
 def run(ctx: PartyContext) -> dict[str, Any]:
     """Evaluate this hospital's final model on its own data; see the module docstring."""
     spec = ctx.spec
-    # evaluation needs no DP trainer
-    config = TrainConfig.from_json(spec["config"]).with_dp_sgd(None)
+    config = TrainConfig.from_json(spec["config"]).for_final_model()
     hospital = int(spec["hospital"])
     ctx.emit("status", hospital=hospital, message="loading its data and the final model")
     strategy_cls = strategies.get(config.strategy)

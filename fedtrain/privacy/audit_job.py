@@ -62,8 +62,7 @@ def _own_analysis(ctx: PartyContext, session: Any, hospital: int
 def run(ctx: PartyContext) -> dict[str, Any]:
     """Audit this hospital's final model on its own stays; see the module docstring."""
     spec = ctx.spec
-    # the audit needs no DP trainer
-    config = TrainConfig.from_json(spec["config"]).with_dp_sgd(None)
+    config = TrainConfig.from_json(spec["config"]).for_final_model()
     hospital = int(spec["hospital"])
     ctx.emit("status", hospital=hospital, message="loading its data and the final model")
     strategy_cls = strategies.get(config.strategy)

@@ -24,7 +24,9 @@ from crypten_fl.common.pathguard import Reads, check_disjoint
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.launch import PartyFailure, launch
+from crypten_fl.fedtrain.models.pretrained import provenance
 from crypten_fl.fedtrain.run.federation import HospitalInfo, federation_reads, read_federation
+from crypten_fl.fedtrain.run.init_from import resolve_init_from
 from crypten_fl.fedtrain.run.outputs import write_run_outputs
 
 JOB = "crypten_fl.fedtrain.run.hospital:run"
@@ -154,8 +156,11 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
     if config.min_hospitals is not None and config.min_hospitals > len(hospitals):
         raise UserError(f"--min-hospitals {config.min_hospitals}: the federation has only "
                         f"{len(hospitals)} hospitals")
-    work, start = _prepare(config, Path(out), resume, overwrite,
-                           federation_reads(Path(config.fed), hospitals))
+    config, pretrained = resolve_init_from(config, hospitals[0].schema)
+    reads = federation_reads(Path(config.fed), hospitals)
+    if config.init_from is not None:
+        reads = {**reads, "--init-from": [Path(config.init_from)]}
+    work, start = _prepare(config, Path(out), resume, overwrite, reads)
     if start >= config.rounds:
         start = config.rounds
     specs = _specs(config, hospitals, work, start)
@@ -184,7 +189,8 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
         raise
     survivors = [r for r in results if r is not None]
     write_run_outputs(work, config, survivors, time.perf_counter() - begin, start,
-                      dropouts=log.dropped)
+                      dropouts=log.dropped,
+                      pretraining=provenance(pretrained) if pretrained else None)
     shutil.rmtree(work / "parties", ignore_errors=True)
     final = Path(out)
     finish_output(work, final, "train")  # atomic: the previous RUN stays until this one is whole

@@ -18,6 +18,7 @@ from crypten_fl.fedtrain.compat import crypten
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.metrics.classification import multilabel_metrics
 from crypten_fl.fedtrain.metrics.histograms import pooled_metrics
+from crypten_fl.fedtrain.models.pretrained import state_digest
 from crypten_fl.fedtrain.party import PartyContext
 from crypten_fl.fedtrain.run import checkpoints, rejoin
 from crypten_fl.fedtrain.secure import group
@@ -72,6 +73,7 @@ def run(ctx: PartyContext) -> dict[str, Any]:
         ctx.emit("status", message="comparing data schemas with the other hospitals")
         schema_check.agree(ctx.spec, strategy_cls.partition == "vertical")
     session = strategy_cls.open_session(ctx.rank, ctx.spec, config)
+    initial = state_digest(session.trainer.state_dict()) if config.init_from else None
     strategy = strategy_cls(config, session)
     strategy.emit = ctx.emit  # e.g. a rejected update (fedtrain/updates/validation.py)
     if saved is not None:
@@ -94,7 +96,7 @@ def run(ctx: PartyContext) -> dict[str, Any]:
         secure_group.finish()
     strategy.finish()
     ctx.emit("status", message="evaluating on test data")
-    return _evaluate(ctx, strategy, session, run_dir)
+    return {**_evaluate(ctx, strategy, session, run_dir), "initial_model_sha256": initial}
 
 
 def _evaluate(ctx: PartyContext, strategy: strategies.Strategy, session: Session,

@@ -36,9 +36,11 @@ from crypten_fl.common.pathguard import Reads, check_disjoint
 from crypten_fl.fedtrain import party, strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.run.coordinator import JOB
+from crypten_fl.fedtrain.run.init_from import resolve_init_from
 from crypten_fl.fedtrain.secure import group
 from crypten_fl.fedtrain.transport import join
 from crypten_fl.mimic_etl.hospital_data import read_hospital_manifest
+from crypten_fl.mimic_etl.schema import manifest_schema
 
 
 def _rendezvous_host(rendezvous: str) -> tuple[str, int] | None:
@@ -262,13 +264,15 @@ def _checked(identity: NodeIdentity) -> NodeIdentity:
 def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | None, out: Path,
              resume_round: int = 0, timeout: float = 60.0, threads: int = 1,
              interface: str | None = None, rejoin: bool = False,
-             listen_port: int = 0) -> dict[str, Any]:
+             listen_port: int = 0, init_from: Path | None = None) -> dict[str, Any]:
     """Run this machine's party to the end.
 
     Returns its result (see fedtrain/run/hospital.py) with ``gloo_interface``, the network
     interface its traffic used (None: the default route, the hostname's address or loopback).
     ``rejoin``: this hospital dropped out of a running group (with ``--min-hospitals``) and asks
     to be taken back at the next round, from its own latest checkpoint in ``out``.
+    ``init_from``: where this machine's copy of the run's pretrained model is (default: the
+    config's ``init_from``); its weights must have the SHA-256 the config records.
     """
     out = Path(out)
     if not (0 < timeout <= 86_400):
@@ -284,13 +288,22 @@ def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | No
     if data is None or run_config is None:
         raise UserError("--data and --run-config are required (except for the TTP dealer)")
     reads = {"--data": [Path(data)], "--run-config": [Path(run_config)], **kit_reads}
+    if init_from is not None:
+        reads["--init-from"] = [Path(init_from)]
     check_node_dir(out, reads)
-    read_hospital_manifest(Path(data))  # fails early with a clear message
+    manifest = read_hospital_manifest(Path(data))  # fails early with a clear message
     config = TrainConfig.load(Path(run_config))
     try:
         strategy = strategies.get(strategies.validate(config).strategy)
     except UserError as err:
         raise UserError(f"--run-config {run_config}: {err}") from None
+    if config.init_from is not None and config.init_from_sha256 is None:
+        raise UserError(f"--run-config {run_config}: init_from without init_from_sha256 (the "
+                        "hash every hospital checks its copy against; `crypten-fl train` writes "
+                        "both)")
+    model_copy = Path(init_from) if init_from is not None else None
+    resolve_init_from(config, manifest_schema(manifest), model_copy,
+                      "--init-from" if init_from is not None else "init_from of --run-config")
     if config.insecure_transport != (identity.kit is None):
         raise UserError(f"--run-config {run_config}: the run is configured "
                         + ("with" if config.insecure_transport else "without")
@@ -303,7 +316,8 @@ def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | No
     rank, world_size = identity.rank, identity.world_size
     spec = {"config": config.to_json(), "run_dir": str(out), "resume_round": resume_round,
             "n_hospitals": world_size, "hospital_dirs": [str(data)], "hospital": rank,
-            "min_members": config.min_hospitals, "rejoin": rejoin}
+            "min_members": config.min_hospitals, "rejoin": rejoin,
+            "init_from": None if init_from is None else str(Path(init_from).resolve())}
     (out / "spec.json").write_text(json.dumps(spec))
     argv = ["--job", JOB, "--spec", str(out / "spec.json"), "--workdir", str(out),
             "--timeout", str(timeout), "--threads", str(threads)]

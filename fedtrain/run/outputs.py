@@ -13,10 +13,12 @@ from crypten_fl.fedtrain.updates.central_dp import privacy_record
 
 def write_run_outputs(work: Path, config: TrainConfig, results: list[dict[str, Any]],
                       elapsed: float, start_round: int,
-                      dropouts: list[dict[str, Any]] | None = None) -> None:
+                      dropouts: list[dict[str, Any]] | None = None,
+                      pretraining: dict[str, Any] | None = None) -> None:
     """Write test_metrics.json, comm.json, privacy.json (and validation.json) into the run dir.
 
-    ``results`` are the hospitals that finished; ``dropouts`` lists those that dropped out.
+    ``results`` are the hospitals that finished; ``dropouts`` lists those that dropped out;
+    ``pretraining``: the provenance of the public model the run started from (--init-from).
     """
     rounds_run = max(config.rounds - start_round, 0)
     per_hospital: dict[str, Any] = {}
@@ -53,8 +55,19 @@ def write_run_outputs(work: Path, config: TrainConfig, results: list[dict[str, A
         "target_epsilon": config.dp_epsilon,
         "hospitals": hospital_privacy,
         "central_dp": _central_dp(config, len(results) + len(dropouts or []), hospital_privacy),
+        "pretraining": _pretraining(pretraining, results),
     })
     _write_validation(work, config, results)
+
+
+def _pretraining(pretraining: dict[str, Any] | None, results: list[dict[str, Any]]
+                 ) -> dict[str, Any] | None:
+    """The public pretraining the run started from, and the digest of the model each hospital
+    started from (None without --init-from)."""
+    if pretraining is None:
+        return None
+    return {**pretraining, "initial_model_sha256": {
+        str(res["hospital"]): res.get("initial_model_sha256") for res in results}}
 
 
 def _central_dp(config: TrainConfig, n_hospitals: int,

@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 import torch
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
 from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer
 from crypten_fl.fedtrain.local_training.trainer import TrainConfig as LocalConfig
+from crypten_fl.fedtrain.models.pretrained import load_weights
 from crypten_fl.fedtrain.models.transformer import ICUTransformer
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.aggregator import PlainAggregator, SecureAggregator
@@ -78,6 +80,35 @@ def _inputs(normalizer: Normalizer, split: HospitalSplit) -> ModelInputs:
     return normalizer.model_inputs(split.values, split.mask, static, split.labels)
 
 
+def build_model(config: TrainConfig, n_features: int, n_static: int, n_labels: int,
+                n_bins: int) -> ICUTransformer:
+    """The ICU Transformer of ``config``, randomly initialised from ``config.seed``."""
+    torch.manual_seed(config.seed)
+    return ICUTransformer(
+        n_features=n_features, n_static=n_static, n_labels=n_labels, n_bins=n_bins,
+        d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
+        dim_feedforward=config.dim_feedforward, dropout=config.dropout, pooling=config.pooling,
+        head_hidden=(config.head_hidden,),
+    )
+
+
+def initial_model(config: TrainConfig, n_features: int, n_static: int, n_labels: int,
+                  n_bins: int, init_from: str | None = None) -> ICUTransformer:
+    """The model every hospital starts from, the same everywhere without any exchange: the
+    seeded random initialisation, or the public weights of ``init_from`` (checked against the
+    SHA-256 the run's config recorded)."""
+    model = build_model(config, n_features, n_static, n_labels, n_bins)
+    if init_from is not None:
+        weights = load_weights(Path(init_from), config.init_from_sha256)
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+            raise UserError(f"--init-from {init_from}: the weights do not fit the model of this "
+                            f"run ({first})") from None
+    return model
+
+
 def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> HospitalSession:
     """Load this hospital's splits, pool normalisation statistics securely, build its trainer."""
     dirs = [Path(d) for d in spec["hospital_dirs"]]
@@ -97,14 +128,9 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
         pooled = aggregator.sum(moments, MOMENT_PRECISION_BITS, what=tags.MOMENTS)
     normalizer = Normalizer.from_moments(pooled)
 
-    torch.manual_seed(config.seed)  # same initial model at every hospital
-    model = ICUTransformer(
-        n_features=len(train.feature_names), n_static=static_width(has_static),
-        n_labels=len(train.label_names), n_bins=train.values.shape[1], d_model=config.d_model,
-        n_heads=config.n_heads, n_layers=config.n_layers,
-        dim_feedforward=config.dim_feedforward, dropout=config.dropout, pooling=config.pooling,
-        head_hidden=(config.head_hidden,),
-    )
+    model = initial_model(config, len(train.feature_names), static_width(has_static),
+                          len(train.label_names), train.values.shape[1],
+                          spec.get("init_from") or config.init_from)
     train_inputs = _inputs(normalizer, train)
     trainer = LocalTrainer(model, train_inputs, *_local_settings(config, len(train_inputs),
                                                                  hospitals[0]))

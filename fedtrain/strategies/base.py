@@ -84,6 +84,9 @@ class Strategy(ABC):
     tolerates_dropouts: ClassVar[bool] = False
     #: local training can run DP-SGD (--dp-epsilon)
     supports_dp_sgd: ClassVar[bool] = True
+    #: every party's model is the whole ICU Transformer, so it can start from a pretrained one
+    #: (--init-from); not so where parties hold models of feature subsets (vertical)
+    supports_init_from: ClassVar[bool] = True
     #: what this hospital reveals, in which form, to whom (docs/strategies.md)
     reveals: ClassVar[str]
     #: the kinds of plaintext (fedtrain/secure/tags.py) a party may obtain; tests/test_reveals.py
@@ -116,6 +119,10 @@ class Strategy(ABC):
         if config.dp_epsilon is not None and not cls.supports_dp_sgd:
             raise UserError(f"--dp-epsilon is not supported with --strategy {cls.name} yet "
                             f"(DP-SGD covers {those('supports_dp_sgd')})")
+        if config.init_from is not None and not cls.supports_init_from:
+            raise UserError(f"--init-from works with --strategy {those('supports_init_from')}, "
+                            f"not {cls.name} (its parties' models see feature subsets, not the "
+                            "pretrained model's features)")
         if config.min_hospitals is not None and not cls.tolerates_dropouts:
             raise UserError(f"--min-hospitals: --strategy {cls.name} cannot continue without "
                             f"a hospital (dropout tolerance covers {those('tolerates_dropouts')})")

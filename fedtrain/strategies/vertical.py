@@ -34,6 +34,7 @@ class Vertical(Strategy):
     name = "vertical"
     summary = "vertical FL: parties hold other features of the same stays; encrypted top model"
     partition = "vertical"
+    supports_init_from = False  # its bottom models see feature subsets
     needs_ttp = True
     plaintext_model = False
     supports_dp_sgd = False

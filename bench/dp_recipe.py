@@ -1,0 +1,119 @@
+"""How DP-SGD's settings change what FedAvg learns: the experiments behind the DP recipe.
+
+    .venv/bin/python bench/dp_recipe.py --fed FED [--epsilon 3] [--batch 128] [--lr 0.01] \
+        [--clipping automatic|flat] [--clip 1] [--rounds 20] [--local-epochs 2] \
+        [--head-only] [--public PUBLIC_FED] [--seed 5]
+
+A fast in-process simulation of horizontal FedAvg over FED's hospitals with the library's own
+trainer and DP engine (fedtrain/local_training): the same computation as `crypten-fl train
+--plain` (size-weighted mean of the hospitals' models after each round, every hospital its own
+DP-SGD with its own accountant) without the party processes, so that many settings can be
+compared on public synthetic data. ``--public`` first trains the model centrally on another
+federation's training stays (public pretraining). Prints one JSON line: macro-AUROC on the
+pooled test stays every 5 rounds, σ and ε spent. docs/privacy.md ("DP-SGD: the recipe") quotes
+the figures; `crypten-fl train` and bench/dp_utility.py give the real runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from crypten_fl.fedtrain.config import TrainConfig as RunConfig
+from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments
+from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
+from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
+from crypten_fl.fedtrain.sessions.hospital import build_model
+from crypten_fl.mimic_etl.hospital_data import load_split
+
+from bench.machine import describe
+
+
+def _splits(fed: Path, split: str) -> list[Any]:
+    return [load_split(d, split) for d in sorted(fed.glob("hospital_*"))]
+
+
+def _macro_auroc(model_trainer: LocalTrainer, tests: list[ModelInputs]) -> float:
+    probs = np.concatenate([model_trainer.predict(t) for t in tests])
+    labels = np.concatenate([t.labels.numpy() for t in tests])
+    return float(np.mean([roc_auc_score(labels[:, j], probs[:, j])
+                          for j in range(labels.shape[1]) if 0 < labels[:, j].sum() < len(labels)]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fed", type=Path, required=True)
+    parser.add_argument("--epsilon", type=float, default=None, help="default: no DP")
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--clipping", choices=("automatic", "flat"), default="automatic")
+    parser.add_argument("--clip", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--local-epochs", type=int, default=2)
+    parser.add_argument("--head-only", action="store_true", help="train the head only")
+    parser.add_argument("--public", type=Path, default=None,
+                        help="a federation of public data to pretrain on (its training stays)")
+    parser.add_argument("--public-epochs", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=5)
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    print("machine:", json.dumps(describe()), file=sys.stderr)
+    train = _splits(args.fed, "train")
+    normalizer = Normalizer.from_moments(sum(local_moments(s.values, s.mask, s.static)
+                                             for s in train))
+
+    def inputs(split: Any) -> ModelInputs:
+        return normalizer.model_inputs(split.values, split.mask, split.static, split.labels)
+
+    trains, tests = [inputs(s) for s in train], [inputs(s) for s in _splits(args.fed, "test")]
+    model = build_model(RunConfig(fed="", seed=args.seed), len(train[0].feature_names),
+                        trains[0].static.shape[1], train[0].labels.shape[1],
+                        train[0].values.shape[1])
+    if args.public is not None:
+        public = [inputs(s) for s in _splits(args.public, "train")]
+        pooled = SimpleNamespace(**{f: torch.cat([getattr(p, f) for p in public])
+                                    for f in ("x", "static", "labels")})
+        pretrainer = LocalTrainer(model, pooled, TrainConfig(lr=2e-3, batch_size=128, seed=99,
+                                                              num_threads=1))
+        pretrainer.train_epochs(args.public_epochs)
+        model.load_state_dict(pretrainer.model.state_dict())
+    dp = (DPConfig(args.epsilon, args.rounds * args.local_epochs, max_grad_norm=args.clip,
+                   clipping=args.clipping) if args.epsilon is not None else None)
+    trainers = [LocalTrainer(model, t, TrainConfig(
+        lr=args.lr, batch_size=args.batch, seed=args.seed * 1000 + i, num_threads=1,
+        trainable=("head",) if args.head_only else None), dp) for i, t in enumerate(trains)]
+    weights = np.array([len(t) for t in trains], float) / sum(len(t) for t in trains)
+    began, curve = time.perf_counter(), []
+    for r in range(args.rounds):
+        states = []
+        for trainer in trainers:
+            trainer.train_epochs(args.local_epochs)
+            states.append(trainer.shared_state(0))
+        mean = {k: sum(w * s[k] for w, s in zip(weights, states, strict=True)) for k in states[0]}
+        for trainer in trainers:
+            trainer.load_shared_state(mean)
+        if (r + 1) % 5 == 0 or r + 1 == args.rounds:
+            curve.append(round(_macro_auroc(trainers[0], tests), 4))
+    report = trainers[0].privacy_report() or {}
+    print(json.dumps({**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                      "macro_auroc_every_5_rounds": curve, "macro_auroc": curve[-1],
+                      "noise_multiplier": report.get("noise_multiplier"),
+                      "epsilon_spent": report.get("epsilon"),
+                      "seconds": round(time.perf_counter() - began)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -47,6 +47,10 @@ DpBatchSize = Annotated[int | None, typer.Option(
          f"min({DP_BATCH}, N/4) for a hospital of N training stays (docs/privacy.md).")]
 DpLr = Annotated[float | None, typer.Option(
     help=f"DP-SGD Adam learning rate. Default: the DP recipe's, {DP_LR:g} (docs/privacy.md).")]
+DpTrainable = Annotated[str | None, typer.Option(
+    help="What DP-SGD trains: 'all' parameters, or the 'head' only (the encoder keeps its "
+         "initial weights). Default: 'head' from a public pretrained model (--init-from), "
+         "'all' otherwise (docs/privacy.md).")]
 DpClipping = Annotated[str | None, typer.Option(
     help="DP-SGD per-example clipping: 'automatic' (g·C/(‖g‖+0.01), Bu et al. 2023; default) or "
          "'flat' (g·min(1, C/‖g‖), Opacus).")]

@@ -33,6 +33,7 @@ def command(
     dp_batch_size: opt.DpBatchSize = opt.DEFAULT.dp_batch_size,
     dp_lr: opt.DpLr = opt.DEFAULT.dp_lr,
     dp_clipping: opt.DpClipping = opt.DEFAULT.dp_clipping,
+    dp_trainable: opt.DpTrainable = opt.DEFAULT.dp_trainable,
     secure: opt.Secure = opt.DEFAULT.secure,
     seed: Annotated[int, typer.Option(help="Random seed (the same for every ε).")] = 0,
     d_model: opt.DModel = opt.DEFAULT.d_model,

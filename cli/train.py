@@ -90,6 +90,7 @@ def command(
     dp_batch_size: opt.DpBatchSize = opt.DEFAULT.dp_batch_size,
     dp_lr: opt.DpLr = opt.DEFAULT.dp_lr,
     dp_clipping: opt.DpClipping = opt.DEFAULT.dp_clipping,
+    dp_trainable: opt.DpTrainable = opt.DEFAULT.dp_trainable,
     central_dp: opt.CentralDp = opt.DEFAULT.central_dp,
     clip: opt.Clip = opt.DEFAULT.central_clip,
     noise_multiplier: opt.NoiseMultiplier = opt.DEFAULT.central_noise_multiplier,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from crypten_fl.common.errors import UserError
-from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES
+from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES, TRAINABLE_PARTS
 
 #: server optimizer name -> (default η, default β₁, default β₂, default τ)
 SERVER_OPT_DEFAULTS: dict[str, tuple[float, float, float, float]] = {
@@ -66,7 +66,8 @@ class ServerOptSettings:
 
 
 #: the options of DP-SGD besides --dp-epsilon (each needs it; None: the DP recipe's choice)
-DP_SGD_OPTIONS = ("dp_delta", "max_grad_norm", "dp_batch_size", "dp_lr", "dp_clipping")
+DP_SGD_OPTIONS = ("dp_delta", "max_grad_norm", "dp_batch_size", "dp_lr", "dp_clipping",
+                  "dp_trainable")
 
 
 @dataclass
@@ -90,6 +91,7 @@ class TrainConfig:
     dp_batch_size: int | None = None
     dp_lr: float | None = None
     dp_clipping: str | None = None
+    dp_trainable: str | None = None
     central_dp: bool = False
     central_clip: float = 1.0
     central_noise_multiplier: float | None = None
@@ -157,6 +159,8 @@ class TrainConfig:
              "--dp-lr must be a positive finite number"),
             (self.dp_clipping is None or self.dp_clipping in CLIPPING_MODES,
              f"--dp-clipping must be one of {', '.join(CLIPPING_MODES)}"),
+            (self.dp_trainable is None or self.dp_trainable in TRAINABLE_PARTS,
+             f"--dp-trainable must be one of {', '.join(TRAINABLE_PARTS)}"),
             (self.max_update_norm is None or self.max_update_norm > 0,
              "--max-update-norm must be > 0"),
             (self.n_heads >= 1 and self.d_model % self.n_heads == 0,

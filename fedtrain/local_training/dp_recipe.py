@@ -19,8 +19,16 @@ recipe chooses, for each hospital, from its privacy budget ε and its training-s
   the linear regime ends. The recipe takes the expected batch :data:`DP_BATCH` capped at a
   quarter of N (at least four steps per pass, so that subsampling amplifies).
 
+* **Fewer trainable parameters from a pretrained start.** The noise norm grows with √d. From a
+  public pretrained model (``--init-from``) only the head (≈ 5,000 of ≈ 79,000 parameters) is
+  trained under DP: the encoder keeps its public weights, the noise is spread over 16× fewer
+  coordinates, and a DP step costs a fraction of a full one (no per-sample gradients for the
+  encoder). From a random start every parameter is trained (a frozen random encoder caps what
+  the head can learn).
+
 Every choice can be overridden (``--dp-batch-size``, ``--dp-lr``, ``--dp-clipping``,
-``--max-grad-norm``); privacy.json records the settings used and which ones the recipe chose.
+``--max-grad-norm``, ``--dp-trainable``); privacy.json records the settings used and which ones
+the recipe chose.
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ from typing import Any
 
 #: per-sample gradient clipping rules: Opacus' flat clipping, automatic clipping (Bu et al.)
 CLIPPING_MODES = ("automatic", "flat")
+#: what DP-SGD trains: every parameter, or the head only (the encoder stays as it started)
+TRAINABLE_PARTS = ("all", "head")
+#: parameter-name prefixes trained for each choice (None: all)
+TRAINABLE_PREFIXES: dict[str, tuple[str, ...] | None] = {"all": None, "head": ("head",)}
 #: Adam learning rate of DP-SGD (docs/privacy.md, "The DP recipe")
 DP_LR = 1e-2
 #: expected Poisson batch of DP-SGD, before the cap at a quarter of the training split
@@ -49,6 +61,7 @@ class DPRecipe:
     lr: float
     clipping: str
     max_grad_norm: float
+    trainable: str
     chosen: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
@@ -60,17 +73,19 @@ def recipe_batch(n_train: int) -> int:
     return max(1, min(DP_BATCH, max(MIN_DP_BATCH, n_train // 4), n_train))
 
 
-def choose(n_train: int, *, batch_size: int | None = None, lr: float | None = None,
-           clipping: str | None = None, max_grad_norm: float | None = None) -> DPRecipe:
-    """The recipe for a hospital with ``n_train`` training records; a setting given (not None)
-    is used as it is."""
+def choose(n_train: int, *, pretrained: bool = False, batch_size: int | None = None,
+           lr: float | None = None, clipping: str | None = None,
+           max_grad_norm: float | None = None, trainable: str | None = None) -> DPRecipe:
+    """The recipe for a hospital with ``n_train`` training records, starting from a public
+    pretrained model or not; a setting given (not None) is used as it is."""
     given = {"batch_size": batch_size, "lr": lr, "clipping": clipping,
-             "max_grad_norm": max_grad_norm}
+             "max_grad_norm": max_grad_norm, "trainable": trainable}
     chosen = tuple(name for name, value in given.items() if value is None)
     return DPRecipe(
         batch_size=batch_size if batch_size is not None else recipe_batch(n_train),
         lr=lr if lr is not None else DP_LR,
         clipping=clipping if clipping is not None else DP_CLIPPING,
         max_grad_norm=max_grad_norm if max_grad_norm is not None else DP_MAX_GRAD_NORM,
+        trainable=trainable if trainable is not None else ("head" if pretrained else "all"),
         chosen=chosen,
     )

@@ -247,8 +247,9 @@ class LocalTrainer:
         expected batch with which DP-SGD ran (None without DP)."""
         if self._private is None or self.dp_config is None:
             return None
+        trained = ",".join(self.config.trainable) if self.config.trainable else "all"
         return {**privacy_report(self._private), "lr": self.config.lr,
-                "expected_batch_size": self.config.batch_size,
+                "expected_batch_size": self.config.batch_size, "trained": trained,
                 "recipe_chose": ",".join(self.dp_config.recipe_chose)}
 
     def checkpoint(self) -> dict[str, Any]:

@@ -151,11 +151,14 @@ def _local_settings(config: TrainConfig, n_train: int,
     if config.dp_epsilon is None:
         return LocalConfig(lr=config.lr, batch_size=config.batch_size, seed=seed,
                            num_threads=config.threads_per_party), None
-    recipe = dp_recipe.choose(n_train, batch_size=config.dp_batch_size, lr=config.dp_lr,
-                              clipping=config.dp_clipping, max_grad_norm=config.max_grad_norm)
+    recipe = dp_recipe.choose(n_train, pretrained=config.init_from is not None,
+                              batch_size=config.dp_batch_size, lr=config.dp_lr,
+                              clipping=config.dp_clipping, max_grad_norm=config.max_grad_norm,
+                              trainable=config.dp_trainable)
     dp = DPConfig(target_epsilon=config.dp_epsilon,
                   total_epochs=config.rounds * config.local_epochs, delta=config.dp_delta,
                   max_grad_norm=recipe.max_grad_norm, clipping=recipe.clipping,
                   recipe_chose=recipe.chosen)
     return LocalConfig(lr=recipe.lr, batch_size=recipe.batch_size, seed=seed,
-                       num_threads=config.threads_per_party), dp
+                       num_threads=config.threads_per_party,
+                       trainable=dp_recipe.TRAINABLE_PREFIXES[recipe.trainable]), dp

@@ -1,0 +1,96 @@
+"""The DP recipe (issue 12, item 1): DP-SGD settings from the training-set size and whether the
+model starts pretrained, every choice overridable, the choices recorded; head-only DP training
+leaves the encoder exactly as it started."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain.config import DP_SGD_OPTIONS, TrainConfig
+from crypten_fl.fedtrain.local_training import dp_recipe
+from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
+from crypten_fl.fedtrain.local_training.trainer import LocalTrainer
+from crypten_fl.fedtrain.local_training.trainer import TrainConfig as LocalConfig
+from helpers.ml_core import learnable_inputs, tiny_model
+from hypothesis import given
+from hypothesis import strategies as st
+
+pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing",
+                                        "ignore:Optimal order is the largest alpha")
+
+
+def test_the_recipe_for_a_demo_sized_hospital() -> None:
+    recipe = dp_recipe.choose(600)
+    assert recipe == dp_recipe.DPRecipe(
+        batch_size=128, lr=1e-2, clipping="automatic", max_grad_norm=1.0, trainable="all",
+        chosen=("batch_size", "lr", "clipping", "max_grad_norm", "trainable"))
+
+
+@pytest.mark.parametrize("n_train, batch", [(2400, 128), (512, 128), (200, 50), (40, 16),
+                                             (10, 10), (1, 1)])
+def test_the_batch_is_at_most_128_and_a_quarter_of_the_split(n_train, batch) -> None:
+    assert dp_recipe.recipe_batch(n_train) == batch
+
+
+@given(st.integers(1, 10**6))
+def test_every_hospital_gets_a_batch_it_can_fill_and_several_steps_per_epoch(n_train) -> None:
+    batch = dp_recipe.recipe_batch(n_train)
+    assert 1 <= batch <= min(n_train, dp_recipe.DP_BATCH)
+    if n_train >= 4 * dp_recipe.MIN_DP_BATCH:
+        assert n_train // batch >= 4
+
+
+def test_a_pretrained_start_trains_the_head_and_options_override_the_recipe() -> None:
+    assert dp_recipe.choose(600, pretrained=True).trainable == "head"
+    recipe = dp_recipe.choose(600, pretrained=True, batch_size=64, lr=3e-3, clipping="flat",
+                              max_grad_norm=0.5, trainable="all")
+    assert (recipe.batch_size, recipe.lr, recipe.clipping, recipe.max_grad_norm,
+            recipe.trainable, recipe.chosen) == (64, 3e-3, "flat", 0.5, "all", ())
+    assert recipe.as_json()["chosen"] == []
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("dp_lr", 0.01, "--dp-lr needs --dp-epsilon"),
+    ("dp_batch_size", 32, "--dp-batch-size needs --dp-epsilon"),
+    ("dp_clipping", "flat", "--dp-clipping needs --dp-epsilon"),
+    ("dp_trainable", "head", "--dp-trainable needs --dp-epsilon"),
+    ("max_grad_norm", 1.0, "--max-grad-norm needs --dp-epsilon"),
+])
+def test_dp_options_without_dp_are_refused(field, value, message) -> None:
+    with pytest.raises(UserError, match=message):
+        TrainConfig(fed="f", **{field: value}).validate()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("dp_lr", -1.0, "--dp-lr must be a positive finite number"),
+    ("dp_batch_size", 0, "--dp-batch-size must be >= 1"),
+    ("dp_clipping", "per-layer", "--dp-clipping must be one of automatic, flat"),
+    ("dp_trainable", "encoder", "--dp-trainable must be one of all, head"),
+    ("max_grad_norm", float("inf"), "--max-grad-norm must be a positive finite number"),
+])
+def test_bad_dp_options_are_named(field, value, message) -> None:
+    with pytest.raises(UserError, match=message):
+        TrainConfig(fed="f", dp_epsilon=3.0, **{field: value}).validate()
+
+
+def test_turning_dp_off_clears_every_dp_option() -> None:
+    config = TrainConfig(fed="f", dp_epsilon=3.0, **{name: None for name in DP_SGD_OPTIONS})
+    config = dataclasses.replace(config, dp_lr=0.02, dp_trainable="head")
+    plain = config.with_dp_sgd(None).validate()
+    assert plain.dp_epsilon is None and all(getattr(plain, n) is None for n in DP_SGD_OPTIONS)
+
+
+def test_head_only_dp_training_leaves_the_encoder_as_it_started() -> None:
+    model = tiny_model()
+    trainer = LocalTrainer(model, learnable_inputs(128), LocalConfig(
+        lr=1e-2, batch_size=32, seed=3, num_threads=1, trainable=("head",)),
+        DPConfig(target_epsilon=3.0, total_epochs=2, clipping="automatic"))
+    before = trainer.state_dict()
+    trainer.train_epochs(2)
+    after = trainer.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("head") for k in changed)
+    assert trainer.privacy_report()["trained"] == "head"

@@ -140,7 +140,9 @@ def test_the_initial_model_is_exactly_the_file(model) -> None:
     assert all(torch.equal(start[k], weights[k]) for k in weights)
 
 
-@pytest.mark.parametrize("strategy", ["local", "centralized", "fedper", "fedmtl", "split"])
+@pytest.mark.parametrize("strategy", [
+    pytest.param(name, marks=() if name == "fedper" else pytest.mark.slow)  # one in make test
+    for name in ("local", "centralized", "fedper", "fedmtl", "split")])
 def test_every_hospital_starts_from_exactly_the_pretrained_weights(fed, model, tmp_path,
                                                                    strategy) -> None:
     # a generous peer timeout: the TTP of split is slow to start on a loaded machine
@@ -169,6 +171,7 @@ def dp_random(fed, tmp_path_factory) -> dict:
     return json.loads((summary.run_dir / "privacy.json").read_text())
 
 
+@pytest.mark.slow  # tests/test_dp_accounting.py checks random-init runs in make test
 def test_dp_fine_tuning_from_random_init_is_accounted(dp_random) -> None:
     assert dp_random["pretraining"] is None
     for report in dp_random["hospitals"].values():

@@ -82,7 +82,8 @@ class Strategy(ABC):
     supports_central_dp: ClassVar[bool] = False
     #: the rounds go on without a hospital that dropped out (--min-hospitals)
     tolerates_dropouts: ClassVar[bool] = False
-    #: local training can run DP-SGD (--dp-epsilon)
+    #: the strategy supports record-level DP (--dp-epsilon): DP-SGD in local training, or its own
+    #: mechanisms on what it exchanges (split, vertical)
     supports_dp_sgd: ClassVar[bool] = True
     #: what this hospital reveals, in which form, to whom (docs/strategies.md)
     reveals: ClassVar[str]
@@ -166,6 +167,11 @@ class Strategy(ABC):
 
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:  # noqa: B027
         """Restore :meth:`extra_state`."""
+
+    def privacy_report(self) -> dict[str, Any] | None:
+        """This party's DP accounting for privacy.json (None without DP): its trainer's DP-SGD
+        unless the strategy runs its own mechanisms (split, vertical)."""
+        return self.session.trainer.privacy_report()
 
     def validation_report(self) -> dict[str, Any] | None:
         """Updates checked and rejected by this hospital (None: it validates none)."""

@@ -27,9 +27,8 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
 )
 from crypten_fl.fedtrain.run import coordinator
 from crypten_fl.fedtrain.run.coordinator import train
-from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.dp_jobs import DP_DIR_ENV, JOB
-from helpers.federation import TINY_MODEL, small_federation
+from helpers.federation import TINY_MODEL, both_federations
 from helpers.parties import HELPERS
 from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
@@ -94,10 +93,8 @@ def test_replace_one_epsilon_is_opacus_rdp_and_calibration_reaches_the_target(q,
 
 @pytest.fixture(scope="module")
 def feds(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("dp-feds")
-    small_federation(root, n_patients=150, seed=3, hospitals=3)
-    partition(root / "cohort", root / "vfed", hospitals=None, vertical=True, seed=0)
-    return {"split": root / "fed", "vertical": root / "vfed"}
+    feds = both_federations(tmp_path_factory.mktemp("dp-feds"), n_patients=150, seed=3)
+    return {"split": feds["horizontal"], "vertical": feds["vertical"]}
 
 
 def _recorded_run(config: TrainConfig, tmp_path: Path, monkeypatch) -> tuple[dict, dict]:

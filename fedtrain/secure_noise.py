@@ -1,7 +1,8 @@
 """Cryptographically secure randomness for the DP mechanisms: uniforms and Gaussian noise.
 
-Every draw of DP noise (DP-SGD in fedtrain/local_training/dp_sgd.py, hospital-level noise shares
-in fedtrain/updates/central_dp.py) and DP-SGD's Poisson sampling comes from a
+Every draw of DP noise (DP-SGD in fedtrain/local_training/dp_sgd.py, split's and vertical's
+mechanisms in fedtrain/local_training/dp_exchange.py, hospital-level noise shares in
+fedtrain/updates/central_dp.py) and the Poisson sampling of DP-SGD and split comes from a
 :class:`SecureRandom`: never from ``--seed``, never reproducible, unknown to everyone else.
 
 Generator: AES-256 in counter mode (OpenSSL through ``cryptography``), keyed with 32 bytes and a

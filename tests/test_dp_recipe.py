@@ -94,3 +94,16 @@ def test_head_only_dp_training_leaves_the_encoder_as_it_started() -> None:
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(k.startswith("head") for k in changed)
     assert trainer.privacy_report()["trained"] == "head"
+
+
+@pytest.mark.parametrize("strategy", ["split", "vertical"])
+@pytest.mark.parametrize("option", ["dp_batch_size", "dp_clipping", "dp_trainable"])
+def test_split_and_vertical_refuse_recipe_options_their_mechanisms_do_not_use(strategy,
+                                                                               option) -> None:
+    from crypten_fl.fedtrain import strategies
+
+    value = {"dp_batch_size": 32, "dp_clipping": "flat", "dp_trainable": "all"}[option]
+    config = TrainConfig(fed="f", strategy=strategy, dp_epsilon=3.0, **{option: value})
+    flag = "--" + option.replace("_", "-")
+    with pytest.raises(UserError, match=f"{flag} is not used by --strategy {strategy}"):
+        strategies.get(strategy).check_config(config)

@@ -112,7 +112,8 @@ def option_cases() -> list[Case]:
         ("strategy-unknown", ("--strategy", "gossip"), "--strategy"),
         ("strategy-empty", ("--strategy", ""), "--strategy"),
         ("vertical-on-horizontal-fed", ("--strategy", "vertical"), "--strategy vertical"),
-        ("dp-with-split", ("--strategy", "split", "--dp-epsilon", "1"), "--dp-epsilon"),
+        ("dp-with-split-cut-2", ("--strategy", "split", "--cut", "2", "--dp-epsilon", "1"),
+         "--dp-epsilon"),
         ("unknown-option", ("--epochs", "3"), "--epochs"),
         ("resume-without-partial-run", ("--resume",), "--resume"),
     ]

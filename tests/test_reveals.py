@@ -16,8 +16,7 @@ from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.secure import tags
-from crypten_fl.mimic_etl.partition.pipeline import partition
-from helpers.federation import TINY_MODEL, small_federation
+from helpers.federation import TINY_MODEL, both_federations
 
 SMALL = {"rounds": 1, **TINY_MODEL}
 TO_ONE = {tags.OWN_ROW_LOGITS, tags.OWN_CUT_GRADIENT, tags.JOINT_LOGITS_TO_LABEL_PARTY,
@@ -26,10 +25,7 @@ TO_ONE = {tags.OWN_ROW_LOGITS, tags.OWN_CUT_GRADIENT, tags.JOINT_LOGITS_TO_LABEL
 
 @pytest.fixture(scope="module")
 def feds(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("reveal-feds")
-    small_federation(root, n_patients=150, seed=2, hospitals=3)
-    partition(root / "cohort", root / "vfed", hospitals=None, vertical=True, seed=0)
-    return {"horizontal": root / "fed", "vertical": root / "vfed"}
+    return both_federations(tmp_path_factory.mktemp("reveal-feds"), n_patients=150, seed=2)
 
 
 def _obtained(audit: Path, rank: int) -> list[dict]:

@@ -38,8 +38,6 @@ def fed(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("args, message", [
     (["--dp-epsilon", "1,abc"], "--dp-epsilon '1,abc': 'abc' is not a positive number"),
-    (["--strategy", "split", "--dp-epsilon", "1,inf"],
-     "--dp-epsilon is not supported with --strategy split"),
     (["--strategy", "nope"], "--strategy 'nope'"),
     (["--rounds", "0"], "--rounds must be >= 1"),
 ])

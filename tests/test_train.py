@@ -194,11 +194,6 @@ def test_split_learning_trains_an_encrypted_server_and_reveals_it_at_the_end(fed
     assert 0.0 < macro < 1.0
 
 
-def test_split_and_vertical_refuse_dp_for_now(fed, tmp_path) -> None:
-    with pytest.raises(UserError, match="--dp-epsilon is not supported with --strategy split"):
-        train(_config(fed, strategy="split", dp_epsilon=3.0), tmp_path / "x")
-
-
 @pytest.fixture(scope="module")
 def vertical_fed(fed) -> Path:
     out = fed.parent / "vfed"

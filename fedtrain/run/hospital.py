@@ -134,7 +134,7 @@ def _evaluate(ctx: PartyContext, strategy: strategies.Strategy, session: Session
                  "elements": stats.elements, "secure": session.aggregator.secure,
                  "crypten_bytes": int(crypten_stats["bytes"]),
                  "crypten_rounds": int(crypten_stats["rounds"])},
-        "privacy": session.trainer.privacy_report(),
+        "privacy": strategy.privacy_report(),
         "validation": strategy.validation_report(),
         "group": {"members": secure_group.members, "reformed": secure_group.history}
         if secure_group else None,

@@ -18,6 +18,7 @@ import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
+from crypten_fl.fedtrain.models.dp_compat import canonical_state_dict, load_canonical_state_dict
 from crypten_fl.fedtrain.models.transformer import ICUEncoder
 from crypten_fl.fedtrain.secure.aggregator import SecureAggregator
 from crypten_fl.fedtrain.secure.psi import CryptenChannel, align
@@ -30,20 +31,23 @@ SPLITS = ("train", "val", "test")
 
 
 class BottomTrainer:
-    """The bottom model of one party and its optimiser (trained by gradients from the top)."""
+    """The bottom model of one party and its optimiser (trained by gradients from the top).
+
+    Its state dict speaks the stock model's key names also when the model has been made
+    trainable with per-example gradients (vertical's DP, fedtrain/strategies/vertical.py)."""
 
     def __init__(self, model: nn.Module, lr: float) -> None:
         self.model = model
         self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        return canonical_state_dict(self.model)
 
     def checkpoint(self) -> dict[str, Any]:
         return {"model": self.state_dict(), "optimizer": self.optimizer.state_dict()}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        load_canonical_state_dict(self.model, state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
 
     def privacy_report(self) -> None:

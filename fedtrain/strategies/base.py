@@ -82,8 +82,12 @@ class Strategy(ABC):
     supports_central_dp: ClassVar[bool] = False
     #: the rounds go on without a hospital that dropped out (--min-hospitals)
     tolerates_dropouts: ClassVar[bool] = False
-    #: local training can run DP-SGD (--dp-epsilon)
+    #: the strategy supports record-level DP (--dp-epsilon): DP-SGD in local training, or its own
+    #: mechanisms on what it exchanges (split, vertical)
     supports_dp_sgd: ClassVar[bool] = True
+    #: record-level DP by the DP recipe's DP-SGD in local training (False: the strategy's own
+    #: mechanisms, which take --dp-lr and --max-grad-norm but not the other recipe options)
+    uses_dp_recipe: ClassVar[bool] = True
     #: every party's model is the whole ICU Transformer, so it can start from a pretrained one
     #: (--init-from); not so where parties hold models of feature subsets (vertical)
     supports_init_from: ClassVar[bool] = True
@@ -119,6 +123,13 @@ class Strategy(ABC):
         if config.dp_epsilon is not None and not cls.supports_dp_sgd:
             raise UserError(f"--dp-epsilon is not supported with --strategy {cls.name} yet "
                             f"(DP-SGD covers {those('supports_dp_sgd')})")
+        if config.dp_epsilon is not None and not cls.uses_dp_recipe:
+            for option, value in (("--dp-batch-size", config.dp_batch_size),
+                                  ("--dp-clipping", config.dp_clipping),
+                                  ("--dp-trainable", config.dp_trainable)):
+                if value is not None:
+                    raise UserError(f"{option} is not used by --strategy {cls.name}: its DP "
+                                    "mechanism batches and clips its own way (docs/privacy.md)")
         if config.init_from is not None and not cls.supports_init_from:
             raise UserError(f"--init-from works with --strategy {those('supports_init_from')}, "
                             f"not {cls.name} (its parties' models see feature subsets, not the "
@@ -173,6 +184,11 @@ class Strategy(ABC):
 
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:  # noqa: B027
         """Restore :meth:`extra_state`."""
+
+    def privacy_report(self) -> dict[str, Any] | None:
+        """This party's DP accounting for privacy.json (None without DP): its trainer's DP-SGD
+        unless the strategy runs its own mechanisms (split, vertical)."""
+        return self.session.trainer.privacy_report()
 
     def validation_report(self) -> dict[str, Any] | None:
         """Updates checked and rejected by this hospital (None: it validates none)."""

@@ -10,20 +10,38 @@ leave the hospital) and secret-shares it back; after the encrypted backward pass
 the cut of hospital k's rows is revealed only to hospital k, which back-propagates through its
 client part. After each round the client parts are securely averaged. At the end of training the
 server weights are revealed to all hospitals, completing the final model.
+
+With ``--dp-epsilon`` (``--cut 1`` only) each hospital Poisson-samples its rows from its CSPRNG,
+bounds the per-example gradient of the server layer by scaling its own g_i, adds Gaussian noise
+to its share of the encrypted server gradient, and trains its client part with clipped, noised
+per-example gradients; one accountant per hospital (fedtrain/local_training/dp_exchange.py).
 """
 
 from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs
+from crypten_fl.fedtrain.local_training import dp_recipe
+from crypten_fl.fedtrain.local_training.dp_exchange import (
+    ExchangeAccountant,
+    add_noise_to_share,
+    clip_linear_gradients,
+    private_optimizer,
+)
+from crypten_fl.fedtrain.local_training.proximal import ProximalTerm
+from crypten_fl.fedtrain.models.dp_compat import make_private_compatible
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, reveal_to_owners, share_blocks
 from crypten_fl.fedtrain.secure.reveal_audit import revealing
+from crypten_fl.fedtrain.secure_noise import SecureRandom
 from crypten_fl.fedtrain.sessions import lockstep
 from crypten_fl.fedtrain.strategies.base import ParameterSharing, RoundResult
 from torch import nn
@@ -31,6 +49,13 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from torch.utils.data import DataLoader, TensorDataset
 
 PREDICT_CHUNK = 1024
+DP_MECHANISM = ("DP-SGD over the whole model, per hospital: Poisson sampling of its rows (rate "
+                "1/steps per epoch, from its CSPRNG; the block sizes are public); client part: "
+                "per-example gradients clipped to C, Gaussian noise of std nu*C; server layer: "
+                "per-example gradient (g_i h_i^T, g_i) clipped to C by scaling g_i before it is "
+                "shared, Gaussian noise of std nu*C added by the hospital to its share of the "
+                "encrypted gradient (every hospital adds its own, full noise). Two mechanisms per "
+                "step on the same sample: one accountant step of multiplier nu/sqrt(2)")
 
 
 def _server_layout(head: nn.Sequential, cut: int) -> nn.Sequential:
@@ -48,7 +73,7 @@ class Split(ParameterSharing):
     name = "split"
     summary = "split learning: cut-layer activations into an encrypted server model"
     needs_ttp = True
-    supports_dp_sgd = False
+    uses_dp_recipe = False  # its own DP mechanisms (fedtrain/local_training/dp_exchange.py)
     shares_updates = True  # its client parts, through the same checks (not --central-dp)
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS,
                           tags.OWN_ROW_LOGITS,
@@ -69,20 +94,87 @@ class Split(ParameterSharing):
         train = session.train
         self.dataset = TensorDataset(train.x, train.static, train.labels)
         self.revealed = False
+        self.accountant: ExchangeAccountant | None = None
+        self._sampled: list[int] = []  # with DP: every hospital's rows in the current step
+        if config.dp_epsilon is not None:
+            self._make_private(config)
+
+    @classmethod
+    def check_config(cls, config: TrainConfig) -> None:
+        super().check_config(config)
+        if config.dp_epsilon is not None and config.cut != 1:
+            raise UserError("--dp-epsilon with --strategy split needs --cut 1 (the per-example "
+                            "gradient of a two-layer encrypted server cannot be bounded outside "
+                            "the encryption)")
+
+    @staticmethod
+    def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:
+        """The hospital session, its trainer without DP-SGD: split's DP is its own."""
+        from crypten_fl.fedtrain.sessions.hospital import open_session
+
+        return open_session(rank, spec, config.with_dp_sgd(None))
+
+    def _make_private(self, config: TrainConfig) -> None:
+        """One accountant for the run; the client part trained with clipped, noised per-example
+        gradients (Opacus hooks on a DP-compatible copy; the server layer stays frozen here)."""
+        trainer, n = self.session.trainer, self.session.n_train
+        assert config.dp_epsilon is not None
+        recipe = dp_recipe.choose(n, batch_size=config.batch_size, lr=config.dp_lr,
+                                  clipping="flat", max_grad_norm=config.max_grad_norm)
+        self.clip = recipe.max_grad_norm
+        self.rng = SecureRandom()
+        self.accountant = ExchangeAccountant(
+            target_epsilon=config.dp_epsilon,
+            delta=config.dp_delta if config.dp_delta is not None else float(n) ** -1.1,
+            sample_rate=1.0 / self.steps,
+            planned_steps=self.steps * config.rounds * config.local_epochs, mechanisms=2,
+            clip=self.clip, description=DP_MECHANISM)
+        model = make_private_compatible(trainer.model)
+        for name, param in model.named_parameters():
+            param.requires_grad_(self.is_shared(name))
+        adam = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=recipe.lr)
+        trainer.module, trainer.optimizer = private_optimizer(
+            model, adam, noise_multiplier=self.accountant.noise_multiplier,
+            clip=self.clip, expected_batch_size=n / self.steps, rng=self.rng)
+        self.model = trainer.model
+
+    def privacy_report(self) -> dict[str, Any] | None:
+        return self.accountant.report() if self.accountant is not None else None
+
+    def _sample(self) -> torch.Tensor:
+        """This step's rows: each independently with probability 1/steps, from the CSPRNG; every
+        hospital learns every block size."""
+        n = self.session.n_train
+        chosen = torch.from_numpy(np.nonzero(self.rng.uniform(n) < 1.0 / self.steps)[0])
+        self._sampled = lockstep.all_sizes(len(chosen))
+        return chosen
+
+    def _step_sizes(self, step: int) -> list[int]:
+        if self.accountant is not None:
+            return self._sampled
+        return lockstep.block_sizes(self.sizes, self.batches, step)
 
     def is_shared(self, key: str) -> bool:
         return self.model.is_shared_key(key, self.cut)
 
     def _server_step(self, h: torch.Tensor, y: torch.Tensor, step: int) -> tuple[float, int]:
-        rank, sizes = self.session.rank, lockstep.block_sizes(self.sizes, self.batches, step)
+        rank, sizes = self.session.rank, self._step_sizes(step)
         total = sum(sizes)
+        dp = self.accountant is not None
         blocks, enc = share_blocks(h.detach(), [(s, h.shape[1]) for s in sizes], rank, 0)
         self.server.zero_grad()
         z = self.server(enc)
         mine = reveal_to_owners(z, sizes, rank, 0, tags.OWN_ROW_LOGITS)
         g = torch.sigmoid(mine) - y if mine is not None else torch.zeros(0, z.size(1))
+        if dp:  # the owner bounds each row's server gradient: it knows g_i and h_i
+            g = clip_linear_gradients(g, h, self.clip)
         _, g_enc = share_blocks(g, [(s, z.size(1)) for s in sizes], rank, 0)
         z.backward(g_enc)
+        if self.accountant is not None:
+            add_noise_to_share([p.grad for p in self.server.model.parameters()],
+                               self.accountant.noise_multiplier * self.clip,
+                               self.rng)
+            self.accountant.step()
         self.server.sgd_step(self.config.encrypted_lr / total)
         grads = [b.grad for b in blocks]
         owners = [k for k, s in enumerate(sizes) if s]
@@ -94,8 +186,8 @@ class Split(ParameterSharing):
                 grad_h = plain
         if mine is None:
             return 0.0, 0
-        if grad_h is not None:
-            h.backward(grad_h / total)
+        if grad_h is not None:  # DP: per-row gradients (the DP optimizer averages)
+            h.backward(grad_h if dp else grad_h / total)
         loss = binary_cross_entropy_with_logits(mine, y, reduction="sum").item() / y.shape[1]
         return loss, len(y)
 
@@ -109,7 +201,12 @@ class Split(ParameterSharing):
             loader = iter(DataLoader(self.dataset, batch_size=batch, shuffle=True,
                                      generator=self.generator))
             for step in range(self.steps):
-                x, s, y = next(loader, (None, None, None))
+                if self.accountant is not None:
+                    rows = self._sample()
+                    x, s, y = (t[rows] for t in self.dataset.tensors) if len(rows) else (
+                        None, None, None)
+                else:
+                    x, s, y = next(loader, (None, None, None))
                 trainer.optimizer.zero_grad(set_to_none=True)
                 if x is None:
                     width = self.server.layout[0].in_features
@@ -119,12 +216,23 @@ class Split(ParameterSharing):
                     h = model.lower(x, s, self.cut)
                 loss, n = self._server_step(h, y, step)
                 if n:
-                    trainer.step(proximal)
+                    self._client_step(proximal)
                 total_loss, seen = total_loss + loss, seen + n
         # the client parts are averaged through the pipeline every update-sharing strategy uses:
         # checked (non-finite, --max-update-norm), then securely summed
         return RoundResult(train_loss=total_loss / max(seen, 1),
                            exchanged_elements=self.share_update(round_index, start))
+
+    def _client_step(self, proximal: ProximalTerm | None) -> None:
+        """The client part's optimizer step; with DP the proximal term is added after clipping
+        and noise (it touches no data)."""
+        trainer = self.session.trainer
+        if self.accountant is None:
+            trainer.step(proximal)
+        elif trainer.optimizer.pre_step():  # type: ignore[attr-defined]
+            if proximal is not None:
+                proximal.add_gradient()
+            trainer.optimizer.original_optimizer.step()  # type: ignore[attr-defined]
 
     @torch.no_grad()
     def predict(self, inputs: ModelInputs) -> np.ndarray:
@@ -176,12 +284,16 @@ class Split(ParameterSharing):
     def extra_state(self) -> dict[str, torch.Tensor]:
         state = {f"server.{k}": v for k, v in self.server.shares().items()}
         state["generator"] = self.generator.get_state()
+        if self.accountant is not None:
+            state["dp_history"] = self.accountant.state()
         return state
 
     def load_extra_state(self, state: dict[str, torch.Tensor]) -> None:
         self.server.load_shares({k[len("server."):]: v for k, v in state.items()
                                  if k.startswith("server.")})
         self.generator.set_state(state["generator"])
+        if self.accountant is not None:
+            self.accountant.load_state(state["dp_history"])
 
     def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
         if self.session.rank != 0:

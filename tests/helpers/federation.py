@@ -19,3 +19,10 @@ def small_federation(root: Path, n_patients: int, seed: int, hospitals: int) -> 
     random_cohort(root / "cohort", n_patients=n_patients, seed=seed)
     partition(root / "cohort", root / "fed", hospitals=hospitals, seed=0)
     return root / "fed"
+
+
+def both_federations(root: Path, n_patients: int, seed: int) -> dict[str, Path]:
+    """A 3-hospital horizontal federation and a vertical one of the same random cohort."""
+    small_federation(root, n_patients=n_patients, seed=seed, hospitals=3)
+    partition(root / "cohort", root / "vfed", hospitals=None, vertical=True, seed=0)
+    return {"horizontal": root / "fed", "vertical": root / "vfed"}

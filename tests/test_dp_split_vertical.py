@@ -1,0 +1,172 @@
+"""Record-level DP for split and vertical learning (fedtrain/local_training/dp_exchange.py).
+
+The accounting is checked against Opacus' own RDP functions for the steps actually taken; the
+mechanisms are checked in real training runs (real party processes and TTP dealer) by recording
+what each party adds to what it secret-shares (tests/helpers/dp_jobs.py), and the clipping
+bounds by gradients computed with autograd.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.local_training.dp_exchange import (
+    ALPHAS,
+    calibrate,
+    clip_linear_gradients,
+    clip_rows,
+    epsilon,
+)
+from crypten_fl.fedtrain.run import coordinator
+from crypten_fl.fedtrain.run.coordinator import train
+from helpers.dp_jobs import DP_DIR_ENV, JOB
+from helpers.federation import TINY_MODEL, both_federations
+from helpers.parties import HELPERS
+from opacus.accountants import RDPAccountant
+from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
+
+#: one round of two local epochs; a generous timeout: DP setup (Opacus) on a loaded machine
+ONE_ROUND = {**TINY_MODEL, "rounds": 1, "timeout": 180}
+
+
+def test_clipped_rows_have_norm_at_most_the_bound_and_short_rows_are_unchanged() -> None:
+    x = torch.tensor([[3.0, 4.0], [0.3, 0.4], [1e6, -1e6]])
+    clipped = clip_rows(x, 1.0)
+    assert clipped.norm(dim=1).max() <= 1.0
+    assert torch.equal(clipped[1], x[1])
+    assert torch.allclose(clipped[0], torch.tensor([0.6, 0.8]), atol=1e-6)
+
+
+def test_a_huge_record_moves_a_linear_layers_gradient_by_at_most_the_bound() -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(5, 3)
+    h = torch.randn(6, 5)
+    h[0] *= 1e5  # one huge record
+    g = torch.sigmoid(layer(h)).detach() - torch.tensor([[1.0, 0.0, 1.0]] * 6)
+    g[5] = 0.01  # a small one, inside the bound: unchanged
+    bounded = clip_linear_gradients(g, h, bound=0.5)
+    assert torch.equal(bounded[5], g[5])
+    for i in range(6):  # the per-example gradient of the layer, by autograd
+        layer.zero_grad()
+        (layer(h[i : i + 1]) * bounded[i : i + 1]).sum().backward()
+        norm = torch.cat([layer.weight.grad.flatten(), layer.bias.grad]).norm()
+        assert norm <= 0.5
+        if i == 0:
+            assert norm == pytest.approx(0.5, rel=1e-4)  # clipped to the bound, not below
+
+
+def _triangle(q: float, sigma: float, steps: int, delta: float) -> float:
+    """Replace-one ε from Opacus' add/remove RDP by the weak triangle inequality."""
+    a = np.asarray(ALPHAS)
+    rdp = ((a - 0.5) / (a - 1) * compute_rdp(q=q, noise_multiplier=sigma, steps=steps,
+                                                orders=2 * a)
+           + compute_rdp(q=q, noise_multiplier=sigma, steps=steps, orders=2 * a - 1))
+    return float(get_privacy_spent(orders=ALPHAS, rdp=rdp, delta=delta)[0])
+
+
+def _opacus(sigma: float, q: float, steps: int, delta: float) -> float:
+    accountant = RDPAccountant()
+    accountant.history = [(sigma, q, steps)]
+    return float(accountant.get_epsilon(delta, alphas=ALPHAS))
+
+
+@pytest.mark.parametrize("q, steps", [(0.25, 40), (1.0, 10)])
+def test_replace_one_epsilon_is_opacus_rdp_and_calibration_reaches_the_target(q, steps) -> None:
+    sigma = calibrate(3.0, q, steps, 1e-4)
+    spent = epsilon(q, sigma, steps, 1e-4)
+    assert 2.99 <= spent <= 3.0
+    if q == 1.0:  # no sampling: the Gaussian mechanism of sensitivity 2, exactly
+        assert spent == _opacus(sigma / 2, 1.0, steps, 1e-4)
+    else:
+        assert spent == _triangle(q, sigma, steps, 1e-4)
+        assert spent > _opacus(sigma, q, steps, 1e-4)  # replace-one costs more than add/remove
+    assert calibrate(1.0, q, steps, 1e-4) > sigma > calibrate(8.0, q, steps, 1e-4)
+
+
+@pytest.fixture(scope="module")
+def feds(tmp_path_factory) -> dict[str, Path]:
+    feds = both_federations(tmp_path_factory.mktemp("dp-feds"), n_patients=150, seed=3)
+    return {"split": feds["horizontal"], "vertical": feds["vertical"]}
+
+
+def _recorded_run(config: TrainConfig, tmp_path: Path, monkeypatch) -> tuple[dict, dict]:
+    """Train with the recording job; privacy.json and each party's record."""
+    record_dir = tmp_path / "record"
+    record_dir.mkdir()
+    monkeypatch.setattr(coordinator, "JOB", JOB)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HELPERS.parent),
+                                                      os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(DP_DIR_ENV, str(record_dir))
+    summary = train(config, tmp_path / "run")
+    records = {p.stem: torch.load(p) for p in record_dir.glob("*.pt")}
+    return summary.privacy, records
+
+
+def _check_accounting(report: dict, target: float, planned_steps: int) -> None:
+    assert report["secure_rng"] is True and report["steps"] == planned_steps
+    q, sigma, delta = report["sample_rate"], report["combined_noise_multiplier"], report["delta"]
+    assert report["epsilon"] == epsilon(q, sigma, planned_steps, delta)
+    assert target - 0.01 <= report["epsilon"] <= target
+    assert report["epsilon_add_remove"] == _opacus(sigma, q, planned_steps, delta)
+    assert report["noise_multiplier"] == pytest.approx(
+        sigma * math.sqrt(report["mechanisms_per_step"]))
+
+
+def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
+        feds, tmp_path, monkeypatch) -> None:
+    config = TrainConfig(fed=str(feds["split"]), strategy="split", dp_epsilon=2.0, **ONE_ROUND)
+    privacy, records = _recorded_run(config, tmp_path, monkeypatch)
+    sizes = [json.loads((feds["split"] / f"hospital_{k}" / "manifest.json").read_text())
+             ["counts"]["train"] for k in range(3)]
+    steps_per_epoch = max(math.ceil(n / config.batch_size) for n in sizes)
+    assert privacy["dp_sgd"] is True and set(privacy["hospitals"]) == {"0", "1", "2"}
+    for hospital, report in privacy["hospitals"].items():
+        _check_accounting(report, 2.0, steps_per_epoch * config.local_epochs)
+        assert report["sample_rate"] == 1 / steps_per_epoch
+        assert report["mechanisms_per_step"] == 2
+        # what the hospital added to its share of the encrypted server gradient, every step
+        deltas = records[hospital]["share_delta"]
+        assert len(deltas) == 2 * report["steps"]  # weight and bias, each step
+        noise = torch.cat(deltas)
+        std = report["noise_multiplier"] * report["max_grad_norm"]
+        assert float(noise.std()) == pytest.approx(std, rel=0.1)
+        assert abs(float(noise.mean())) < 6 * std / math.sqrt(noise.numel())
+
+
+def test_vertical_with_dp_clips_and_noises_what_each_party_shares(feds, tmp_path, monkeypatch
+                                                                  ) -> None:
+    config = TrainConfig(fed=str(feds["vertical"]), strategy="vertical", dp_epsilon=4.0,
+                         **ONE_ROUND)
+    privacy, records = _recorded_run(config, tmp_path, monkeypatch)
+    for party, report in privacy["hospitals"].items():
+        _check_accounting(report, 4.0, config.rounds * config.local_epochs)
+        assert report["sample_rate"] == 1.0  # no amplification: the batch order is public
+        assert report["mechanisms_per_step"] == (3 if party == "0" else 2)
+        shared, noise = torch.cat(records[party]["shared"]), torch.cat(records[party]["noise"])
+        clip, nu = report["max_grad_norm"], report["noise_multiplier"]
+        # without its noise, what the party shared is its clipped embeddings ...
+        assert float((shared - noise).norm(dim=1).max()) <= clip
+        # ... and the noise has std ν·C
+        assert float(noise.std()) == pytest.approx(nu * clip, rel=0.1)
+        labels = records[party]["label_noise"]
+        if party == "0":  # the label party noised every output gradient by ν·√L/2
+            assert float(torch.cat(labels).std()) == pytest.approx(
+                nu * math.sqrt(12) / 2, rel=0.1)
+        else:
+            assert labels == []
+
+
+def test_split_refuses_dp_with_a_two_layer_server(feds, tmp_path) -> None:
+    with pytest.raises(UserError, match=r"^--dp-epsilon with --strategy split needs --cut 1 "):
+        train(TrainConfig(fed=str(feds["split"]), strategy="split", cut=2, dp_epsilon=3.0,
+                          **ONE_ROUND), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+

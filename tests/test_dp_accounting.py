@@ -1,6 +1,7 @@
 """Honest DP accounting (issue 12, item 5), end to end with real party processes.
 
-For every strategy with DP-SGD, the ε each hospital reports in privacy.json must be what Opacus'
+For every strategy with DP-SGD (split's and vertical's own mechanisms: test_dp_split_vertical.py),
+the ε each hospital reports in privacy.json must be what Opacus'
 RDP accountant gives for the steps that hospital actually took: the noise multiplier calibrated
 for the whole run, the sample rate of its Poisson batches (from the DP recipe's batch and its
 training-set size), and rounds × local epochs × steps per epoch. The run spends its budget and
@@ -38,8 +39,7 @@ def fed(tmp_path_factory) -> Path:
 def _dp_strategies() -> list:
     return [pytest.param(name, marks=() if name in FAST else pytest.mark.slow)
             for name in strategies.available()
-            if strategies.get(name).supports_dp_sgd
-            and strategies.get(name).partition != "vertical"]
+            if strategies.get(name).supports_dp_sgd and strategies.get(name).uses_dp_recipe]
 
 
 def _train_sizes(fed: Path) -> dict[str, int]:

@@ -86,7 +86,8 @@ class Strategy(ABC):
     #: mechanisms on what it exchanges (split, vertical)
     supports_dp_sgd: ClassVar[bool] = True
     #: record-level DP by the DP recipe's DP-SGD in local training (False: the strategy's own
-    #: mechanisms, which take --dp-lr and --max-grad-norm but not the other recipe options)
+    #: mechanisms, which take --max-grad-norm and --dp-lr (default --lr) but not the other
+    #: recipe options)
     uses_dp_recipe: ClassVar[bool] = True
     #: every party's model is the whole ICU Transformer, so it can start from a pretrained one
     #: (--init-from); not so where parties hold models of feature subsets (vertical)

@@ -119,7 +119,9 @@ class Split(ParameterSharing):
         gradients (Opacus hooks on a DP-compatible copy; the server layer stays frozen here)."""
         trainer, n = self.session.trainer, self.session.n_train
         assert config.dp_epsilon is not None
-        recipe = dp_recipe.choose(n, batch_size=config.batch_size, lr=config.dp_lr,
+        # the bound C of the recipe; the learning rate stays --lr unless --dp-lr is given (the
+        # recipe's rate was chosen for DP-SGD and not measured on these mechanisms)
+        recipe = dp_recipe.choose(n, batch_size=config.batch_size, lr=config.dp_lr or config.lr,
                                   clipping="flat", max_grad_norm=config.max_grad_norm)
         self.clip = recipe.max_grad_norm
         self.rng = SecureRandom()

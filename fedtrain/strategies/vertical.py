@@ -92,7 +92,9 @@ class Vertical(Strategy):
         assert config.dp_epsilon is not None
         trainer, n, label = self.session.trainer, self.session.n_train, self._is_label_party()
         epochs = config.rounds * config.local_epochs
-        recipe = dp_recipe.choose(n, batch_size=config.batch_size, lr=config.dp_lr,
+        # the bound C of the recipe; the learning rate stays --lr unless --dp-lr is given (the
+        # recipe's rate was chosen for DP-SGD and not measured on these mechanisms)
+        recipe = dp_recipe.choose(n, batch_size=config.batch_size, lr=config.dp_lr or config.lr,
                                   clipping="flat", max_grad_norm=config.max_grad_norm)
         self.rng = SecureRandom()
         self.embedding_clip = recipe.max_grad_norm

@@ -141,11 +141,12 @@ def launch(
             (``--insecure-transport``).
     """
     world_size = len(specs)
+    name = with_ttp_name(party_name, world_size)
     with contextlib.ExitStack() as stack:
         rendezvous = _Rendezvous(stack, world_size, ttp, timeout_s, secure_transport, on_event)
         return _launch(job, specs, workdir, rendezvous, timeout_s=timeout_s,
                        threads_per_party=threads_per_party, ttp=ttp, env=env, on_event=on_event,
-                       party_name=party_name, tolerate_dropouts=tolerate_dropouts,
+                       party_name=name, tolerate_dropouts=tolerate_dropouts,
                        restart_dropped=restart_dropped)
 
 
@@ -241,6 +242,13 @@ def _launch(job: str, specs: list[dict[str, Any]], workdir: Path, rendezvous: _R
             p.log.close()
     return [json.loads((p.workdir / "result.json").read_text())
             if (p.workdir / "result.json").exists() else None for p in parties[:world_size]]
+
+
+def with_ttp_name(party_name: Callable[[int], str], world_size: int) -> Callable[[int], str]:
+    """``party_name`` for the parties' ranks; the TTP dealer's rank (after them) by its role."""
+    def name(rank: int) -> str:
+        return party_name(rank) if rank < world_size else "the trusted third party (TTP)"
+    return name
 
 
 def _fresh(pdir: Path) -> Path:

@@ -210,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     code = main()
-    if code != 0:  # skip interpreter teardown: gloo's threads may abort it mid-failure
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    # the outcome is reported (result.json or error.json): skip interpreter teardown, where
+    # gloo's threads may abort the process ("terminate called without an active exception")
+    # and turn a finished party into one killed by SIGABRT
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

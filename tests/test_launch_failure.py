@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from crypten_fl.fedtrain.launch import _failure, _Party
+from crypten_fl.fedtrain.launch import _failure, _Party, with_ttp_name
 
 
 def _party(tmp_path: Path, code: str, report: str | None) -> _Party:
@@ -36,3 +36,14 @@ def test_a_party_that_exited_without_a_report_is_named_by_its_exit_code(tmp_path
     p = _party(tmp_path, "raise SystemExit(3)", None)
     message = str(_failure(p, p.process.returncode, lambda r: f"hospital {r}"))
     assert message.startswith("hospital 1 failed: exit code 3 (")
+
+
+def test_the_ttp_is_named_by_its_role_not_looked_up_among_the_hospitals(tmp_path) -> None:
+    specs = [{"hospital": 0}, {"hospital": 1}, {"hospital": 2}]
+    name = with_ttp_name(lambda r: f"hospital {specs[r]['hospital']}", len(specs))
+    assert [name(r) for r in range(4)] == ["hospital 0", "hospital 1", "hospital 2",
+                                           "the trusted third party (TTP)"]
+    p = _party(tmp_path, "import os; os.abort()", None)
+    p.rank = 3
+    assert str(_failure(p, p.process.returncode, name)).startswith(
+        "the trusted third party (TTP) failed: killed by signal 6 (")

@@ -74,7 +74,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
                        marker="o", label=strategy)[0]
         if plain is not None:
             ax.axhline(plain["macro_auroc"], color=line.get_color(), linestyle=":", linewidth=1)
-    ax.set_xscale("log")
+    if any(r["epsilon_target"] for r in rows):  # a log axis needs at least one DP run
+        ax.set_xscale("log")
     ax.set_xlabel("ε per hospital (dotted: no DP)")
     ax.set_ylabel("test macro-AUROC")
     ax.legend()

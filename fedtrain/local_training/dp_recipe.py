@@ -68,6 +68,17 @@ class DPRecipe:
         return {**asdict(self), "chosen": list(self.chosen)}
 
 
+def default_delta(n_train: int) -> float:
+    """δ when ``--dp-delta`` is not given: N^−1.1, strictly below 1/N (so that publishing one
+    record in the clear is not (ε, δ)-DP) and decreasing with N."""
+    return float(n_train) ** -1.1
+
+
+def clip_bound(max_grad_norm: float | None) -> float:
+    """The per-record bound C: ``--max-grad-norm``, else the recipe's."""
+    return DP_MAX_GRAD_NORM if max_grad_norm is None else max_grad_norm
+
+
 def recipe_batch(n_train: int) -> int:
     """The expected Poisson batch for a training split of ``n_train`` records."""
     return max(1, min(DP_BATCH, max(MIN_DP_BATCH, n_train // 4), n_train))
@@ -85,7 +96,7 @@ def choose(n_train: int, *, pretrained: bool = False, batch_size: int | None = N
         batch_size=batch_size if batch_size is not None else recipe_batch(n_train),
         lr=lr if lr is not None else DP_LR,
         clipping=clipping if clipping is not None else DP_CLIPPING,
-        max_grad_norm=max_grad_norm if max_grad_norm is not None else DP_MAX_GRAD_NORM,
+        max_grad_norm=clip_bound(max_grad_norm),
         trainable=trainable if trainable is not None else ("head" if pretrained else "all"),
         chosen=chosen,
     )

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES
+from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES, default_delta
 from crypten_fl.fedtrain.secure_noise import SecureRandom
 from torch import nn
 from torch.utils.data import DataLoader
@@ -73,7 +73,7 @@ class DPConfig:
 
     def resolve_delta(self, n_train: int) -> float:
         """δ for a training split of ``n_train`` records."""
-        return self.delta if self.delta is not None else float(n_train) ** -1.1
+        return self.delta if self.delta is not None else default_delta(n_train)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.evaluate.runs import RunInfo, open_run, read_config, run_reads
 from crypten_fl.fedtrain.launch import EventFn, launch
+from crypten_fl.fedtrain.local_training.dp_recipe import default_delta
 from crypten_fl.fedtrain.privacy.audit_job import model_index
 from crypten_fl.fedtrain.privacy.audit_plots import attack_roc_figure
 from crypten_fl.fedtrain.privacy.audit_report import describe_run, write_report
@@ -119,7 +120,7 @@ def hospital_deltas(info: RunInfo, override: float | None) -> dict[int, float]:
     deltas = {}
     for h in info.hospitals:
         report = reports.get(str(h.index)) or reports.get("pooled") or central
-        deltas[h.index] = float(report.get("delta", float(h.n_train) ** -1.1))
+        deltas[h.index] = float(report.get("delta", default_delta(h.n_train)))
     return deltas
 
 

@@ -119,22 +119,20 @@ class Split(ParameterSharing):
         gradients (Opacus hooks on a DP-compatible copy; the server layer stays frozen here)."""
         trainer, n = self.session.trainer, self.session.n_train
         assert config.dp_epsilon is not None
-        # the bound C of the recipe; the learning rate stays --lr unless --dp-lr is given (the
+        # the recipe's bound C; the learning rate stays --lr unless --dp-lr is given (the
         # recipe's rate was chosen for DP-SGD and not measured on these mechanisms)
-        recipe = dp_recipe.choose(n, batch_size=config.batch_size, lr=config.dp_lr or config.lr,
-                                  clipping="flat", max_grad_norm=config.max_grad_norm)
-        self.clip = recipe.max_grad_norm
+        self.clip, lr = dp_recipe.clip_bound(config.max_grad_norm), config.dp_lr or config.lr
         self.rng = SecureRandom()
         self.accountant = ExchangeAccountant(
             target_epsilon=config.dp_epsilon,
-            delta=config.dp_delta if config.dp_delta is not None else float(n) ** -1.1,
+            delta=config.dp_delta if config.dp_delta is not None else dp_recipe.default_delta(n),
             sample_rate=1.0 / self.steps,
             planned_steps=self.steps * config.rounds * config.local_epochs, mechanisms=2,
             clip=self.clip, description=DP_MECHANISM)
         model = make_private_compatible(trainer.model)
         for name, param in model.named_parameters():
             param.requires_grad_(self.is_shared(name))
-        adam = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=recipe.lr)
+        adam = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
         trainer.module, trainer.optimizer = private_optimizer(
             model, adam, noise_multiplier=self.accountant.noise_multiplier,
             clip=self.clip, expected_batch_size=n / self.steps, rng=self.rng)

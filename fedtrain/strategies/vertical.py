@@ -92,23 +92,22 @@ class Vertical(Strategy):
         assert config.dp_epsilon is not None
         trainer, n, label = self.session.trainer, self.session.n_train, self._is_label_party()
         epochs = config.rounds * config.local_epochs
-        # the bound C of the recipe; the learning rate stays --lr unless --dp-lr is given (the
+        # the recipe's bound C; the learning rate stays --lr unless --dp-lr is given (the
         # recipe's rate was chosen for DP-SGD and not measured on these mechanisms)
-        recipe = dp_recipe.choose(n, batch_size=config.batch_size, lr=config.dp_lr or config.lr,
-                                  clipping="flat", max_grad_norm=config.max_grad_norm)
+        clip, lr = dp_recipe.clip_bound(config.max_grad_norm), config.dp_lr or config.lr
         self.rng = SecureRandom()
-        self.embedding_clip = recipe.max_grad_norm
+        self.embedding_clip = clip
         self.accountant = ExchangeAccountant(
             target_epsilon=config.dp_epsilon,
-            delta=config.dp_delta if config.dp_delta is not None else float(n) ** -1.1,
+            delta=config.dp_delta if config.dp_delta is not None else dp_recipe.default_delta(n),
             sample_rate=1.0, planned_steps=epochs, mechanisms=3 if label else 2,
-            clip=recipe.max_grad_norm,
+            clip=clip,
             description=DP_MECHANISM.format(LABEL_MECHANISM if label else ""))
         model = make_private_compatible(trainer.model)
-        adam = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        adam = torch.optim.Adam(model.parameters(), lr=lr)
         trainer.model, trainer.optimizer = private_optimizer(
             model, adam, noise_multiplier=self.accountant.noise_multiplier,
-            clip=recipe.max_grad_norm, expected_batch_size=min(config.batch_size, n),
+            clip=clip, expected_batch_size=min(config.batch_size, n),
             rng=self.rng)
 
     def _is_label_party(self) -> bool:

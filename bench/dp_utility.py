@@ -33,18 +33,11 @@ from crypten_fl.fedtrain.run.coordinator import train  # noqa: E402
 from crypten_fl.mimic_etl.partition import partition  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
+from bench.strategies import parse_set  # noqa: E402
 
 
 def _epsilons(text: str) -> list[float | None]:
     return [None if e.strip() in ("inf", "none") else float(e) for e in text.split(",")]
-
-
-def _overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
-    return out
 
 
 def _spent(privacy: dict[str, Any]) -> float | None:
@@ -111,7 +104,7 @@ def main() -> None:
     parser.add_argument("--no-audit", action="store_true")
     parser.add_argument("--tag", default=None, help="output name (default: the cohort's)")
     args = parser.parse_args()
-    overrides = _overrides(args.set)
+    overrides = parse_set(args.set)
     tag = args.tag or args.cohort.name
     machine = describe()
     print("machine:", json.dumps(machine), flush=True)

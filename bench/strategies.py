@@ -50,6 +50,15 @@ RUNS: dict[str, dict[str, Any]] = {
 }
 
 
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` items as TrainConfig overrides (JSON values, else strings)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
+    return out
+
+
 def rounds_to_reach(run: Path, fraction: float = 0.98) -> int | None:
     """The first round whose validation macro-AUROC (mean over hospitals) reaches ``fraction``
     of the last round's."""
@@ -96,9 +105,7 @@ def main() -> None:
     overrides: dict[str, Any] = {k: v for k, v in (("rounds", args.rounds),
                                                    ("local_epochs", args.local_epochs))
                                  if v is not None}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        overrides[key] = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
+    overrides.update(parse_set(args.set))
     defaults = TrainConfig(fed="", **overrides)
     machine = describe()
     print("machine:", json.dumps(machine), flush=True)

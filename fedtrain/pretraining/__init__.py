@@ -47,7 +47,7 @@ from crypten_fl.fedtrain.models.pretrained import (
     architecture,
     sha256_file,
 )
-from crypten_fl.fedtrain.sessions.hospital import build_model
+from crypten_fl.fedtrain.sessions.hospital import build_model, split_inputs
 from crypten_fl.mimic_etl.hospital_data import HospitalSplit, load_split
 from crypten_fl.mimic_etl.schema import fingerprint, manifest_schema
 from safetensors.torch import save_file
@@ -182,10 +182,10 @@ def _train(config: TrainConfig, hospital: Path, epochs: int, data: dict[str, Any
     normalizer = Normalizer.from_moments(local_moments(train.values, train.mask, train.static))
     model = build_model(config, len(train.feature_names), static_width(True),
                         len(train.label_names), train.values.shape[1])
-    trainer = LocalTrainer(model, _inputs(normalizer, train),
+    trainer = LocalTrainer(model, split_inputs(normalizer, train),
                            LocalConfig(lr=config.lr, batch_size=config.batch_size,
                                        seed=config.seed, num_threads=config.threads_per_party))
-    val_inputs = _inputs(normalizer, val)
+    val_inputs = split_inputs(normalizer, val)
     history = []
     for epoch in range(epochs):
         def step(task: str, done: float, total: float | None = None, epoch: int = epoch) -> None:
@@ -225,10 +225,6 @@ def _train(config: TrainConfig, hospital: Path, epochs: int, data: dict[str, Any
     }
     write_json(tmp / CARD_FILE, card)
     return card
-
-
-def _inputs(normalizer: Normalizer, split: HospitalSplit) -> Any:
-    return normalizer.model_inputs(split.values, split.mask, split.static, split.labels)
 
 
 def _metrics(trainer: LocalTrainer, inputs: Any, split: HospitalSplit) -> dict[str, Any]:

@@ -75,7 +75,8 @@ def _concat(splits: list[HospitalSplit]) -> HospitalSplit:
     )
 
 
-def _inputs(normalizer: Normalizer, split: HospitalSplit) -> ModelInputs:
+def split_inputs(normalizer: Normalizer, split: HospitalSplit) -> ModelInputs:
+    """A split's model inputs, normalised (a party without static columns passes none)."""
     static = split.static if split.static.width else None
     return normalizer.model_inputs(split.values, split.mask, static, split.labels)
 
@@ -131,12 +132,12 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
     model = initial_model(config, len(train.feature_names), static_width(has_static),
                           len(train.label_names), train.values.shape[1],
                           spec.get("init_from") or config.init_from)
-    train_inputs = _inputs(normalizer, train)
+    train_inputs = split_inputs(normalizer, train)
     trainer = LocalTrainer(model, train_inputs, *_local_settings(config, len(train_inputs),
                                                                  hospitals[0]))
     return HospitalSession(
-        rank=rank, hospitals=hospitals, train=train_inputs, val=_inputs(normalizer, val),
-        tests={h: _inputs(normalizer, s) for h, s in tests.items()},
+        rank=rank, hospitals=hospitals, train=train_inputs, val=split_inputs(normalizer, val),
+        tests={h: split_inputs(normalizer, s) for h, s in tests.items()},
         label_names=train.label_names, n_labels=len(train.label_names),
         normalizer=normalizer, trainer=trainer, pooled_moments=pooled,
         aggregator=aggregator,

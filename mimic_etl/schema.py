@@ -8,6 +8,9 @@ manifest.json (``schema``) with its SHA-256 (``schema_sha256``); before the firs
 hospitals exchange their descriptions (they hold names, units and hashes of definitions, never
 data) and stop if they differ (fedtrain/sessions/schema_check.py).
 
+A MEDS site's mapping counts only when it is custom (``extraction.meds_mapping``): the default
+mapping reads the MIMIC-IV codes and gives the CSV path's cohort.
+
 Data-derived statistics (prevalences, counts, normalisation moments) are not part of it: those
 differ between hospitals by nature, and the normalisation statistics are pooled securely at
 train time. Nor is a site's ``--split`` (its train/val/test fractions): it decides which of its
@@ -96,6 +99,8 @@ def cohort_extras(cohort_manifest: Mapping[str, Any]) -> dict[str, Any]:
     params = params if isinstance(params, dict) else {}
     criteria = {k: params[k] for k in ("min_age", "min_los_hours") if k in params}
     extraction = {**criteria, "sql": definitions.get("sql")} if criteria or definitions else None
+    if extraction is not None and definitions.get("meds_mapping"):
+        extraction["meds_mapping"] = definitions["meds_mapping"]  # only a custom one
     return {"features": definitions.get("features") or {},
             "labels": definitions.get("labels") or {},
             "hours": cohort_manifest.get("hours"), "extraction": extraction}
@@ -210,10 +215,17 @@ def _extraction_diff(ref: Any, other: Any, ref_name: str) -> list[str]:
             if key == "sql":
                 found.append(f"extraction SQL differs from {ref_name}'s (another crypten-fl "
                              "version?)")
+            elif key == "meds_mapping":
+                found.append(f"MEDS mapping {_mapping(other.get(key))}, {ref_name} uses "
+                             f"{_mapping(ref.get(key))}")
             else:
                 found.append(f"extraction --{key.replace('_', '-')} {other.get(key)}, "
                              f"{ref_name} has {ref.get(key)}")
     return found
+
+
+def _mapping(digest: Any) -> str:
+    return f"custom {digest}" if digest else "the MIMIC-IV codes (CSV or the default mapping)"
 
 
 def check_agreement(descriptions: Mapping[str, Mapping[str, Any]], vertical: bool) -> None:

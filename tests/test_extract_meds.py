@@ -17,10 +17,13 @@ import numpy as np
 import polars as pl
 import pytest
 from crypten_fl.mimic_etl.extract import extract
+from crypten_fl.mimic_etl.extract.definitions import mapping_hash
 from crypten_fl.mimic_etl.extract.meds import DEFAULT_MAPPING
+from crypten_fl.mimic_etl.schema import cohort_extras, describe, differences
 from crypten_fl.mimic_etl.synth import generate
 
 PATIENTS, SEED = 60, 3
+MANIFEST_FIELDS = {"features": [], "labels": [], "n_bins": 24, "bin_hours": 2}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +70,10 @@ def test_csv_and_meds_give_the_same_cohort(releases: dict[str, Path]) -> None:
     assert manifest["source"]["unmapped_codes"] == 0
     assert manifest["source"]["subjects_without_icu_stay"] > 0
     assert manifest["parameters"]["meds_dir"] == str(releases["meds"])
+    # the default mapping reads the MIMIC-IV codes: one schema with the CSV path
+    csv_manifest = json.loads((releases["csv"] / "manifest.json").read_text())
+    assert manifest["definitions"] == csv_manifest["definitions"]
+    assert "meds_mapping" not in manifest["definitions"]
 
 
 def test_stays_are_recovered_from_event_times_without_ids(releases: dict[str, Path],
@@ -102,3 +109,12 @@ def test_a_user_mapping_reads_other_codes(releases: dict[str, Path], tmp_path: P
     codes.write_text(codes.read_text().replace(",^ICU_ADMISSION//,", ",^ICU_IN//,"))
     extract(None, tmp_path / "cohort", threads=1, meds_dir=meds, meds_mapping=mapping)
     assert frames(tmp_path / "cohort")["labels"].equals(frames(releases["csv"])["labels"])
+    # same columns, but another mapping: its hash is in the schema, so the check names it
+    definitions = json.loads((tmp_path / "cohort" / "manifest.json").read_text())["definitions"]
+    assert definitions["meds_mapping"] == mapping_hash(mapping)
+    cohorts = {"hospital_0": releases["csv"], "hospital_1": tmp_path / "cohort"}
+    described = {name: describe(MANIFEST_FIELDS, cohort_extras(
+        json.loads((cohort / "manifest.json").read_text()))) for name, cohort in cohorts.items()}
+    assert differences(described["hospital_0"], described["hospital_1"], "hospital_0") == [
+        f"MEDS mapping custom {mapping_hash(mapping)}, hospital_0 uses the MIMIC-IV codes (CSV "
+        "or the default mapping)"]

@@ -12,7 +12,11 @@ from typing import Any
 import pytest
 from crypten_fl import sql
 from crypten_fl.common.errors import UserError
-from crypten_fl.mimic_etl.extract.definitions import definition_hashes
+from crypten_fl.mimic_etl.extract.definitions import (
+    definition_hashes,
+    mapping_hash,
+    source_definitions,
+)
 from crypten_fl.mimic_etl.partition import partition
 from crypten_fl.mimic_etl.schema import (
     check_agreement,
@@ -183,6 +187,40 @@ def test_definition_hashes_follow_the_csv_definitions_not_their_descriptions(tmp
     (tmp_path / "sql" / "vitals.sql").write_text((sql.SQL_DIR / "vitals.sql").read_text()
                                                  .replace("SELECT", "SELECT DISTINCT", 1))
     assert hashes()["sql"] != base["sql"]
+
+
+def test_a_custom_meds_mapping_is_part_of_the_schema(tmp_path) -> None:
+    """The default mapping is the MIMIC-IV codes, as the CSV path; a custom one is named."""
+    default = sql.SQL_DIR / "meds"
+    assert source_definitions(None) == {} and source_definitions(default) == {}
+    mapping = Path(shutil.copytree(default, tmp_path / "mapping"))
+    codes = mapping / "codes.csv"
+    text = codes.read_text()
+    codes.write_text(text.replace("birth; MEDS_BIRTH", "birth (a reworded description); "
+                                  "MEDS_BIRTH"))
+    assert source_definitions(mapping) == {}  # descriptions do not count
+    codes.write_text(text.replace(",^ICU_ADMISSION//,", ",^ICU_IN//,"))
+    custom = source_definitions(mapping)["meds_mapping"]
+    assert len(custom) == 16 and custom == mapping_hash(mapping) != mapping_hash(default)
+    codes.write_text(text)
+    (mapping / "icustays.sql").write_text((default / "icustays.sql").read_text()
+                                          .replace("SELECT", "SELECT DISTINCT", 1))
+    assert source_definitions(mapping)["meds_mapping"] not in (custom, mapping_hash(default))
+
+    with_mapping = copy.deepcopy(COHORT)
+    with_mapping["definitions"]["meds_mapping"] = custom
+    other = describe(MANIFEST, cohort_extras(with_mapping))
+    assert other["extraction"]["meds_mapping"] == custom
+    assert differences(site(), other, "hospital_0") == [
+        f"MEDS mapping custom {custom}, hospital_0 uses the MIMIC-IV codes (CSV or the default "
+        "mapping)"]
+    assert differences(other, site(), "hospital_1") == [
+        f"MEDS mapping the MIMIC-IV codes (CSV or the default mapping), hospital_1 uses custom "
+        f"{custom}"]
+    check_agreement({"hospital_0": other, "hospital_1": copy.deepcopy(other)}, vertical=False)
+    with pytest.raises(UserError, match=f"hospital_2: MEDS mapping custom {custom}"):
+        check_agreement({"hospital_0": site(), "hospital_1": site(), "hospital_2": other},
+                        vertical=False)
 
 
 def test_a_cohort_without_definitions_and_odd_values_are_compared_too() -> None:

@@ -35,6 +35,7 @@ from crypten_fl.mimic_etl.extract.definitions import (
     definition_hashes,
     load_features,
     load_labels,
+    source_definitions,
     template_values,
 )
 from crypten_fl.mimic_etl.extract.summary import (
@@ -129,7 +130,7 @@ def extract(
         manifest.update(manifest_fields(summary, features))
         if session.source_report:
             manifest["source"] = session.source_report
-        manifest["definitions"] = definition_hashes()
+        manifest["definitions"] = {**definition_hashes(), **source.definitions()}
         write_json(tmp / "cohort_flow.json", [dataclasses.asdict(s) for s in flow])
         write_json(tmp / "manifest.json", manifest)
     return summary
@@ -149,6 +150,9 @@ class _Source(Protocol):
 
     def variables(self) -> dict[str, object]:
         """Extra session variables the source's SQL reads."""
+
+    def definitions(self) -> dict[str, str]:
+        """What the source adds to the cohort's definition hashes (its mapping, if custom)."""
 
     def load(self, session: _Session, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         """Make the tables of ``tables.TABLE_NAMES`` queryable in ``con``; returns a report."""
@@ -172,6 +176,9 @@ class _CsvSource:
         return [Path(t.path) for t in self.inputs.values()]
 
     def variables(self) -> dict[str, object]:
+        return {}
+
+    def definitions(self) -> dict[str, str]:
         return {}
 
     def paths(self, relations: frozenset[str]) -> dict[str, Path]:
@@ -224,6 +231,9 @@ class _MedsSource:
 
     def variables(self) -> dict[str, object]:
         return {"meds_codes_csv": str(self.codes_csv)}
+
+    def definitions(self) -> dict[str, str]:
+        return source_definitions(self.mapping)
 
     def paths(self, relations: frozenset[str]) -> dict[str, Path]:
         assert self.dataset is not None

@@ -136,5 +136,35 @@ def definition_hashes(
                 for name, rows in _rows(features_csv, "feature", described).items()}
     labels = {name: _short_hash(rows) for name, rows in _rows(labels_csv, "label",
                                                                ("source",)).items()}
-    code = {f.name: " ".join(sql.without_comments(f.text).split()) for f in sql.load(sql_dir)}
-    return {"features": features, "labels": labels, "sql": _short_hash(code)}
+    return {"features": features, "labels": labels, "sql": _sql_hash(sql_dir)}
+
+
+def _sql_hash(folder: Path) -> str:
+    """Short hash of the code of every .sql file in ``folder`` (comments and spacing left out)."""
+    return _short_hash({f.name: " ".join(sql.without_comments(f.text).split())
+                        for f in sql.load(folder)})
+
+
+def mapping_hash(mapping: Path) -> str:
+    """Short hash of a MEDS mapping folder: its SQL code and the ``relation``, ``kind`` and
+    ``pattern`` of every codes.csv row (not the descriptions)."""
+    with (mapping / "codes.csv").open(newline="", encoding="utf-8") as handle:
+        codes = [[row.get(k, "").strip() for k in ("relation", "kind", "pattern")]
+                 for row in csv.DictReader(handle)]
+    return _short_hash({"sql": _sql_hash(mapping), "codes": codes})
+
+
+def source_definitions(meds_mapping: Path | None) -> dict[str, str]:
+    """What the input adds to the definitions: ``{"meds_mapping": hash}`` for a MEDS mapping
+    other than the default one, else nothing.
+
+    The default mapping turns the official MIMIC-IV→MEDS codes back into the MIMIC-IV tables,
+    and its cohort equals the CSV path's (tests/test_extract_meds.py), so a site extracting CSVs
+    and one extracting MEDS with the default mapping share one schema. A custom mapping decides
+    which local codes become which feature, so the members must all use the same one (a mapping
+    may list the codes of several sources).
+    """
+    if meds_mapping is None:
+        return {}
+    found = mapping_hash(meds_mapping)
+    return {} if found == mapping_hash(sql.SQL_DIR / "meds") else {"meds_mapping": found}

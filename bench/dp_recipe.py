@@ -67,6 +67,11 @@ def main() -> None:
                         help="a federation of public data to pretrain on (its training stays)")
     parser.add_argument("--public-epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=5)
+    for option, field in (("--d-model", "d_model"), ("--layers", "n_layers"),
+                          ("--heads", "n_heads"), ("--ff", "dim_feedforward"),
+                          ("--head-hidden", "head_hidden")):
+        parser.add_argument(option, dest=field, type=int, default=getattr(RunConfig, field),
+                            help=f"model size (default %(default)s)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -79,7 +84,9 @@ def main() -> None:
         return normalizer.model_inputs(split.values, split.mask, split.static, split.labels)
 
     trains, tests = [inputs(s) for s in train], [inputs(s) for s in _splits(args.fed, "test")]
-    model = build_model(RunConfig(fed="", seed=args.seed), len(train[0].feature_names),
+    sizes = {f: getattr(args, f) for f in ("d_model", "n_layers", "n_heads", "dim_feedforward",
+                                           "head_hidden")}
+    model = build_model(RunConfig(fed="", seed=args.seed, **sizes), len(train[0].feature_names),
                         trains[0].static.shape[1], train[0].labels.shape[1],
                         train[0].values.shape[1])
     if args.public is not None:
@@ -109,6 +116,7 @@ def main() -> None:
             curve.append(round(_macro_auroc(trainers[0], tests), 4))
     report = trainers[0].privacy_report() or {}
     print(json.dumps({**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+                      "parameters": sum(p.numel() for p in model.parameters()),
                       "macro_auroc_every_5_rounds": curve, "macro_auroc": curve[-1],
                       "noise_multiplier": report.get("noise_multiplier"),
                       "epsilon_spent": report.get("epsilon"),

@@ -170,3 +170,26 @@ def test_split_refuses_dp_with_a_two_layer_server(feds, tmp_path) -> None:
                           **ONE_ROUND), tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
+
+
+@pytest.mark.slow  # two runs of two rounds per strategy (≈ 1 min each)
+@pytest.mark.parametrize("strategy", ["split", "vertical"])
+def test_a_crashed_and_resumed_dp_run_accounts_every_step_once(strategy, feds, tmp_path,
+                                                               monkeypatch) -> None:
+    """A party's accountant is checkpointed with its round: resumed after a crash in round 2
+    of 2, the run reports the steps of both rounds, not those since the restart."""
+    config = TrainConfig(fed=str(feds[strategy]), strategy=strategy, dp_epsilon=3.0,
+                         **{**ONE_ROUND, "rounds": 2})
+    out = tmp_path / "run"
+    monkeypatch.setenv("CRYPTEN_FL_FAIL_AT", "1:1")
+    with pytest.raises(UserError, match="Last completed round: 1"):
+        train(config, out)
+    monkeypatch.delenv("CRYPTEN_FL_FAIL_AT")
+    summary = train(config, out, resume=True)
+    assert summary.resumed_from == 1
+    per_epoch = {"split": max(math.ceil(json.loads(
+        (feds["split"] / f"hospital_{k}" / "manifest.json").read_text())["counts"]["train"]
+        / config.batch_size) for k in range(3)), "vertical": 1}[strategy]
+    planned = per_epoch * config.local_epochs * config.rounds
+    for report in summary.privacy["hospitals"].values():
+        _check_accounting(report, 3.0, planned)

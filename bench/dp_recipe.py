@@ -71,7 +71,7 @@ def main() -> None:
                           ("--heads", "n_heads"), ("--ff", "dim_feedforward"),
                           ("--head-hidden", "head_hidden")):
         parser.add_argument(option, dest=field, type=int, default=getattr(RunConfig, field),
-                            help=f"model size (default %(default)s)")
+                            help="model size (default %(default)s)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)

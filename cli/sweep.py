@@ -34,6 +34,7 @@ def command(
     dp_lr: opt.DpLr = opt.DEFAULT.dp_lr,
     dp_clipping: opt.DpClipping = opt.DEFAULT.dp_clipping,
     dp_trainable: opt.DpTrainable = opt.DEFAULT.dp_trainable,
+    dp_noise: opt.DpNoise = opt.DEFAULT.dp_noise,
     secure: opt.Secure = opt.DEFAULT.secure,
     seed: Annotated[int, typer.Option(help="Random seed (the same for every ε).")] = 0,
     d_model: opt.DModel = opt.DEFAULT.d_model,

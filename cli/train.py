@@ -92,6 +92,7 @@ def command(
     dp_lr: opt.DpLr = opt.DEFAULT.dp_lr,
     dp_clipping: opt.DpClipping = opt.DEFAULT.dp_clipping,
     dp_trainable: opt.DpTrainable = opt.DEFAULT.dp_trainable,
+    dp_noise: opt.DpNoise = opt.DEFAULT.dp_noise,
     central_dp: opt.CentralDp = opt.DEFAULT.central_dp,
     clip: opt.Clip = opt.DEFAULT.central_clip,
     noise_multiplier: opt.NoiseMultiplier = opt.DEFAULT.central_noise_multiplier,

@@ -67,7 +67,10 @@ class ServerOptSettings:
 
 #: the options of DP-SGD besides --dp-epsilon (each needs it; None: the DP recipe's choice)
 DP_SGD_OPTIONS = ("dp_delta", "max_grad_norm", "dp_batch_size", "dp_lr", "dp_clipping",
-                  "dp_trainable")
+                  "dp_trainable", "dp_noise")
+#: where DP-SGD's noise is added: each hospital's own steps ("local"), or one share per hospital
+#: of every step's noise on the secure sum of the federation's gradients ("distributed")
+DP_NOISE_MODES = ("local", "distributed")
 
 
 @dataclass
@@ -92,6 +95,7 @@ class TrainConfig:
     dp_lr: float | None = None
     dp_clipping: str | None = None
     dp_trainable: str | None = None
+    dp_noise: str | None = None
     central_dp: bool = False
     central_clip: float = 1.0
     central_noise_multiplier: float | None = None
@@ -161,6 +165,8 @@ class TrainConfig:
              f"--dp-clipping must be one of {', '.join(CLIPPING_MODES)}"),
             (self.dp_trainable is None or self.dp_trainable in TRAINABLE_PARTS,
              f"--dp-trainable must be one of {', '.join(TRAINABLE_PARTS)}"),
+            (self.dp_noise is None or self.dp_noise in DP_NOISE_MODES,
+             f"--dp-noise must be one of {', '.join(DP_NOISE_MODES)}"),
             (self.max_update_norm is None or self.max_update_norm > 0,
              "--max-update-norm must be > 0"),
             (self.n_heads >= 1 and self.d_model % self.n_heads == 0,
@@ -211,6 +217,12 @@ class TrainConfig:
             if not ok:
                 raise UserError(f"training config: {f.name} = {value!r} is not a valid "
                                 f"{kind.split(' ')[0]}")
+
+    @property
+    def distributed_dp(self) -> bool:
+        """DP-SGD with distributed noise: one DP-SGD step of the whole federation per secure sum
+        (fedtrain/local_training/dp_distributed.py)."""
+        return self.dp_epsilon is not None and self.dp_noise == "distributed"
 
     def with_dp_sgd(self, epsilon: float | None) -> TrainConfig:
         """This config at DP-SGD budget ``epsilon``; None turns DP-SGD and its options off."""

@@ -20,6 +20,7 @@ two ``_prepare_*`` hooks of the pinned Opacus version; tests check both are in u
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +50,13 @@ class DPConfig:
         clipping: ``"flat"`` (g·min(1, C/‖g‖), Opacus) or ``"automatic"`` (g·C/(‖g‖ + γ),
             Bu et al.): both bound every per-sample gradient by C.
         recipe_chose: the settings the DP recipe chose rather than the user (for the record).
+        steps_per_epoch: distributed noise (fedtrain/local_training/dp_distributed.py): the
+            steps per pass that every hospital of the federation takes, sampling its records at
+            the common rate 1/steps_per_epoch. None: this hospital's own rate 1/ceil(N/B).
+        noise_share: the fraction of the step's noise std this party adds (1: all of it;
+            distributed noise: 1/√(K − 1), the rest comes from the other hospitals' shares).
+        global_batch: distributed noise: the federation's expected batch, which the summed
+            gradient is divided by (None: this hospital's).
     """
 
     target_epsilon: float
@@ -58,6 +66,9 @@ class DPConfig:
     accountant: str = "rdp"
     clipping: str = "flat"
     recipe_chose: tuple[str, ...] = ()
+    steps_per_epoch: int | None = None
+    noise_share: float = 1.0
+    global_batch: float | None = None
 
     def __post_init__(self) -> None:
         if self.target_epsilon <= 0:
@@ -70,6 +81,10 @@ class DPConfig:
             raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
         if self.clipping not in CLIPPING_MODES:
             raise ValueError(f"clipping must be one of {CLIPPING_MODES}, got {self.clipping!r}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if not 0 < self.noise_share <= 1:
+            raise ValueError(f"noise_share must be in (0, 1], got {self.noise_share}")
 
     def resolve_delta(self, n_train: int) -> float:
         """δ for a training split of ``n_train`` records."""
@@ -95,27 +110,41 @@ def make_private(
     loader: DataLoader,
     config: DPConfig,
     rng: SecureRandom | None = None,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    n_records: int | None = None,
 ) -> PrivateTraining:
     """Wrap model/optimizer/loader for DP-SGD (hooks mode), calibrated to the config's budget.
 
     Noise and Poisson sampling come from ``rng`` (a fresh :class:`SecureRandom` by default).
+    With ``config.steps_per_epoch`` (distributed noise) every step's noised gradient sum goes
+    through ``reduce`` (the secure sum over the hospitals) before it is scaled and applied, and
+    the default δ is that of the ``n_records`` of the whole federation.
     """
     from crypten_fl.fedtrain.local_training.secure_opacus import SecurePrivacyEngine
 
-    delta = config.resolve_delta(len(loader.dataset))  # type: ignore[arg-type]
+    delta = config.resolve_delta(n_records or len(loader.dataset))  # type: ignore[arg-type]
+    steps = config.steps_per_epoch
     engine = SecurePrivacyEngine(accountant=config.accountant, rng=rng,
-                                 automatic_clipping=config.clipping == "automatic")
-    private_module, private_optimizer, private_loader = engine.make_private_with_epsilon(
-        module=module,
-        optimizer=optimizer,
-        data_loader=loader,
-        target_epsilon=config.target_epsilon,
-        target_delta=delta,
-        epochs=config.total_epochs,
-        max_grad_norm=config.max_grad_norm,
-        poisson_sampling=True,
-        grad_sample_mode="hooks",
-    )
+                                 automatic_clipping=config.clipping == "automatic",
+                                 steps_per_epoch=steps, noise_share=config.noise_share,
+                                 reduce=reduce)
+    common = {"module": module, "optimizer": optimizer, "data_loader": loader,
+              "max_grad_norm": config.max_grad_norm, "poisson_sampling": True,
+              "grad_sample_mode": "hooks"}
+    if steps is None:
+        private_module, private_optimizer, private_loader = engine.make_private_with_epsilon(
+            target_epsilon=config.target_epsilon, target_delta=delta,
+            epochs=config.total_epochs, **common)
+    else:  # the federation's common sample rate 1/steps, not this loader's 1/len(loader)
+        from opacus.accountants.utils import get_noise_multiplier
+
+        sigma = get_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=delta,
+                                     sample_rate=1 / steps, steps=config.total_epochs * steps,
+                                     accountant=config.accountant)
+        private_module, private_optimizer, private_loader = engine.make_private(
+            noise_multiplier=sigma, **common)
+        if config.global_batch is not None:
+            private_optimizer.expected_batch_size = config.global_batch
     return PrivateTraining(
         engine=engine,
         module=private_module,

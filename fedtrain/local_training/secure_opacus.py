@@ -12,7 +12,7 @@ accounting — is Opacus' own.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -39,10 +39,16 @@ class SecureNoiseDPOptimizer(DPOptimizer):
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, *, rng: SecureRandom,
-                 automatic: bool = False, **kwargs: Any) -> None:
+                 automatic: bool = False, noise_share: float = 1.0,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(optimizer, generator=None, secure_mode=False, **kwargs)
         self.rng = rng
         self.automatic = automatic
+        #: the fraction of the noise std drawn here (distributed noise: the others add theirs)
+        self.noise_share = noise_share
+        #: sums the noised gradient sums of all hospitals (distributed noise), else None
+        self.reduce = reduce
 
     def clip_and_accumulate(self) -> None:
         """Flat clipping as Opacus does it, or automatic clipping; sums into ``summed_grad``."""
@@ -63,17 +69,21 @@ class SecureNoiseDPOptimizer(DPOptimizer):
             _mark_as_processed(p.grad_sample)
 
     def add_noise(self) -> None:
-        """``p.grad = p.summed_grad + N(0, (noise_multiplier · max_grad_norm)²)`` for every p."""
+        """``p.grad = p.summed_grad + N(0, (noise_share · noise_multiplier · max_grad_norm)²)``
+        for every p; with ``reduce``, then the sum of every hospital's such ``p.grad``."""
         sums = [p.summed_grad for p in self.params]
         for summed in sums:
             _check_processed_flag(summed)
-        std = self.noise_multiplier * self.max_grad_norm
-        noise = self.rng.normal_like(torch.empty(sum(s.numel() for s in sums)), std)
+        std = self.noise_share * self.noise_multiplier * self.max_grad_norm
+        flat = torch.cat([s.reshape(-1).to(torch.float64) for s in sums])
+        noisy = flat + self.rng.normal_like(torch.empty(flat.numel()), std).to(torch.float64)
+        if self.reduce is not None:
+            noisy = self.reduce(noisy)
         start = 0
         for p, summed in zip(self.params, sums, strict=True):
-            piece = noise[start : start + summed.numel()].view_as(summed)
+            piece = noisy[start : start + summed.numel()].view_as(summed)
             start += summed.numel()
-            p.grad = (summed + piece.to(dtype=summed.dtype, device=summed.device)).view_as(p)
+            p.grad = piece.to(dtype=summed.dtype, device=summed.device).view_as(p)
             _mark_as_processed(summed)
 
 
@@ -81,8 +91,9 @@ class SecurePoissonSampler(UniformWithReplacementSampler):
     """Poisson sampling (each record independently with probability ``sample_rate``) from
     ``rng``'s uniforms instead of ``torch.rand`` on a seeded generator."""
 
-    def __init__(self, *, num_samples: int, sample_rate: float, rng: SecureRandom) -> None:
-        super().__init__(num_samples=num_samples, sample_rate=sample_rate)
+    def __init__(self, *, num_samples: int, sample_rate: float, rng: SecureRandom,
+                 steps: int | None = None) -> None:
+        super().__init__(num_samples=num_samples, sample_rate=sample_rate, steps=steps)
         self.rng = rng
 
     def __iter__(self) -> Iterator[list[int]]:
@@ -94,12 +105,18 @@ class SecurePrivacyEngine(PrivacyEngine):
     """A PrivacyEngine whose optimizer noise and Poisson sampling come from one SecureRandom."""
 
     def __init__(self, *, accountant: str, rng: SecureRandom | None = None,
-                 automatic_clipping: bool = False) -> None:
+                 automatic_clipping: bool = False, steps_per_epoch: int | None = None,
+                 noise_share: float = 1.0,
+                 reduce: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         with warnings.catch_warnings():  # Opacus' "Secure RNG turned off" is about its own
             warnings.filterwarnings("ignore", message="Secure RNG turned off")  # generator
             super().__init__(accountant=accountant, secure_mode=False)
         self.rng = rng or SecureRandom()
         self.automatic_clipping = automatic_clipping
+        #: distributed noise: the federation's steps per pass (sample rate 1/steps_per_epoch)
+        self.steps_per_epoch = steps_per_epoch
+        self.noise_share = noise_share
+        self.reduce = reduce
 
     def _prepare_optimizer(self, *, optimizer: torch.optim.Optimizer, noise_generator: Any = None,
                            distributed: bool = False, clipping: str = "flat",
@@ -111,7 +128,8 @@ class SecurePrivacyEngine(PrivacyEngine):
         if isinstance(optimizer, DPOptimizer):
             optimizer = optimizer.original_optimizer
         return SecureNoiseDPOptimizer(optimizer, rng=self.rng,
-                                      automatic=self.automatic_clipping, **kwargs)
+                                      automatic=self.automatic_clipping,
+                                      noise_share=self.noise_share, reduce=self.reduce, **kwargs)
 
     def _prepare_data_loader(self, data_loader: DataLoader, *, poisson_sampling: bool,
                              distributed: bool, batch_first: bool = True,
@@ -122,7 +140,9 @@ class SecurePrivacyEngine(PrivacyEngine):
         # Opacus' loader for its empty-batch collate; its seeded sampler is replaced
         opacus_loader = DPDataLoader.from_data_loader(data_loader, batch_first=batch_first,
                                                       rand_on_empty=rand_on_empty)
+        steps = self.steps_per_epoch
         sampler = SecurePoissonSampler(num_samples=len(data_loader.dataset),  # type: ignore[arg-type]
-                                       sample_rate=opacus_loader.sample_rate, rng=self.rng)
+                                       sample_rate=opacus_loader.sample_rate if steps is None
+                                       else 1 / steps, rng=self.rng, steps=steps)
         return DataLoader(data_loader.dataset, batch_sampler=sampler,
                           collate_fn=opacus_loader.collate_fn, generator=data_loader.generator)

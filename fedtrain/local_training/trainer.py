@@ -87,7 +87,11 @@ class LocalTrainer:
         train: ModelInputs,
         config: TrainConfig | None = None,
         dp: DPConfig | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        n_records: int | None = None,
     ) -> None:
+        """``reduce`` and ``n_records``: DP-SGD with distributed noise (see
+        :func:`~crypten_fl.fedtrain.local_training.dp_sgd.make_private`)."""
         if train.labels is None:
             raise ValueError("the training split needs labels")
         self.config = config or TrainConfig()
@@ -115,7 +119,8 @@ class LocalTrainer:
                                      lr=self.config.lr)
         self._private: PrivateTraining | None = None
         if dp is not None:
-            self._private = make_private(module, optimizer, loader, dp)
+            self._private = make_private(module, optimizer, loader, dp, reduce=reduce,
+                                         n_records=n_records)
             module, optimizer, loader = (
                 self._private.module,
                 self._private.optimizer,

@@ -9,6 +9,9 @@ WEIGHTED_MODEL_SUM = "weighted sum of shared parameters and total weight"
 MEAN_OF_HEADS = "mean of personal heads"
 NOISY_MODEL_SUM = ("noisy sum of clipped model updates and the number of hospitals that took part "
                    "(--central-dp)")
+TRAINING_RECORDS = "total number of training records (--dp-noise distributed)"
+NOISY_GRADIENT_SUM = ("noisy sum of every hospital's clipped per-record gradients, each DP-SGD "
+                      "step (--dp-noise distributed)")
 METRIC_HISTOGRAMS = "summed test-score histograms"
 FINAL_SERVER_WEIGHTS = "final server-model weights (end of training)"
 OWN_ROW_LOGITS = "logits of the party's own rows"

@@ -16,7 +16,7 @@ import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
-from crypten_fl.fedtrain.local_training import dp_recipe
+from crypten_fl.fedtrain.local_training import dp_distributed, dp_recipe
 from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer
 from crypten_fl.fedtrain.local_training.trainer import TrainConfig as LocalConfig
@@ -55,6 +55,8 @@ class HospitalSession(Session):
     normalizer: Normalizer
     trainer: LocalTrainer
     pooled_moments: torch.Tensor | None = None  # kept in checkpoints for a rejoin
+    #: DP-SGD with distributed noise: the federation's common schedule (else None)
+    federation: dp_distributed.FederationPlan | None = None
 
 
 def _concat(splits: list[HospitalSplit]) -> HospitalSplit:
@@ -133,21 +135,38 @@ def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Hospit
                           len(train.label_names), train.values.shape[1],
                           spec.get("init_from") or config.init_from)
     train_inputs = split_inputs(normalizer, train)
-    trainer = LocalTrainer(model, train_inputs, *_local_settings(config, len(train_inputs),
-                                                                 hospitals[0]))
+    federation = _federation_plan(config, aggregator, len(train_inputs))
+    local, dp = _local_settings(config, len(train_inputs), hospitals[0], federation)
+    trainer = LocalTrainer(model, train_inputs, local, dp, **({} if federation is None else {
+        "reduce": lambda v: aggregator.sum(v, what=tags.NOISY_GRADIENT_SUM),
+        "n_records": federation.records}))
     return HospitalSession(
         rank=rank, hospitals=hospitals, train=train_inputs, val=split_inputs(normalizer, val),
         tests={h: split_inputs(normalizer, s) for h, s in tests.items()},
         label_names=train.label_names, n_labels=len(train.label_names),
         normalizer=normalizer, trainer=trainer, pooled_moments=pooled,
-        aggregator=aggregator,
+        aggregator=aggregator, federation=federation,
     )
 
 
-def _local_settings(config: TrainConfig, n_train: int,
-                    hospital: int) -> tuple[LocalConfig, DPConfig | None]:
+def _federation_plan(config: TrainConfig, aggregator: SecureAggregator, n_train: int
+                     ) -> dp_distributed.FederationPlan | None:
+    """DP-SGD with distributed noise: the federation's schedule, from the total number of
+    training records (one secure sum); None otherwise."""
+    if not config.distributed_dp:
+        return None
+    total = aggregator.sum(torch.tensor([float(n_train)], dtype=torch.float64),
+                           what=tags.TRAINING_RECORDS)
+    return dp_distributed.plan(round(float(total[0])), aggregator.world_size,
+                               config.dp_batch_size)
+
+
+def _local_settings(config: TrainConfig, n_train: int, hospital: int,
+                    federation: dp_distributed.FederationPlan | None = None
+                    ) -> tuple[LocalConfig, DPConfig | None]:
     """The trainer's settings: the run's, or with DP-SGD the DP recipe's for this hospital's
-    training-set size (fedtrain/local_training/dp_recipe.py) where no option overrides it."""
+    training-set size (fedtrain/local_training/dp_recipe.py) where no option overrides it; with
+    distributed noise the batch is the federation's (``federation``)."""
     seed = config.seed * 1000 + hospital
     if config.dp_epsilon is None:
         return LocalConfig(lr=config.lr, batch_size=config.batch_size, seed=seed,
@@ -156,10 +175,14 @@ def _local_settings(config: TrainConfig, n_train: int,
                               batch_size=config.dp_batch_size, lr=config.dp_lr,
                               clipping=config.dp_clipping, max_grad_norm=config.max_grad_norm,
                               trainable=config.dp_trainable)
+    shared = {} if federation is None else {
+        "steps_per_epoch": federation.steps_per_epoch, "noise_share": federation.noise_share,
+        "global_batch": float(federation.batch)}
     dp = DPConfig(target_epsilon=config.dp_epsilon,
                   total_epochs=config.rounds * config.local_epochs, delta=config.dp_delta,
                   max_grad_norm=recipe.max_grad_norm, clipping=recipe.clipping,
-                  recipe_chose=recipe.chosen)
-    return LocalConfig(lr=recipe.lr, batch_size=recipe.batch_size, seed=seed,
+                  recipe_chose=recipe.chosen, **shared)
+    batch = recipe.batch_size if federation is None else federation.batch
+    return LocalConfig(lr=recipe.lr, batch_size=batch, seed=seed,
                        num_threads=config.threads_per_party,
                        trainable=dp_recipe.TRAINABLE_PREFIXES[recipe.trainable]), dp

@@ -89,6 +89,9 @@ class Strategy(ABC):
     #: mechanisms, which take --max-grad-norm and --dp-lr (default --lr) but not the other
     #: recipe options)
     uses_dp_recipe: ClassVar[bool] = True
+    #: DP-SGD with --dp-noise distributed: one DP-SGD step of the whole federation per secure
+    #: sum of noise-shared gradients (every parameter shared, no personal state)
+    supports_distributed_dp: ClassVar[bool] = False
     #: every party's model is the whole ICU Transformer, so it can start from a pretrained one
     #: (--init-from); not so where parties hold models of feature subsets (vertical)
     supports_init_from: ClassVar[bool] = True
@@ -131,6 +134,8 @@ class Strategy(ABC):
                 if value is not None:
                     raise UserError(f"{option} is not used by --strategy {cls.name}: its DP "
                                     "mechanism batches and clips its own way (docs/privacy.md)")
+        if config.distributed_dp:
+            cls._check_distributed_dp(config, those("supports_distributed_dp"))
         if config.init_from is not None and not cls.supports_init_from:
             raise UserError(f"--init-from works with --strategy {those('supports_init_from')}, "
                             f"not {cls.name} (its parties' models see feature subsets, not the "
@@ -146,6 +151,25 @@ class Strategy(ABC):
                 (config.prox_mu > 0, "--prox-mu", "shares_updates")):
             if used and not getattr(cls, trait):
                 raise UserError(f"{option} works with --strategy {those(trait)}, not {cls.name}")
+
+    @classmethod
+    def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
+        """--dp-noise distributed: a strategy that supports it, and none of the options that
+        act on model updates (there are none: every step is a noisy gradient sum)."""
+        if not cls.supports_distributed_dp:
+            raise UserError(f"--dp-noise distributed works with --strategy {supported}, not "
+                            f"{cls.name} (every parameter must be trained together)")
+        for used, option in ((config.central_dp, "--central-dp"),
+                             (config.min_hospitals is not None, "--min-hospitals"),
+                             (config.max_update_norm is not None, "--max-update-norm"),
+                             (config.prox_mu > 0, "--prox-mu"),
+                             (bool(config.server_options_given()),
+                              "/".join(config.server_options_given()))):
+            if used:
+                why = ("every hospital must add its noise share to every step"
+                       if option == "--min-hospitals" else
+                       "no model updates are shared, only each step's noisy gradient sum")
+                raise UserError(f"{option} does not work with --dp-noise distributed ({why})")
 
     @staticmethod
     def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:

@@ -118,3 +118,18 @@ def test_a_user_mapping_reads_other_codes(releases: dict[str, Path], tmp_path: P
     assert differences(described["hospital_0"], described["hospital_1"], "hospital_0") == [
         f"MEDS mapping custom {mapping_hash(mapping)}, hospital_0 uses the MIMIC-IV codes (CSV "
         "or the default mapping)"]
+
+
+def test_synth_meds_reports_progress_and_leaves_no_scratch(tmp_path: Path) -> None:
+    """The MEDS writer works out of core in a scratch database next to the output; it is gone
+    afterwards, and each step is reported."""
+    calls: list[tuple[str, int, int]] = []
+    generate(tmp_path / "meds", 8, seed=1, format="meds",
+             progress=lambda task, done, total: calls.append((task, done, total)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meds"]
+    steps = [(done, total) for task, done, total in calls if task == "MEDS events"]
+    assert steps[0] == (0, 4) and steps[-1] == (4, 4)
+    assert [d for d, _ in steps] == sorted(d for d, _ in steps)
+    assert sorted(str(p.relative_to(tmp_path / "meds")) for p in
+                  (tmp_path / "meds").rglob("*.parquet")) == [
+        "data/held_out/0.parquet", "data/train/0.parquet", "metadata/codes.parquet"]

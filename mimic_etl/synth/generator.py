@@ -140,7 +140,7 @@ def _generate(out: Path, patients: int, seed: int, version: str, overwrite: bool
         rows = {t: rows[t] for t in TABLES}
         if format == "meds":
             try:
-                written = write_meds(release, tmp, version, seed)
+                written = write_meds(release, tmp, version, seed, progress)
             except duckdb.Error as err:
                 message = " ".join(str(err).split("\n\n", 1)[0].split())
                 raise UserError(f"--out {out}: writing the MEDS dataset failed ({message})") \

@@ -14,15 +14,19 @@ columns, so a cohort extracted from them has the same stay ids as one extracted 
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import duckdb
 from crypten_fl.common import __version__
+from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.mimic_etl.synth.schema import table_path
 
 SHARDS: dict[str, str] = {"train/0.parquet": "subject_id % 2 = 0",
                           "held_out/0.parquet": "subject_id % 2 = 1"}
 MEDS_VERSION = "0.4.1"
+#: DuckDB's memory cap while writing (as `extract`'s default); the sorts spill beyond it
+MEMORY_LIMIT = "3GB"
 
 _EVENTS = """
 SELECT subject_id, CAST(NULL AS TIMESTAMP) AS time, 'GENDER//' || gender AS code,
@@ -88,44 +92,27 @@ _TABLES = ("patients", "admissions", "icustays", "diagnoses_icd", "labevents", "
            "outputevents", "prescriptions", "d_labitems", "d_items")
 
 
-def write_meds(release: Path, out: Path, version: str, seed: int) -> dict[str, tuple[int, int]]:
+def write_meds(release: Path, out: Path, version: str, seed: int,
+               progress: ProgressFn = no_progress) -> dict[str, tuple[int, int]]:
     """Write the events of the CSV ``release`` as a MEDS dataset into ``out``.
 
-    Returns ``{shard path relative to out: (rows, bytes)}``, metadata files included.
+    Out of core: the events go to a scratch DuckDB file next to ``out`` (removed at the end)
+    under :data:`MEMORY_LIMIT`, and each shard's sort spills to disk, so a full-size release
+    (≈ 600 M events) is written in a few GB of memory. Returns ``{shard path relative to out:
+    (rows, bytes)}``, metadata files included.
     """
     (out / "metadata").mkdir(parents=True)
-    con = duckdb.connect()
-    try:
-        con.execute("SET threads = 2")
-        for table in _TABLES:
-            path = str(table_path(release, table)).replace("'", "''")
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_csv('{path}', header = true,"
-                        " auto_detect = true, sample_size = -1)")
-        con.execute(
-            "CREATE TABLE events AS SELECT CAST(subject_id AS BIGINT) AS subject_id, "
-            "CAST(time AS TIMESTAMP) AS time, code, CAST(numeric_value AS FLOAT) AS numeric_value,"
-            " CAST(text_value AS VARCHAR) AS text_value, CAST(hadm_id AS BIGINT) AS hadm_id, "
-            f"CAST(stay_id AS BIGINT) AS stay_id FROM ({_EVENTS})")
-        written: dict[str, tuple[int, int]] = {}
-        for name, where in SHARDS.items():
-            target = out / "data" / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            con.execute(
-                f"COPY (SELECT * FROM events WHERE {where} ORDER BY subject_id, time NULLS FIRST,"
-                f" code, numeric_value, text_value) TO '{target}' (FORMAT parquet)")
-            rows = con.execute(f"SELECT count(*) FROM events WHERE {where}").fetchone()[0]
-            written[f"data/{name}"] = (rows, target.stat().st_size)
-        codes = out / "metadata" / "codes.parquet"
-        con.execute(
-            "COPY (SELECT e.code, coalesce(l.label, i.label) AS description, "
-            "CAST([] AS VARCHAR[]) AS parent_codes FROM (SELECT DISTINCT code FROM events) AS e "
-            "LEFT JOIN d_labitems AS l ON e.code LIKE 'LAB//' || l.itemid || '//%' "
-            "LEFT JOIN d_items AS i ON e.code LIKE 'LAB//' || i.itemid || '//%' "
-            f"ORDER BY e.code) TO '{codes}' (FORMAT parquet)")
-        written["metadata/codes.parquet"] = (
-            con.execute(f"SELECT count(*) FROM '{codes}'").fetchone()[0], codes.stat().st_size)
-    finally:
-        con.close()
+    steps = len(SHARDS) + 2
+    progress("MEDS events", 0, steps)
+    with tempfile.TemporaryDirectory(prefix=".meds-scratch-", dir=out.parent) as scratch:
+        con = duckdb.connect(str(Path(scratch) / "events.duckdb"))
+        try:
+            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            con.execute(f"SET temp_directory = '{_sql_text(scratch)}'")
+            con.execute("SET threads = 2")
+            written = _write(con, release, out, progress, steps)
+        finally:
+            con.close()
     dataset = {
         "dataset_name": f"crypten-fl synthetic MIMIC-IV v{version} (seed {seed})",
         "dataset_version": version,
@@ -136,4 +123,44 @@ def write_meds(release: Path, out: Path, version: str, seed: int) -> dict[str, t
     meta = out / "metadata" / "dataset.json"
     meta.write_text(json.dumps(dataset, indent=2) + "\n")
     written["metadata/dataset.json"] = (1, meta.stat().st_size)
+    progress("MEDS events", steps, steps)
+    return written
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _write(con: duckdb.DuckDBPyConnection, release: Path, out: Path, progress: ProgressFn,
+           steps: int) -> dict[str, tuple[int, int]]:
+    """The events table, its shards and codes.parquet (see :func:`write_meds`)."""
+    for table in _TABLES:
+        path = _sql_text(str(table_path(release, table)))
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_csv('{path}', header = true,"
+                    " auto_detect = true, sample_size = -1)")
+    con.execute(
+        "CREATE TABLE events AS SELECT CAST(subject_id AS BIGINT) AS subject_id, "
+        "CAST(time AS TIMESTAMP) AS time, code, CAST(numeric_value AS FLOAT) AS numeric_value,"
+        " CAST(text_value AS VARCHAR) AS text_value, CAST(hadm_id AS BIGINT) AS hadm_id, "
+        f"CAST(stay_id AS BIGINT) AS stay_id FROM ({_EVENTS})")
+    progress("MEDS events", 1, steps)
+    written: dict[str, tuple[int, int]] = {}
+    for name, where in SHARDS.items():
+        target = out / "data" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        con.execute(
+            f"COPY (SELECT * FROM events WHERE {where} ORDER BY subject_id, time NULLS FIRST,"
+            f" code, numeric_value, text_value) TO '{target}' (FORMAT parquet)")
+        rows = con.execute(f"SELECT count(*) FROM events WHERE {where}").fetchone()[0]
+        written[f"data/{name}"] = (rows, target.stat().st_size)
+        progress("MEDS events", len(written) + 1, steps)
+    codes = out / "metadata" / "codes.parquet"
+    con.execute(
+        "COPY (SELECT e.code, coalesce(l.label, i.label) AS description, "
+        "CAST([] AS VARCHAR[]) AS parent_codes FROM (SELECT DISTINCT code FROM events) AS e "
+        "LEFT JOIN d_labitems AS l ON e.code LIKE 'LAB//' || l.itemid || '//%' "
+        "LEFT JOIN d_items AS i ON e.code LIKE 'LAB//' || i.itemid || '//%' "
+        f"ORDER BY e.code) TO '{codes}' (FORMAT parquet)")
+    written["metadata/codes.parquet"] = (
+        con.execute(f"SELECT count(*) FROM '{codes}'").fetchone()[0], codes.stat().st_size)
     return written

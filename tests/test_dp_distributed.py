@@ -196,3 +196,20 @@ def test_the_federation_batch_and_steps() -> None:
 def test_options_that_cannot_hold_are_refused(fed, changes, message) -> None:
     with pytest.raises(UserError, match=message):
         strategies.validate(TrainConfig(fed=str(fed), **{**CONFIG, **changes}))
+
+
+@pytest.mark.slow  # two runs with real parties (≈ 1 min)
+def test_a_crashed_and_resumed_run_accounts_every_step_once(fed, tmp_path, monkeypatch) -> None:
+    config = TrainConfig(fed=str(fed), **CONFIG)
+    out = tmp_path / "run"
+    monkeypatch.setenv("CRYPTEN_FL_FAIL_AT", "1:1")
+    with pytest.raises(UserError, match="Last completed round: 1"):
+        train(config, out)
+    monkeypatch.delenv("CRYPTEN_FL_FAIL_AT")
+    summary = train(config, out, resume=True)
+    assert summary.resumed_from == 1
+    n = _records_total(fed)
+    steps = ROUNDS * math.ceil(n / dp_distributed.federation_batch(n, HOSPITALS))
+    for report in summary.privacy["hospitals"].values():
+        assert report["steps"] == steps
+        assert EPSILON * 0.95 <= report["epsilon"] <= EPSILON * (1 + 1e-9)

@@ -19,6 +19,7 @@ import pytest
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.local_training.dp_exchange import epsilon as replace_one_epsilon
 from crypten_fl.fedtrain.local_training.dp_recipe import recipe_batch
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.mimic_etl.hospital_data import load_split
@@ -61,6 +62,10 @@ def _check_hospital(report: dict, n_train: int) -> None:
     accountant = RDPAccountant()
     accountant.history = [(report["noise_multiplier"], report["sample_rate"], report["steps"])]
     assert report["epsilon"] == pytest.approx(accountant.get_epsilon(report["delta"]), rel=1e-9)
+    # the record counts are revealed (FedAvg weights): ε for replacing a record is given too
+    assert report["epsilon_replace_one"] == pytest.approx(replace_one_epsilon(
+        report["sample_rate"], report["noise_multiplier"], report["steps"], report["delta"]))
+    assert report["epsilon_replace_one"] > report["epsilon"]
     # the whole budget is spent by the end of the run, and never more
     assert EPSILON * 0.95 <= report["epsilon"] <= EPSILON * (1 + 1e-9)
     assert report["secure_rng"] is True

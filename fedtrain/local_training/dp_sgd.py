@@ -35,6 +35,10 @@ if TYPE_CHECKING:  # Opacus is imported only when DP-SGD is used (it costs a sec
     from opacus.optimizers import DPOptimizer
 
 
+#: the neighbouring relation of DP-SGD's ε (Opacus' accountants)
+ADD_REMOVE = "record level, add/remove: one stay added to or removed from a hospital's data"
+
+
 @dataclass(frozen=True)
 class DPConfig:
     """Differential-privacy budget and clipping of one hospital's DP-SGD.
@@ -178,15 +182,25 @@ def load_accountant_state(private: PrivateTraining, state: dict[str, Any]) -> No
 def privacy_report(private: PrivateTraining) -> dict[str, float | int | bool]:
     """ε spent so far and the mechanism's parameters (``secure_rng``: noise and sampling from a
     CSPRNG, read off the objects actually in use)."""
+    from crypten_fl.fedtrain.local_training.dp_exchange import epsilon as replace_one_epsilon
+
     history = private.engine.accountant.history
+    sample_rate = float(1.0 / len(private.loader))
+    steps = int(sum(n for _, _, n in history))
+    sigma = float(private.optimizer.noise_multiplier)
     return {
         "epsilon": float(private.engine.get_epsilon(private.delta)),
+        "neighbouring_relation": ADD_REMOVE,
+        # the strategies that share models reveal the record counts (the FedAvg weights): for
+        # the relation that keeps counts fixed, replacing one record costs this (Mironov's weak
+        # triangle inequality, fedtrain/local_training/dp_exchange.py)
+        "epsilon_replace_one": replace_one_epsilon(sample_rate, sigma, steps, private.delta),
         "delta": private.delta,
-        "noise_multiplier": float(private.optimizer.noise_multiplier),
+        "noise_multiplier": sigma,
         "max_grad_norm": private.max_grad_norm,
         "clipping": private.clipping,
-        "sample_rate": float(1.0 / len(private.loader)),
-        "steps": int(sum(n for _, _, n in history)),
+        "sample_rate": sample_rate,
+        "steps": steps,
         "secure_rng": uses_secure_rng(private),
     }
 

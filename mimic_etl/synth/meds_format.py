@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 from crypten_fl.common import __version__
 from crypten_fl.common.progress import ProgressFn, no_progress
+from crypten_fl.mimic_etl.synth.schema import columns as columns_of
 from crypten_fl.mimic_etl.synth.schema import table_path
 
 SHARDS: dict[str, str] = {"train/0.parquet": "subject_id % 2 = 0",
@@ -68,16 +69,16 @@ FROM diagnoses_icd AS d JOIN admissions AS a USING (hadm_id)
 WHERE a.dischtime IS NOT NULL AND d.icd_code IS NOT NULL
 UNION ALL
 SELECT subject_id, charttime, 'LAB//' || itemid || '//' || coalesce(valueuom, 'UNK'),
-    try(CAST(valuenum AS FLOAT)), value, hadm_id, NULL
+    try(CAST(CAST(valuenum AS DOUBLE) AS FLOAT)), value, hadm_id, NULL
 FROM labevents WHERE charttime IS NOT NULL
 UNION ALL
 SELECT subject_id, charttime, 'LAB//' || itemid || '//' || coalesce(valueuom, 'UNK'),
-    try(CAST(valuenum AS FLOAT)), value, hadm_id, stay_id
+    try(CAST(CAST(valuenum AS DOUBLE) AS FLOAT)), value, hadm_id, stay_id
 FROM chartevents WHERE charttime IS NOT NULL
 UNION ALL
 SELECT subject_id, charttime,
     'SUBJECT_FLUID_OUTPUT//' || itemid || '//' || coalesce(valueuom, 'UNK'),
-    try(CAST(value AS FLOAT)), NULL, hadm_id, stay_id
+    try(CAST(CAST(value AS DOUBLE) AS FLOAT)), NULL, hadm_id, stay_id
 FROM outputevents WHERE charttime IS NOT NULL
 UNION ALL
 SELECT subject_id, starttime, 'MEDICATION//START//' || drug, NULL, route, hadm_id, NULL
@@ -88,8 +89,25 @@ SELECT subject_id, CASE WHEN stoptime > starttime THEN stoptime ELSE starttime E
 FROM prescriptions WHERE starttime IS NOT NULL AND drug IS NOT NULL
 """
 
-_TABLES = ("patients", "admissions", "icustays", "diagnoses_icd", "labevents", "chartevents",
-           "outputevents", "prescriptions", "d_labitems", "d_items")
+_ID, _TIME = "BIGINT", "TIMESTAMP"
+#: the types of the columns the events read (every other column is read as text): declared, so
+#: that DuckDB need not sniff whole files (a full-size chartevents is 430 M rows)
+_TYPES: dict[str, dict[str, str]] = {
+    "patients": {"subject_id": _ID, "anchor_age": "INTEGER", "anchor_year": "INTEGER"},
+    "admissions": {"subject_id": _ID, "hadm_id": _ID, "admittime": _TIME, "dischtime": _TIME},
+    "icustays": {"subject_id": _ID, "hadm_id": _ID, "stay_id": _ID, "intime": _TIME,
+                 "outtime": _TIME},
+    "diagnoses_icd": {"subject_id": _ID, "hadm_id": _ID, "icd_version": "INTEGER"},
+    "labevents": {"subject_id": _ID, "hadm_id": _ID, "itemid": _ID, "charttime": _TIME},
+    "chartevents": {"subject_id": _ID, "hadm_id": _ID, "stay_id": _ID, "itemid": _ID,
+                    "charttime": _TIME},
+    "outputevents": {"subject_id": _ID, "hadm_id": _ID, "stay_id": _ID, "itemid": _ID,
+                     "charttime": _TIME},
+    "prescriptions": {"subject_id": _ID, "hadm_id": _ID, "starttime": _TIME,
+                      "stoptime": _TIME},
+    "d_labitems": {"itemid": _ID},
+    "d_items": {"itemid": _ID},
+}
 
 
 def write_meds(release: Path, out: Path, version: str, seed: int,
@@ -134,10 +152,12 @@ def _sql_text(text: str) -> str:
 def _write(con: duckdb.DuckDBPyConnection, release: Path, out: Path, progress: ProgressFn,
            steps: int) -> dict[str, tuple[int, int]]:
     """The events table, its shards and codes.parquet (see :func:`write_meds`)."""
-    for table in _TABLES:
+    for table, types in _TYPES.items():
         path = _sql_text(str(table_path(release, table)))
+        columns = ", ".join(f"'{name}': '{types.get(name, 'VARCHAR')}'"
+                            for name in columns_of(table))
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_csv('{path}', header = true,"
-                    " auto_detect = true, sample_size = -1)")
+                    f" columns = {{{columns}}})")
     con.execute(
         "CREATE TABLE events AS SELECT CAST(subject_id AS BIGINT) AS subject_id, "
         "CAST(time AS TIMESTAMP) AS time, code, CAST(numeric_value AS FLOAT) AS numeric_value,"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 import warnings
@@ -67,6 +68,10 @@ def main() -> None:
                         help="a federation of public data to pretrain on (its training stays)")
     parser.add_argument("--public-epochs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--distributed", action="store_true",
+                        help="simulate --dp-noise distributed: DP-SGD on the hospitals' pooled "
+                        "training stays (--batch is the federation's), noise multiplier × "
+                        "√(K/(K−1)); without --epsilon: plain training on the pooled stays")
     for option, field in (("--d-model", "d_model"), ("--layers", "n_layers"),
                           ("--heads", "n_heads"), ("--ff", "dim_feedforward"),
                           ("--head-hidden", "head_hidden")):
@@ -99,6 +104,9 @@ def main() -> None:
         model.load_state_dict(pretrainer.model.state_dict())
     dp = (DPConfig(args.epsilon, args.rounds * args.local_epochs, max_grad_norm=args.clip,
                    clipping=args.clipping) if args.epsilon is not None else None)
+    if args.distributed:
+        _print(args, model, _pooled_run(args, model, trains, tests, dp))
+        return
     trainers = [LocalTrainer(model, t, TrainConfig(
         lr=args.lr, batch_size=args.batch, seed=args.seed * 1000 + i, num_threads=1,
         trainable=("head",) if args.head_only else None), dp) for i, t in enumerate(trains)]
@@ -114,13 +122,39 @@ def main() -> None:
             trainer.load_shared_state(mean)
         if (r + 1) % 5 == 0 or r + 1 == args.rounds:
             curve.append(round(_macro_auroc(trainers[0], tests), 4))
-    report = trainers[0].privacy_report() or {}
+    _print(args, model, (curve, trainers[0].privacy_report() or {},
+                         time.perf_counter() - began))
+
+
+def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
+                tests: list[ModelInputs], dp: DPConfig | None
+                ) -> tuple[list[float], dict[str, Any], float]:
+    """One trainer on the pooled training stays: the computation of distributed noise (every
+    step one DP-SGD step of the federation) with σ scaled by √(K/(K−1)), the sum of K shares."""
+    pooled = ModelInputs(*(torch.cat([getattr(t, f) for t in trains]) for f in ("x", "static",
+                                                                               "labels")))
+    trainer = LocalTrainer(model, pooled, TrainConfig(lr=args.lr, batch_size=args.batch,
+                                                       seed=args.seed, num_threads=1), dp)
+    if dp is not None:
+        k = len(trains)
+        trainer._private.optimizer.noise_multiplier *= math.sqrt(k / (k - 1))  # type: ignore[union-attr]
+    began, curve = time.perf_counter(), []
+    for epoch in range(args.rounds * args.local_epochs):
+        trainer.train_epochs(1)
+        if (epoch + 1) % (5 * args.local_epochs) == 0:
+            curve.append(round(_macro_auroc(trainer, tests), 4))
+    return curve, trainer.privacy_report() or {}, time.perf_counter() - began
+
+
+def _print(args: argparse.Namespace, model: Any,
+           result: tuple[list[float], dict[str, Any], float]) -> None:
+    curve, report, seconds = result
     print(json.dumps({**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                       "parameters": sum(p.numel() for p in model.parameters()),
                       "macro_auroc_every_5_rounds": curve, "macro_auroc": curve[-1],
                       "noise_multiplier": report.get("noise_multiplier"),
                       "epsilon_spent": report.get("epsilon"),
-                      "seconds": round(time.perf_counter() - began)}))
+                      "seconds": round(seconds)}))
 
 
 if __name__ == "__main__":

@@ -44,7 +44,9 @@ MaxGradNorm = Annotated[float | None, typer.Option(
          "automatic clipping its scale does not matter).")]
 DpBatchSize = Annotated[int | None, typer.Option(
     help="DP-SGD expected (Poisson) batch size. Default: the DP recipe's, "
-         f"min({DP_BATCH}, N/4) for a hospital of N training stays (docs/privacy.md).")]
+         f"min({DP_BATCH}, N/4) for a hospital of N training stays (docs/privacy.md). With "
+         f"--dp-noise distributed: the federation's, default min({DP_BATCH} x hospitals, N/4) for "
+         "N training stays in all.")]
 DpLr = Annotated[float | None, typer.Option(
     help=f"DP-SGD Adam learning rate. Default: the DP recipe's, {DP_LR:g} (docs/privacy.md).")]
 DpTrainable = Annotated[str | None, typer.Option(

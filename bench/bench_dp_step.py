@@ -67,6 +67,10 @@ def build_steps(args: argparse.Namespace) -> dict[str, Callable[[], None]]:
     plain_opt = torch.optim.Adam(plain.parameters(), lr=1e-3)
     loader = DataLoader(TensorDataset(*data), batch_size=args.batch)
     steps = {"plain": _make_step(plain.train(), plain_opt, batch)}
+    # the DP-compatible model (unfused DP attention) without DP: what the model swap alone costs
+    swapped = make_private_compatible(plain)
+    steps["plain-dp-model"] = _make_step(swapped.train(), torch.optim.Adam(
+        swapped.parameters(), lr=1e-3), batch)
     engines = {"dp-sgd": lambda: PrivacyEngine(accountant="rdp"),
                "dp-csprng": lambda: SecurePrivacyEngine(accountant="rdp"),
                # the DP recipe: automatic clipping; from a pretrained start the head only

@@ -44,7 +44,7 @@ from typing import Any
 
 from crypten_fl.fedtrain.local_training.dp_recipe import DP_BATCH, MIN_DP_BATCH
 
-#: the DP modes of DP-SGD's noise, as --dp-noise names them
+#: the --dp-noise value that selects this mechanism
 MODE = "distributed"
 
 

@@ -37,6 +37,7 @@ from helpers.dp_jobs import DP_DIR_ENV
 from helpers.evaluate import signal_federation
 from helpers.federation import TINY_MODEL
 from helpers.parties import HELPERS
+from helpers.resume import crash_after_round_1_and_resume
 from hypothesis import given
 from hypothesis import strategies as st
 from opacus.accountants import RDPAccountant
@@ -201,13 +202,7 @@ def test_options_that_cannot_hold_are_refused(fed, changes, message) -> None:
 @pytest.mark.slow  # two runs with real parties (≈ 1 min)
 def test_a_crashed_and_resumed_run_accounts_every_step_once(fed, tmp_path, monkeypatch) -> None:
     config = TrainConfig(fed=str(fed), **CONFIG)
-    out = tmp_path / "run"
-    monkeypatch.setenv("CRYPTEN_FL_FAIL_AT", "1:1")
-    with pytest.raises(UserError, match="Last completed round: 1"):
-        train(config, out)
-    monkeypatch.delenv("CRYPTEN_FL_FAIL_AT")
-    summary = train(config, out, resume=True)
-    assert summary.resumed_from == 1
+    summary = crash_after_round_1_and_resume(config, tmp_path / "run", monkeypatch)
     n = _records_total(fed)
     steps = ROUNDS * math.ceil(n / dp_distributed.federation_batch(n, HOSPITALS))
     for report in summary.privacy["hospitals"].values():

@@ -30,6 +30,7 @@ from crypten_fl.fedtrain.run.coordinator import train
 from helpers.dp_jobs import DP_DIR_ENV, JOB
 from helpers.federation import TINY_MODEL, both_federations
 from helpers.parties import HELPERS
+from helpers.resume import crash_after_round_1_and_resume
 from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 
@@ -180,13 +181,7 @@ def test_a_crashed_and_resumed_dp_run_accounts_every_step_once(strategy, feds, t
     of 2, the run reports the steps of both rounds, not those since the restart."""
     config = TrainConfig(fed=str(feds[strategy]), strategy=strategy, dp_epsilon=3.0,
                          **{**ONE_ROUND, "rounds": 2})
-    out = tmp_path / "run"
-    monkeypatch.setenv("CRYPTEN_FL_FAIL_AT", "1:1")
-    with pytest.raises(UserError, match="Last completed round: 1"):
-        train(config, out)
-    monkeypatch.delenv("CRYPTEN_FL_FAIL_AT")
-    summary = train(config, out, resume=True)
-    assert summary.resumed_from == 1
+    summary = crash_after_round_1_and_resume(config, tmp_path / "run", monkeypatch)
     per_epoch = {"split": max(math.ceil(json.loads(
         (feds["split"] / f"hospital_{k}" / "manifest.json").read_text())["counts"]["train"]
         / config.batch_size) for k in range(3)), "vertical": 1}[strategy]

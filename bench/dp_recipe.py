@@ -77,6 +77,8 @@ def main() -> None:
                           ("--head-hidden", "head_hidden")):
         parser.add_argument(option, dest=field, type=int, default=getattr(RunConfig, field),
                             help="model size (default %(default)s)")
+    parser.add_argument("--dropout", type=float, default=RunConfig.dropout,
+                        help="dropout of the model (default %(default)s)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -90,7 +92,7 @@ def main() -> None:
 
     trains, tests = [inputs(s) for s in train], [inputs(s) for s in _splits(args.fed, "test")]
     sizes = {f: getattr(args, f) for f in ("d_model", "n_layers", "n_heads", "dim_feedforward",
-                                           "head_hidden")}
+                                           "head_hidden", "dropout")}
     model = build_model(RunConfig(fed="", seed=args.seed, **sizes), len(train[0].feature_names),
                         trains[0].static.shape[1], train[0].labels.shape[1],
                         train[0].values.shape[1])

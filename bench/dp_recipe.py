@@ -77,6 +77,9 @@ def main() -> None:
                           ("--head-hidden", "head_hidden")):
         parser.add_argument(option, dest=field, type=int, default=getattr(RunConfig, field),
                             help="model size (default %(default)s)")
+    parser.add_argument("--ema", type=float, default=None,
+                        help="evaluate the exponential moving average of the global models "
+                        "(decay per round; post-processing, no privacy cost)")
     parser.add_argument("--dropout", type=float, default=RunConfig.dropout,
                         help="dropout of the model (default %(default)s)")
     args = parser.parse_args()
@@ -114,16 +117,20 @@ def main() -> None:
         trainable=("head",) if args.head_only else None), dp) for i, t in enumerate(trains)]
     weights = np.array([len(t) for t in trains], float) / sum(len(t) for t in trains)
     began, curve = time.perf_counter(), []
+    ema: dict[str, torch.Tensor] | None = None
     for r in range(args.rounds):
         states = []
         for trainer in trainers:
             trainer.train_epochs(args.local_epochs)
             states.append(trainer.shared_state(0))
         mean = {k: sum(w * s[k] for w, s in zip(weights, states, strict=True)) for k in states[0]}
+        ema = mean if ema is None or args.ema is None else {
+            k: args.ema * ema[k] + (1 - args.ema) * v for k, v in mean.items()}
+        if (r + 1) % 5 == 0 or r + 1 == args.rounds:
+            trainers[0].load_shared_state(ema)
+            curve.append(round(_macro_auroc(trainers[0], tests), 4))
         for trainer in trainers:
             trainer.load_shared_state(mean)
-        if (r + 1) % 5 == 0 or r + 1 == args.rounds:
-            curve.append(round(_macro_auroc(trainers[0], tests), 4))
     _print(args, model, (curve, trainers[0].privacy_report() or {},
                          time.perf_counter() - began))
 

@@ -80,8 +80,9 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=None,
                         help="evaluate the exponential moving average of the global models "
                         "(decay per round; post-processing, no privacy cost)")
-    parser.add_argument("--dropout", type=float, default=RunConfig.dropout,
-                        help="dropout of the model (default %(default)s)")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="dropout of the model (default: the DP recipe's with --epsilon, "
+                        "else the plain one)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -96,9 +97,9 @@ def main() -> None:
     trains, tests = [inputs(s) for s in train], [inputs(s) for s in _splits(args.fed, "test")]
     sizes = {f: getattr(args, f) for f in ("d_model", "n_layers", "n_heads", "dim_feedforward",
                                            "head_hidden", "dropout")}
-    model = build_model(RunConfig(fed="", seed=args.seed, **sizes), len(train[0].feature_names),
-                        trains[0].static.shape[1], train[0].labels.shape[1],
-                        train[0].values.shape[1])
+    run = RunConfig(fed="", seed=args.seed, dp_epsilon=args.epsilon, **sizes)
+    model = build_model(run, len(train[0].feature_names), trains[0].static.shape[1],
+                        train[0].labels.shape[1], train[0].values.shape[1])
     if args.public is not None:
         public = [inputs(s) for s in _splits(args.public, "train")]
         pooled = SimpleNamespace(**{f: torch.cat([getattr(p, f) for p in public])

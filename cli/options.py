@@ -69,7 +69,9 @@ Secure = Annotated[bool, typer.Option(
 DModel = Annotated[int, typer.Option(help="Transformer width.")]
 Heads = Annotated[int, typer.Option(help="Attention heads.")]
 Layers = Annotated[int, typer.Option(help="Transformer encoder layers.")]
-Dropout = Annotated[float, typer.Option(help="Dropout rate.")]
+Dropout = Annotated[float | None, typer.Option(
+    help="Dropout rate. Default: 0.1, or with --dp-epsilon the DP recipe's 0 (noise, not "
+         "overfitting, limits DP training; docs/privacy.md).", show_default=False)]
 Pooling = Annotated[str, typer.Option(help="'cls' token or 'mean' pooling.")]
 PersonalLayers = Annotated[int, typer.Option(
     help="fedper/fedmtl: head layers kept at each hospital (counted from the output).")]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES, TRAINABLE_PARTS
 
 #: server optimizer name -> (default η, default β₁, default β₂, default τ)
@@ -108,7 +109,8 @@ class TrainConfig:
     n_heads: int = 4
     n_layers: int = 2
     dim_feedforward: int = 128
-    dropout: float = 0.1
+    #: None: the DP recipe's (0) with --dp-epsilon, else 0.1 (:meth:`model_dropout`)
+    dropout: float | None = None
     pooling: str = "cls"
     head_hidden: int = 64
     personal_layers: int = 1
@@ -172,7 +174,7 @@ class TrainConfig:
             (self.n_heads >= 1 and self.d_model % self.n_heads == 0,
              "--d-model must be divisible by --heads"),
             (self.pooling in ("cls", "mean"), "--pooling must be 'cls' or 'mean'"),
-            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
+            (self.dropout is None or 0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
             (self.personal_layers >= 0, "--personal-layers must be >= 0"),
             (self.mtl_lambda >= 0, "--mtl-lambda must be >= 0"),
             (self.timeout > 0, "--timeout must be > 0"),
@@ -217,6 +219,11 @@ class TrainConfig:
             if not ok:
                 raise UserError(f"training config: {f.name} = {value!r} is not a valid "
                                 f"{kind.split(' ')[0]}")
+
+    @property
+    def model_dropout(self) -> float:
+        """The model's dropout: ``--dropout``, else the DP recipe's with DP, else 0.1."""
+        return dp_recipe.model_dropout(self.dropout, private=self.dp_epsilon is not None)
 
     @property
     def distributed_dp(self) -> bool:

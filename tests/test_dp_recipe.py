@@ -14,6 +14,7 @@ from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer
 from crypten_fl.fedtrain.local_training.trainer import TrainConfig as LocalConfig
+from crypten_fl.fedtrain.sessions.hospital import build_model
 from helpers.ml_core import learnable_inputs, tiny_model
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,7 +27,8 @@ def test_the_recipe_for_a_demo_sized_hospital() -> None:
     recipe = dp_recipe.choose(600)
     assert recipe == dp_recipe.DPRecipe(
         batch_size=128, lr=1e-2, clipping="automatic", max_grad_norm=1.0, trainable="all",
-        chosen=("batch_size", "lr", "clipping", "max_grad_norm", "trainable"))
+        dropout=0.0, chosen=("batch_size", "lr", "clipping", "max_grad_norm", "trainable",
+                             "dropout"))
 
 
 @pytest.mark.parametrize("n_train, batch", [(2400, 128), (512, 128), (200, 50), (40, 16),
@@ -46,10 +48,23 @@ def test_every_hospital_gets_a_batch_it_can_fill_and_several_steps_per_epoch(n_t
 def test_a_pretrained_start_trains_the_head_and_options_override_the_recipe() -> None:
     assert dp_recipe.choose(600, pretrained=True).trainable == "head"
     recipe = dp_recipe.choose(600, pretrained=True, batch_size=64, lr=3e-3, clipping="flat",
-                              max_grad_norm=0.5, trainable="all")
+                              max_grad_norm=0.5, trainable="all", dropout=0.2)
     assert (recipe.batch_size, recipe.lr, recipe.clipping, recipe.max_grad_norm,
-            recipe.trainable, recipe.chosen) == (64, 3e-3, "flat", 0.5, "all", ())
+            recipe.trainable, recipe.dropout, recipe.chosen) == (64, 3e-3, "flat", 0.5, "all",
+                                                                 0.2, ())
     assert recipe.as_json()["chosen"] == []
+
+
+@pytest.mark.parametrize("epsilon, dropout, expected", [
+    (None, None, 0.1), (3.0, None, 0.0), (None, 0.3, 0.3), (3.0, 0.3, 0.3), (1.0, 0.0, 0.0)])
+def test_the_model_has_no_dropout_under_dp_unless_asked(epsilon, dropout, expected) -> None:
+    config = TrainConfig(fed="f", dp_epsilon=epsilon, dropout=dropout)
+    assert config.model_dropout == expected
+    model = build_model(config, n_features=6, n_static=43, n_labels=12, n_bins=8)
+    rates = {m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)}
+    assert rates == {expected}
+    # the final model's jobs (evaluate, audit) run it in eval mode: dropout plays no part there
+    assert config.for_final_model().dropout == dropout
 
 
 @pytest.mark.parametrize("field, value, message", [

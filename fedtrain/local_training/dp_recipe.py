@@ -19,6 +19,11 @@ recipe chooses, for each hospital, from its privacy budget ε and its training-s
   the linear regime ends. The recipe takes the expected batch :data:`DP_BATCH` capped at a
   quarter of N (at least four steps per pass, so that subsampling amplifies).
 
+* **No dropout.** Under DP-SGD the noise, not overfitting, limits what is learned: dropout's
+  extra randomness only weakens each step's signal. Without it the demo federation at ε = 3
+  reached 0.748 macro-AUROC on average against 0.732 with 0.1 (four seeds each,
+  docs/privacy.md), and a DP step costs ≈ 20 ms less (dropout masks on the CPU are slow).
+
 * **Fewer trainable parameters from a pretrained start.** The noise norm grows with √d. From a
   public pretrained model (``--init-from``) only the head (≈ 5,000 of ≈ 79,000 parameters) is
   trained under DP: the encoder keeps its public weights, the noise is spread over 16× fewer
@@ -27,8 +32,8 @@ recipe chooses, for each hospital, from its privacy budget ε and its training-s
   the head can learn).
 
 Every choice can be overridden (``--dp-batch-size``, ``--dp-lr``, ``--dp-clipping``,
-``--max-grad-norm``, ``--dp-trainable``); privacy.json records the settings used and which ones
-the recipe chose.
+``--max-grad-norm``, ``--dp-trainable``, ``--dropout``); privacy.json records the settings used
+and which ones the recipe chose.
 """
 
 from __future__ import annotations
@@ -51,6 +56,17 @@ MIN_DP_BATCH = 16
 #: default per-sample clipping rule and bound
 DP_CLIPPING = "automatic"
 DP_MAX_GRAD_NORM = 1.0
+#: dropout of the model trained with DP (docs/privacy.md, "The DP recipe")
+DP_DROPOUT = 0.0
+#: dropout of the model trained without DP (the reference study's)
+PLAIN_DROPOUT = 0.1
+
+
+def model_dropout(dropout: float | None, private: bool) -> float:
+    """The model's dropout: ``--dropout`` if given, else the recipe's (DP) or the plain one."""
+    if dropout is not None:
+        return dropout
+    return DP_DROPOUT if private else PLAIN_DROPOUT
 
 
 @dataclass(frozen=True)
@@ -62,6 +78,7 @@ class DPRecipe:
     clipping: str
     max_grad_norm: float
     trainable: str
+    dropout: float
     chosen: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
@@ -86,11 +103,12 @@ def recipe_batch(n_train: int) -> int:
 
 def choose(n_train: int, *, pretrained: bool = False, batch_size: int | None = None,
            lr: float | None = None, clipping: str | None = None,
-           max_grad_norm: float | None = None, trainable: str | None = None) -> DPRecipe:
+           max_grad_norm: float | None = None, trainable: str | None = None,
+           dropout: float | None = None) -> DPRecipe:
     """The recipe for a hospital with ``n_train`` training records, starting from a public
     pretrained model or not; a setting given (not None) is used as it is."""
     given = {"batch_size": batch_size, "lr": lr, "clipping": clipping,
-             "max_grad_norm": max_grad_norm, "trainable": trainable}
+             "max_grad_norm": max_grad_norm, "trainable": trainable, "dropout": dropout}
     chosen = tuple(name for name, value in given.items() if value is None)
     return DPRecipe(
         batch_size=batch_size if batch_size is not None else recipe_batch(n_train),
@@ -98,5 +116,6 @@ def choose(n_train: int, *, pretrained: bool = False, batch_size: int | None = N
         clipping=clipping if clipping is not None else DP_CLIPPING,
         max_grad_norm=clip_bound(max_grad_norm),
         trainable=trainable if trainable is not None else ("head" if pretrained else "all"),
+        dropout=model_dropout(dropout, private=True),
         chosen=chosen,
     )

@@ -205,7 +205,7 @@ def _train(config: TrainConfig, hospital: Path, epochs: int, data: dict[str, Any
         "created_by": {"tool": "crypten-fl", "version": __version__, "command": COMMAND},
         "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(tmp / WEIGHTS_FILE),
                     "parameters": int(sum(v.numel() for v in state.values()))},
-        "architecture": {**architecture(config), "dropout": config.dropout,
+        "architecture": {**architecture(config), "dropout": config.model_dropout,
                          "n_features": len(train.feature_names), "n_static": static_width(True),
                          "n_labels": len(train.label_names), "n_bins": int(train.values.shape[1])},
         "features": list(train.feature_names),

@@ -90,7 +90,8 @@ def build_model(config: TrainConfig, n_features: int, n_static: int, n_labels: i
     return ICUTransformer(
         n_features=n_features, n_static=n_static, n_labels=n_labels, n_bins=n_bins,
         d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
-        dim_feedforward=config.dim_feedforward, dropout=config.dropout, pooling=config.pooling,
+        dim_feedforward=config.dim_feedforward, dropout=config.model_dropout,
+        pooling=config.pooling,
         head_hidden=(config.head_hidden,),
     )
 
@@ -174,7 +175,7 @@ def _local_settings(config: TrainConfig, n_train: int, hospital: int,
     recipe = dp_recipe.choose(n_train, pretrained=config.init_from is not None,
                               batch_size=config.dp_batch_size, lr=config.dp_lr,
                               clipping=config.dp_clipping, max_grad_norm=config.max_grad_norm,
-                              trainable=config.dp_trainable)
+                              trainable=config.dp_trainable, dropout=config.dropout)
     shared = {} if federation is None else {
         "steps_per_epoch": federation.steps_per_epoch, "noise_share": federation.noise_share,
         "global_batch": float(federation.batch)}

@@ -106,7 +106,7 @@ def open_vertical_session(rank: int, spec: dict[str, Any], config: TrainConfig
         n_features=len(train.feature_names), n_static=static_width(has_static),
         n_bins=train.values.shape[1], d_model=config.d_model, n_heads=config.n_heads,
         n_layers=config.n_layers, dim_feedforward=config.dim_feedforward,
-        dropout=config.dropout, pooling=config.pooling,
+        dropout=config.model_dropout, pooling=config.pooling,
     )
     gathered = all_sizes(len(train.label_names))
     return VerticalSession(

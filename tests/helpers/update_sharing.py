@@ -55,7 +55,8 @@ def _initial_model(fed: Path, config: TrainConfig) -> dict[str, torch.Tensor]:
         n_features=len(split.feature_names), n_static=static_width(bool(split.static.width)),
         n_labels=len(split.label_names), n_bins=split.values.shape[1], d_model=config.d_model,
         n_heads=config.n_heads, n_layers=config.n_layers,
-        dim_feedforward=config.dim_feedforward, dropout=config.dropout, pooling=config.pooling,
+        dim_feedforward=config.dim_feedforward, dropout=config.model_dropout,
+        pooling=config.pooling,
         head_hidden=(config.head_hidden,),
     )
     return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -52,6 +52,7 @@ def _check_hospital(report: dict, n_train: int) -> None:
     batch = recipe_batch(n_train)
     steps_per_epoch = math.ceil(n_train / batch)
     assert report["expected_batch_size"] == batch
+    assert report["dropout"] == 0.0 and "dropout" in report["recipe_chose"].split(",")
     assert report["sample_rate"] == pytest.approx(1 / steps_per_epoch, rel=1e-12)
     assert report["steps"] == ROUNDS * LOCAL_EPOCHS * steps_per_epoch
     assert report["delta"] == pytest.approx(n_train ** -1.1, rel=1e-12)

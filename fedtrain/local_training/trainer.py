@@ -248,13 +248,15 @@ class LocalTrainer:
         load_canonical_state_dict(self.module, state)
 
     def privacy_report(self) -> dict[str, float | int | bool | str] | None:
-        """ε spent, δ, noise multiplier, clipping, sample rate, steps, and the learning rate and
-        expected batch with which DP-SGD ran (None without DP)."""
+        """ε spent, δ, noise multiplier, clipping, sample rate, steps, and the learning rate,
+        expected batch and model dropout with which DP-SGD ran (None without DP)."""
         if self._private is None or self.dp_config is None:
             return None
         trained = ",".join(self.config.trainable) if self.config.trainable else "all"
+        rates = [m.p for m in self.module.modules() if isinstance(m, torch.nn.Dropout)]
         return {**privacy_report(self._private), "lr": self.config.lr,
                 "expected_batch_size": self.config.batch_size, "trained": trained,
+                "dropout": max(rates, default=0.0),
                 "recipe_chose": ",".join(self.dp_config.recipe_chose)}
 
     def checkpoint(self) -> dict[str, Any]:

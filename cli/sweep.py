@@ -54,6 +54,12 @@ def command(
     insecure_transport: opt.InsecureTransport = opt.DEFAULT.insecure_transport,
     overwrite: opt.Overwrite = False,
     init_from: opt.InitFrom = None,
+    audit: Annotated[bool, typer.Option(
+        "--audit/--no-audit",
+        help="Also attack every run with `crypten-fl audit`'s loss attack (membership "
+             "inference, RUN/audit/): the table and sweep.png show the attack AUROC beside the "
+             "utility; DP should keep it at chance (0.5). Not for vertical (no party holds the "
+             "model).")] = False,
 ) -> None:
     """Privacy–utility sweep: train the strategy at each ε; table and plot of macro-AUROC vs ε."""
     options = dict(locals())  # every option above, by name (opt.training_config maps them)
@@ -70,7 +76,8 @@ def command(
         if insecure_transport:
             warn_insecure()
         with progress_bars() as progress:
-            return sweep(base, epsilons, out, overwrite=overwrite, progress=progress)
+            return sweep(base, epsilons, out, overwrite=overwrite, audit_runs=audit,
+                         progress=progress)
 
     result = run_or_exit(go)
     table = sweep_table(result.rows)

@@ -10,7 +10,7 @@ from crypten_fl.cli.app import app
 from crypten_fl.common.errors import UserError
 from crypten_fl.common.outdir import MARKER
 from crypten_fl.fedtrain.config import TrainConfig
-from crypten_fl.fedtrain.experiments.sweep import epsilon_label, parse_epsilons, sweep
+from crypten_fl.fedtrain.experiments.sweep import epsilon_label, parse_epsilons, sweep, sweep_table
 from helpers.evaluate import SMALL
 from helpers.federation import small_federation
 from typer.testing import CliRunner
@@ -40,6 +40,7 @@ def fed(tmp_path_factory) -> Path:
     (["--dp-epsilon", "1,abc"], "--dp-epsilon '1,abc': 'abc' is not a positive number"),
     (["--strategy", "nope"], "--strategy 'nope'"),
     (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--strategy", "vertical", "--audit"], "--audit: no party of a vertical run holds the model"),
 ])
 def test_bad_input_fails_before_any_training(args, message, fed, tmp_path) -> None:
     out = tmp_path / "sweep"
@@ -60,7 +61,7 @@ def test_missing_federation(tmp_path) -> None:
 def test_sweep_trains_each_budget_and_plots_utility_against_epsilon(fed, tmp_path) -> None:
     base = TrainConfig(fed=str(fed), **{**SMALL, "local_epochs": 1})
     seen: list[tuple[str, float, float | None]] = []
-    result = sweep(base, [2.0, None], tmp_path / "sweep",
+    result = sweep(base, [2.0, None], tmp_path / "sweep", audit_runs=True,
                    progress=lambda task, done, total=None: seen.append((task, done, total)))
     out = result.out_dir
     assert {p.name for p in out.iterdir()} == {"eps_2", "eps_inf", "sweep.json", "sweep.csv",
@@ -76,3 +77,21 @@ def test_sweep_trains_each_budget_and_plots_utility_against_epsilon(fed, tmp_pat
     assert json.loads((out / "eps_inf" / "privacy.json").read_text())["dp_sgd"] is False
     assert ("sweep: runs", 2, 2) in seen and ("ε = 2: rounds", 1, 1) in seen
     assert "| inf | no DP |" in (out / "sweep.md").read_text()
+    # every run was attacked: the attack AUROC is the one its audit.json reports
+    for label in ("2", "inf"):
+        report = json.loads((out / f"eps_{label}" / "audit" / "audit.json").read_text())
+        assert rows[label]["attack_auroc"] == report["overall"]["auroc"]["value"]
+        assert 0.0 <= rows[label]["attack_auroc"] <= 1.0
+    assert "attack AUROC" in (out / "sweep.md").read_text()
+    assert [r["attack_auroc"] for r in json.loads((out / "sweep.json").read_text())["runs"]] \
+        == [rows["2"]["attack_auroc"], rows["inf"]["attack_auroc"]]
+
+
+def test_the_table_has_an_attack_column_only_when_the_runs_were_audited() -> None:
+    row = {"label": "3", "epsilon_spent": 2.99, "macro_auroc": 0.8, "run": "eps_3"}
+    plain = sweep_table([{**row, "attack_auroc": None}])
+    assert plain.columns == ["ε target", "ε spent", "macro AUROC", "run"]
+    assert plain.rows == [["3", 2.99, 0.8, "eps_3"]]
+    audited = sweep_table([{**row, "attack_auroc": 0.51}])
+    assert audited.columns == ["ε target", "ε spent", "macro AUROC", "attack AUROC", "run"]
+    assert audited.rows == [["3", 2.99, 0.8, 0.51, "eps_3"]]

@@ -105,11 +105,18 @@ def grouped_bars(path: Path, categories: Sequence[str], series: dict[str, Sequen
 
 
 def epsilon_curve(path: Path, epsilons: Sequence[float], auroc: Sequence[float],
-                  non_private: float | None, strategy: str) -> None:
-    """Macro AUROC against ε (log axis), the non-private value as a horizontal line."""
+                  non_private: float | None, strategy: str,
+                  attack: Sequence[float] | None = None) -> None:
+    """Macro AUROC against ε (log axis), the non-private value as a horizontal line; with
+    ``attack``, the membership-inference attack's AUROC at each ε and chance (0.5)."""
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
     if epsilons:
-        ax.plot(epsilons, auroc, marker="o", label=f"{strategy}, DP-SGD")
+        ax.plot(epsilons, auroc, marker="o", label=f"{strategy}, DP-SGD"
+                + ("" if attack is None else ": task macro-AUROC"))
+    if epsilons and attack is not None:
+        ax.plot(epsilons, attack, marker="s", ls=":", color="tab:red",
+                label="membership attack AUROC")
+        ax.axhline(0.5, ls=":", color="grey", lw=0.8, label="chance")
     if non_private is not None and math.isfinite(non_private):
         ax.axhline(non_private, ls="--", color="black", label="no DP (ε = ∞)")
     ax.set_xscale("log")
@@ -117,7 +124,7 @@ def epsilon_curve(path: Path, epsilons: Sequence[float], auroc: Sequence[float],
         ax.set_xticks(list(epsilons), [f"{e:g}" for e in epsilons])
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("target ε (per hospital, whole run)")
-    ax.set_ylabel("macro AUROC (test)")
+    ax.set_ylabel("macro AUROC (test)" if attack is None else "AUROC")
     ax.set_title("privacy–utility trade-off", fontsize=10)
     ax.legend(fontsize=8)
     _save(fig, path)

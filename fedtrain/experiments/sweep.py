@@ -3,7 +3,9 @@
 Each ε gets a complete run under ``OUT/eps_<ε>/`` (``eps_inf`` = DP-SGD off). The table holds the
 target ε, the ε spent (largest over hospitals, from privacy.json) and the test macro-AUROC (from
 test_metrics.json); the figure plots macro-AUROC against ε on a log axis, with the non-private
-run as a horizontal line.
+run as a horizontal line. With ``audit`` every run is also attacked by `crypten-fl audit`'s loss
+attack (RUN/audit/): the table and the figure then show the attack AUROC beside the utility,
+which DP must keep at chance (0.5).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from crypten_fl.fedtrain.evaluate.parties import EventFn
 from crypten_fl.fedtrain.evaluate.plots import epsilon_curve
 from crypten_fl.fedtrain.evaluate.tables import Table, to_markdown
 from crypten_fl.fedtrain.experiments.compare import read_run
+from crypten_fl.fedtrain.privacy.audit import AuditOptions, audit
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.run.federation import federation_reads, read_federation
 
@@ -63,11 +66,14 @@ def epsilon_label(epsilon: float | None) -> str:
 
 
 def sweep_table(rows: list[dict[str, Any]]) -> Table:
-    """ε target, ε spent and macro-AUROC per run."""
+    """ε target, ε spent and macro-AUROC per run, and the attack AUROC when audited."""
+    audited = any(r.get("attack_auroc") is not None for r in rows)
     return Table("macro-AUROC against the privacy budget",
-                 ["ε target", "ε spent", "macro AUROC", "run"],
+                 ["ε target", "ε spent", "macro AUROC", *(["attack AUROC"] if audited else []),
+                  "run"],
                  [[r["label"], r["epsilon_spent"] if r["epsilon_spent"] is not None else "no DP",
-                   r["macro_auroc"], r["run"]] for r in rows])
+                   r["macro_auroc"], *([r.get("attack_auroc")] if audited else []), r["run"]]
+                  for r in rows])
 
 
 def _round_progress(progress: ProgressFn, label: str, rounds: int) -> EventFn:
@@ -78,10 +84,15 @@ def _round_progress(progress: ProgressFn, label: str, rounds: int) -> EventFn:
 
 
 def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
-          overwrite: bool = False, progress: ProgressFn = no_progress) -> SweepResult:
-    """Train ``base`` at each ε and write the runs, sweep.json/.csv/.md and sweep.png to ``out``."""
+          overwrite: bool = False, audit_runs: bool = False,
+          progress: ProgressFn = no_progress) -> SweepResult:
+    """Train ``base`` at each ε and write the runs, sweep.json/.csv/.md and sweep.png to ``out``;
+    with ``audit_runs`` also audit each run (loss attack, `crypten-fl audit`'s defaults)."""
     if not epsilons:
         raise UserError("--dp-epsilon: give at least one value")
+    if audit_runs and not strategies.get(base.strategy).plaintext_model:
+        raise UserError(f"--audit: no party of a {base.strategy} run holds the model the "
+                        "attack needs (docs/privacy.md)")
     configs = [strategies.validate(base.with_dp_sgd(e)) for e in epsilons]
     check_output_dir(Path(out), overwrite, reads={"--fed": [Path(base.fed)]}, command="sweep")
     reads = federation_reads(Path(base.fed), read_federation(Path(base.fed), base.strategy))
@@ -91,12 +102,15 @@ def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
         for i, (epsilon, config) in enumerate(zip(epsilons, configs, strict=True)):
             label = epsilon_label(epsilon)
             progress("sweep: runs", i, len(configs))
-            train(config, tmp / f"eps_{label}",
-                  on_event=_round_progress(progress, label, config.rounds))
-            summary = read_run(tmp / f"eps_{label}")
+            run = tmp / f"eps_{label}"
+            train(config, run, on_event=_round_progress(progress, label, config.rounds))
+            if audit_runs:
+                audit(AuditOptions(run=run, seed=base.seed), progress)
+            summary = read_run(run)
             rows.append({"label": label, "epsilon_target": epsilon,
                          "epsilon_spent": summary["epsilon_spent"],
-                         "macro_auroc": summary["macro_auroc"], "run": f"eps_{label}"})
+                         "macro_auroc": summary["macro_auroc"],
+                         "attack_auroc": summary["attack_auroc"], "run": f"eps_{label}"})
         progress("sweep: runs", len(configs), len(configs))
         _write(tmp, base, rows)
     return SweepResult(Path(out), rows)
@@ -113,6 +127,7 @@ def _write(out: Path, base: TrainConfig, rows: list[dict[str, Any]]) -> None:
     (out / "sweep.md").write_text(to_markdown(table))
     private = [r for r in rows if r["epsilon_target"] is not None]
     plain = [r["macro_auroc"] for r in rows if r["epsilon_target"] is None]
+    attack = [r["attack_auroc"] for r in private]
     epsilon_curve(out / "sweep.png", [r["epsilon_target"] for r in private],
                   [r["macro_auroc"] for r in private], plain[0] if plain else None,
-                  base.strategy)
+                  base.strategy, attack=attack if all(a is not None for a in attack) else None)

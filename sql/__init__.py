@@ -28,6 +28,11 @@ DATA_FILES: dict[str, Path] = {
 _TOKENS = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\{\{\s*([a-z_]+)\s*\}\}", re.DOTALL)
 
 
+def literal(text: str) -> str:
+    """``text`` as a DuckDB string literal: quoted, with every ``'`` doubled (paths, names)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def code_only(text: str) -> str:
     """``text`` with comments and string literals blanked (placeholders kept)."""
     return _TOKENS.sub(lambda m: m.group(0) if m.group(1) else " ", text)

@@ -89,6 +89,8 @@ def test_privacy_json_epsilon_is_the_accountants_for_the_steps_taken(strategy, f
         _check_hospital(report, sizes[hospital])
 
 
+@pytest.mark.slow  # 45 s; the default run keeps the trainer-level checks (test_local_trainer:
+# the accountant across rounds, and a DP checkpoint restored)
 def test_a_crashed_and_resumed_run_accounts_each_round_once(fed, tmp_path, monkeypatch) -> None:
     config = dict(SMALL, fed=str(fed), dp_epsilon=EPSILON, rounds=ROUNDS,
                   local_epochs=LOCAL_EPOCHS)

@@ -259,3 +259,18 @@ def test_run_reports_the_failing_step(tmp_path: Path) -> None:
     steps = runner.plan(sql.load(tmp_path), set(), {}, {})
     with pytest.raises(LookupError, match=r"^b$"):
         runner.run(con, steps, lambda err, step: LookupError(step.name))
+
+
+@given(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")))
+def test_a_literal_reads_back_as_the_same_text(text) -> None:
+    """Paths and names go into SQL through sql.literal: quotes in them cannot end the string."""
+    assert duckdb.connect().execute(f"SELECT {sql.literal(text)}").fetchall() == [(text,)]
+
+
+def test_a_release_under_a_path_with_a_quote_is_read(tmp_path) -> None:
+    folder = tmp_path / "o'brien's data"
+    folder.mkdir()
+    (folder / "t.csv").write_text("a,b\n1,x\n")
+    con = duckdb.connect()
+    query = f"SELECT a, b FROM read_csv({sql.literal(str(folder / 't.csv'))}, header = true)"
+    assert con.execute(query).fetchall() == [(1, "x")]

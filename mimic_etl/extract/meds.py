@@ -73,7 +73,7 @@ class MedsDataset:
 
     def view_sql(self) -> str:
         """``CREATE VIEW meds_events`` over every shard, typed; absent optional columns NULL."""
-        files = ", ".join(_quote(str(p)) for p in self.shards)
+        files = ", ".join(sql.literal(str(p)) for p in self.shards)
         columns = [
             f"CAST({name} AS {_SQL_TYPES[name]}) AS {name}"
             if name in REQUIRED or name in self.optional
@@ -220,5 +220,3 @@ def report(con: Any, limit: int = 20) -> dict[str, Any]:
     }
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

@@ -86,8 +86,8 @@ def plan(
         body = bodies[name]
         if name in exports:
             kind: StepKind = "export"
-            target = str(exports[name]).replace("'", "''")
-            statement = f"COPY (\n{body}\n) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+            target = sql.literal(str(exports[name]))
+            statement = f"COPY (\n{body}\n) TO {target} (FORMAT parquet, COMPRESSION zstd)"
         elif name in views:
             kind = "view"
             statement = f"CREATE OR REPLACE VIEW {name} AS\n{body}"

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from crypten_fl import sql
 from crypten_fl.mimic_etl.extract.definitions import FEATURE_GROUPS, Feature
 
 STATIC_COLUMNS: tuple[str, ...] = (
@@ -89,16 +90,16 @@ def summarize(
     ``grid`` is ``(hours, bin_hours, n_bins)``.
     """
     con = duckdb.connect()
-    static = str(out_dir / "static.parquet").replace("'", "''")
+    static = sql.literal(str(out_dir / "static.parquet"))
     stays, patients, admissions = con.execute(
         f"SELECT count(*), count(DISTINCT subject_id), count(DISTINCT hadm_id) "
-        f"FROM read_parquet('{static}')"
+        f"FROM read_parquet({static})"
     ).fetchall()[0]
-    series = str(out_dir / "timeseries.parquet").replace("'", "''")
-    (rows,) = con.execute(f"SELECT count(*) FROM read_parquet('{series}')").fetchall()[0]
-    label_file = str(out_dir / "labels.parquet").replace("'", "''")
+    series = sql.literal(str(out_dir / "timeseries.parquet"))
+    (rows,) = con.execute(f"SELECT count(*) FROM read_parquet({series})").fetchall()[0]
+    label_file = sql.literal(str(out_dir / "labels.parquet"))
     sums = ", ".join(f"coalesce(sum({name}), 0)" for name in labels)
-    positives = con.execute(f"SELECT {sums} FROM read_parquet('{label_file}')").fetchall()[0]
+    positives = con.execute(f"SELECT {sums} FROM read_parquet({label_file})").fetchall()[0]
     counts = [
         LabelCount(name, int(p), round(int(p) / stays, 6) if stays else 0.0)
         for name, p in zip(labels, positives, strict=True)

@@ -16,6 +16,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from crypten_fl import sql
 from crypten_fl.common.errors import UserError
 
 
@@ -121,13 +122,13 @@ class InputTable:
                 expr = f"try(CAST({expr} AS DOUBLE))"
             selects.append(f"{expr} AS {column.name}")
         columns = ", ".join(
-            f"{_quote_str(h)}: {_quote_str(types.get(h, 'VARCHAR'))}" for h in self.header
+            f"{sql.literal(h)}: {sql.literal(types.get(h, 'VARCHAR'))}" for h in self.header
         )
         # auto_detect with every type given: DuckDB samples the file only for the dialect and a
         # row estimate; without one it assumes 42 rows and builds hash tables on the big side.
         return (
             f"CREATE OR REPLACE VIEW {self.spec.name} AS SELECT {', '.join(selects)} "
-            f"FROM read_csv({_quote_str(str(self.path))}, header = true, auto_detect = true, "
+            f"FROM read_csv({sql.literal(str(self.path))}, header = true, auto_detect = true, "
             f"delim = ',', quote = '\"', escape = '\"', columns = {{{columns}}})"
         )
 
@@ -201,8 +202,6 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
-def _quote_str(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _quote_ident(text: str) -> str:

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import duckdb
+from crypten_fl import sql
 from crypten_fl.common import __version__
 from crypten_fl.common.progress import ProgressFn, no_progress
 from crypten_fl.mimic_etl.synth.schema import columns as columns_of
@@ -126,7 +127,7 @@ def write_meds(release: Path, out: Path, version: str, seed: int,
         con = duckdb.connect(str(Path(scratch) / "events.duckdb"))
         try:
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
-            con.execute(f"SET temp_directory = '{_sql_text(scratch)}'")
+            con.execute(f"SET temp_directory = {sql.literal(scratch)}")
             con.execute("SET threads = 2")
             written = _write(con, release, out, progress, steps)
         finally:
@@ -145,18 +146,14 @@ def write_meds(release: Path, out: Path, version: str, seed: int,
     return written
 
 
-def _sql_text(text: str) -> str:
-    return text.replace("'", "''")
-
-
 def _write(con: duckdb.DuckDBPyConnection, release: Path, out: Path, progress: ProgressFn,
            steps: int) -> dict[str, tuple[int, int]]:
     """The events table, its shards and codes.parquet (see :func:`write_meds`)."""
     for table, types in _TYPES.items():
-        path = _sql_text(str(table_path(release, table)))
+        path = sql.literal(str(table_path(release, table)))
         columns = ", ".join(f"'{name}': '{types.get(name, 'VARCHAR')}'"
                             for name in columns_of(table))
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_csv('{path}', header = true,"
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_csv({path}, header = true,"
                     f" columns = {{{columns}}})")
     con.execute(
         "CREATE TABLE events AS SELECT CAST(subject_id AS BIGINT) AS subject_id, "

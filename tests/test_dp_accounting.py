@@ -24,7 +24,7 @@ from crypten_fl.fedtrain.local_training.dp_recipe import recipe_batch
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.mimic_etl.hospital_data import load_split
 from helpers.evaluate import SMALL, signal_federation, trained_run
-from opacus.accountants import RDPAccountant
+from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
 EPSILON, ROUNDS, LOCAL_EPOCHS = 2.0, 2, 2
@@ -56,13 +56,18 @@ def _check_hospital(report: dict, n_train: int) -> None:
     assert report["sample_rate"] == pytest.approx(1 / steps_per_epoch, rel=1e-12)
     assert report["steps"] == ROUNDS * LOCAL_EPOCHS * steps_per_epoch
     assert report["delta"] == pytest.approx(n_train ** -1.1, rel=1e-12)
+    assert report["accountant"] == "prv"  # Opacus' PRV accountant (tighter than RDP)
     sigma = get_noise_multiplier(target_epsilon=EPSILON, target_delta=report["delta"],
                                  sample_rate=report["sample_rate"], steps=report["steps"],
-                                 accountant="rdp")
+                                 accountant="prv")
     assert report["noise_multiplier"] == pytest.approx(sigma, rel=1e-9)
-    accountant = RDPAccountant()
+    accountant = PRVAccountant()
     accountant.history = [(report["noise_multiplier"], report["sample_rate"], report["steps"])]
     assert report["epsilon"] == pytest.approx(accountant.get_epsilon(report["delta"]), rel=1e-9)
+    # the RDP accountant, which privacy.json used before, gives more for the same steps
+    rdp = RDPAccountant()
+    rdp.history = accountant.history
+    assert rdp.get_epsilon(report["delta"]) > report["epsilon"]
     # the record counts are revealed (FedAvg weights): ε for replacing a record is given too
     assert report["epsilon_replace_one"] == pytest.approx(replace_one_epsilon(
         report["sample_rate"], report["noise_multiplier"], report["steps"], report["delta"]))

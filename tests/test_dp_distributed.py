@@ -8,7 +8,7 @@ sum and what is revealed (helpers/dp_distributed_jobs.py), with the reveal audit
 - each hospital's noise share has std σ·C/√(K − 1), the shares are independent;
 - the attacker: a hospital that knows its own share and even every other hospital's clipped
   gradient sum is left with noise of std σ·C on them, the multiplier privacy.json's ε is for;
-- privacy.json's ε is Opacus' RDP ε for the federation's sample rate 1/S and the steps taken,
+- privacy.json's ε is Opacus' PRV ε for the federation's sample rate 1/S and the steps taken,
   σ calibrated to the target, and the colluding-hospital ε's follow σ·√((K − c)/(K − 1));
 - the parties obtain only the record count and the noisy gradient sums (never a model mean);
 - the options that cannot hold with it are refused.
@@ -40,7 +40,7 @@ from helpers.parties import HELPERS
 from helpers.resume import crash_after_round_1_and_resume
 from hypothesis import given
 from hypothesis import strategies as st
-from opacus.accountants import RDPAccountant
+from opacus.accountants import PRVAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
 EPSILON, ROUNDS, HOSPITALS = 2.0, 2, 3
@@ -137,19 +137,20 @@ def test_privacy_json_is_the_accountants_epsilon_for_the_federations_steps(recor
     assert report["delta"] == pytest.approx(delta, rel=1e-12)
     assert report["federation_records"] == n and report["expected_batch_size"] == batch
     sigma = get_noise_multiplier(target_epsilon=EPSILON, target_delta=delta,
-                                 sample_rate=1 / steps_per_epoch, steps=steps, accountant="rdp")
+                                 sample_rate=1 / steps_per_epoch, steps=steps, accountant="prv")
     assert report["noise_multiplier"] == pytest.approx(sigma, rel=1e-9)
 
-    def rdp(multiplier: float) -> float:
-        accountant = RDPAccountant()
+    def prv(multiplier: float) -> float:
+        accountant = PRVAccountant()
         accountant.history = [(multiplier, 1 / steps_per_epoch, steps)]
         return accountant.get_epsilon(delta)
 
-    assert report["epsilon"] == pytest.approx(rdp(sigma), rel=1e-9)
+    assert report["accountant"] == "prv"
+    assert report["epsilon"] == pytest.approx(prv(sigma), rel=1e-9)
     assert EPSILON * 0.95 <= report["epsilon"] <= EPSILON * (1 + 1e-9)
     colluding = report["epsilon_by_colluding_hospitals"]
     assert colluding["1"] == pytest.approx(report["epsilon"], rel=1e-9)
-    assert colluding["2"] == pytest.approx(rdp(sigma / math.sqrt(2)), rel=1e-9)
+    assert colluding["2"] == pytest.approx(prv(sigma / math.sqrt(2)), rel=1e-9)
     assert colluding["2"] > report["epsilon"] > report["epsilon_observer_without_share"]
     assert report["secure_rng"] is True and report["noise"] == "distributed"
 

@@ -28,7 +28,7 @@ from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.cohort_fixture import DEFAULT_FEATURES, LABEL_NAMES, random_cohort
 from helpers.federation import TINY_MODEL, small_federation
 from helpers.synth import release
-from opacus.accountants import RDPAccountant
+from opacus.accountants import PRVAccountant
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -158,7 +158,7 @@ def test_every_hospital_starts_from_exactly_the_pretrained_weights(fed, model, t
 
 
 def _epsilon(report: dict) -> float:
-    accountant = RDPAccountant()
+    accountant = PRVAccountant()
     accountant.history = [(report["noise_multiplier"], report["sample_rate"], report["steps"])]
     return accountant.get_epsilon(report["delta"])
 

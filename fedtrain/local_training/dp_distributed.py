@@ -17,7 +17,7 @@ federation (DP-FedSGD with secure aggregation):
 
 Guarantee: a hospital knows its own noise share, so what it sees of another hospital's records is
 the subsampled Gaussian mechanism with multiplier σ (the other K − 1 shares), for every step:
-(ε, δ)-DP with respect to any one other hospital, accounted with Opacus' RDP accountant at
+(ε, δ)-DP with respect to any one other hospital, accounted with DP-SGD's accountant (PRV) at
 sample rate q over rounds × local epochs × S steps, σ calibrated to ``--dp-epsilon``. c
 colluding hospitals subtract c shares: multiplier σ·√((K − c)/(K − 1)) (:func:`colluding`),
 σ/√(K − 1) if all others collude; an observer outside the federation sees nothing (the sum is
@@ -100,13 +100,15 @@ def multiplier_left(sigma: float, hospitals: int, colluding: int) -> float:
     return sigma * math.sqrt((hospitals - colluding) / (hospitals - 1))
 
 
-def epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
-    """ε of ``steps`` subsampled Gaussian mechanisms of multiplier ``sigma`` (Opacus RDP)."""
-    from opacus.accountants import RDPAccountant
+def epsilon(sigma: float, sample_rate: float, steps: int, delta: float,
+            accountant_name: str) -> float:
+    """ε of ``steps`` subsampled Gaussian mechanisms of multiplier ``sigma`` (Opacus'
+    ``accountant_name`` accountant, the one DP-SGD's own ε comes from)."""
+    from opacus.accountants import create_accountant
 
     if steps == 0:
         return 0.0
-    accountant = RDPAccountant()
+    accountant = create_accountant(accountant_name)
     accountant.history = [(sigma, sample_rate, steps)]
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Optimal order is the")
@@ -118,7 +120,7 @@ def report(federation: FederationPlan, private: dict[str, Any]) -> dict[str, Any
     (its ε is the guarantee against any one other hospital)."""
     sigma, q = float(private["noise_multiplier"]), federation.sample_rate
     steps, delta = int(private["steps"]), float(private["delta"])
-    k = federation.hospitals
+    k, accountant = federation.hospitals, str(private["accountant"])
     return {
         "noise": MODE,
         "hospitals_adding_noise": k,
@@ -128,7 +130,8 @@ def report(federation: FederationPlan, private: dict[str, Any]) -> dict[str, Any
         "guarantee": "against any one other hospital (it knows its own noise share); "
                      "epsilon_by_colluding_hospitals for more",
         "epsilon_by_colluding_hospitals": {
-            str(c): epsilon(multiplier_left(sigma, k, c), q, steps, delta)
+            str(c): epsilon(multiplier_left(sigma, k, c), q, steps, delta, accountant)
             for c in range(1, k)},
-        "epsilon_observer_without_share": epsilon(multiplier_left(sigma, k, 0), q, steps, delta),
+        "epsilon_observer_without_share": epsilon(multiplier_left(sigma, k, 0), q, steps, delta,
+                                                  accountant),
     }

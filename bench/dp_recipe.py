@@ -34,7 +34,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crypten_fl.fedtrain.config import TrainConfig as RunConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments
-from crypten_fl.fedtrain.local_training.dp_recipe import recipe_lr
 from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
 from crypten_fl.fedtrain.sessions.hospital import build_model
@@ -45,16 +44,6 @@ from bench.machine import describe
 
 def _splits(fed: Path, split: str) -> list[Any]:
     return [load_split(d, split) for d in sorted(fed.glob("hospital_*"))]
-
-
-def _lr(args: argparse.Namespace, n_train: int) -> float:
-    """``--lr``, else the DP recipe's rate for this trainer's steps (1e-2 without DP)."""
-    if args.lr is not None:
-        return float(args.lr)
-    if args.epsilon is None:
-        return 1e-2
-    steps = args.rounds * args.local_epochs * math.ceil(n_train / args.batch)
-    return recipe_lr(steps, "head" if args.head_only else "all")
 
 
 def _macro_auroc(model_trainer: LocalTrainer, tests: list[ModelInputs]) -> float:
@@ -69,9 +58,7 @@ def main() -> None:
     parser.add_argument("--fed", type=Path, required=True)
     parser.add_argument("--epsilon", type=float, default=None, help="default: no DP")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=None,
-                        help="Adam rate (default: the DP recipe's for each trainer's steps "
-                        "with --epsilon, else 1e-2)")
+    parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--clipping", choices=("automatic", "flat"), default="automatic")
     parser.add_argument("--clip", type=float, default=1.0)
     parser.add_argument("--rounds", type=int, default=20)
@@ -127,7 +114,7 @@ def main() -> None:
         _print(args, model, _pooled_run(args, model, trains, tests, dp))
         return
     trainers = [LocalTrainer(model, t, TrainConfig(
-        lr=_lr(args, len(t)), batch_size=args.batch, seed=args.seed * 1000 + i, num_threads=1,
+        lr=args.lr, batch_size=args.batch, seed=args.seed * 1000 + i, num_threads=1,
         trainable=("head",) if args.head_only else None), dp) for i, t in enumerate(trains)]
     weights = np.array([len(t) for t in trains], float) / sum(len(t) for t in trains)
     began, curve = time.perf_counter(), []
@@ -156,8 +143,7 @@ def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
     step one DP-SGD step of the federation) with σ scaled by √(K/(K−1)), the sum of K shares."""
     pooled = ModelInputs(*(torch.cat([getattr(t, f) for t in trains]) for f in ("x", "static",
                                                                                "labels")))
-    trainer = LocalTrainer(model, pooled, TrainConfig(lr=_lr(args, len(pooled)),
-                                                       batch_size=args.batch,
+    trainer = LocalTrainer(model, pooled, TrainConfig(lr=args.lr, batch_size=args.batch,
                                                        seed=args.seed, num_threads=1), dp)
     if dp is not None:
         k = len(trains)
@@ -177,7 +163,6 @@ def _print(args: argparse.Namespace, model: Any,
                       "parameters": sum(p.numel() for p in model.parameters()),
                       "macro_auroc_every_5_rounds": curve, "macro_auroc": curve[-1],
                       "noise_multiplier": report.get("noise_multiplier"),
-                      "lr_of_hospital_0": report.get("lr"),
                       "epsilon_spent": report.get("epsilon"),
                       "seconds": round(seconds)}))
 

@@ -28,7 +28,6 @@ from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.local_training import dp_distributed
-from crypten_fl.fedtrain.local_training.dp_recipe import recipe_lr
 from crypten_fl.fedtrain.run import coordinator
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.secure import tags
@@ -137,7 +136,6 @@ def test_privacy_json_is_the_accountants_epsilon_for_the_federations_steps(recor
     assert report["sample_rate"] == pytest.approx(1 / steps_per_epoch, rel=1e-12)
     assert report["delta"] == pytest.approx(delta, rel=1e-12)
     assert report["federation_records"] == n and report["expected_batch_size"] == batch
-    assert report["lr"] == recipe_lr(steps)  # every hospital: the rate for the federation's steps
     sigma = get_noise_multiplier(target_epsilon=EPSILON, target_delta=delta,
                                  sample_rate=1 / steps_per_epoch, steps=steps, accountant="prv")
     assert report["noise_multiplier"] == pytest.approx(sigma, rel=1e-9)

@@ -24,34 +24,11 @@ pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing",
 
 
 def test_the_recipe_for_a_demo_sized_hospital() -> None:
-    recipe = dp_recipe.choose(600, epochs=40)  # 5 steps per epoch: 200 steps at 1e-2
+    recipe = dp_recipe.choose(600)
     assert recipe == dp_recipe.DPRecipe(
         batch_size=128, lr=1e-2, clipping="automatic", max_grad_norm=1.0, trainable="all",
         dropout=0.0, chosen=("batch_size", "lr", "clipping", "max_grad_norm", "trainable",
                              "dropout"))
-
-
-@pytest.mark.parametrize("n_train, epochs, steps_per_epoch, lr", [
-    (600, 40, None, 1e-2),      # the demo's hospitals: 5 steps per epoch, 200 steps
-    (2460, 40, None, 2.5e-3),   # the 12k federation's: 20 steps per epoch, 800 steps
-    (2460, 40, 19, 2 / 760),    # distributed noise: the federation's 19 steps per epoch
-    (600, 4, None, 1e-2),       # few steps: capped at DP_LR
-    (100_000, 40, None, 1e-3),  # very many steps: floored at MIN_DP_LR
-])
-def test_the_learning_rate_times_the_steps_is_fixed(n_train, epochs, steps_per_epoch,
-                                                    lr) -> None:
-    recipe = dp_recipe.choose(n_train, epochs=epochs, steps_per_epoch=steps_per_epoch)
-    assert recipe.lr == pytest.approx(lr, rel=1e-12) and "lr" in recipe.chosen
-    # from a pretrained start only the head is trained, at DP_LR whatever the steps
-    assert dp_recipe.choose(n_train, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                            pretrained=True).lr == dp_recipe.DP_LR
-
-
-@given(st.integers(1, 10**6), st.integers(1, 200))
-def test_the_recipe_rate_is_within_its_bounds_and_never_grows_with_the_steps(n, epochs) -> None:
-    lr = dp_recipe.choose(n, epochs=epochs).lr
-    assert dp_recipe.MIN_DP_LR <= lr <= dp_recipe.DP_LR
-    assert dp_recipe.choose(n, epochs=epochs + 1).lr <= lr
 
 
 @pytest.mark.parametrize("n_train, batch", [(2400, 128), (512, 128), (200, 50), (40, 16),
@@ -69,9 +46,9 @@ def test_every_hospital_gets_a_batch_it_can_fill_and_several_steps_per_epoch(n_t
 
 
 def test_a_pretrained_start_trains_the_head_and_options_override_the_recipe() -> None:
-    assert dp_recipe.choose(600, epochs=40, pretrained=True).trainable == "head"
-    recipe = dp_recipe.choose(600, epochs=40, pretrained=True, batch_size=64, lr=3e-3,
-                              clipping="flat", max_grad_norm=0.5, trainable="all", dropout=0.2)
+    assert dp_recipe.choose(600, pretrained=True).trainable == "head"
+    recipe = dp_recipe.choose(600, pretrained=True, batch_size=64, lr=3e-3, clipping="flat",
+                              max_grad_norm=0.5, trainable="all", dropout=0.2)
     assert (recipe.batch_size, recipe.lr, recipe.clipping, recipe.max_grad_norm,
             recipe.trainable, recipe.dropout, recipe.chosen) == (64, 3e-3, "flat", 0.5, "all",
                                                                  0.2, ())

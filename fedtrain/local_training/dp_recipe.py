@@ -10,13 +10,9 @@ recipe chooses, for each hospital, from its privacy budget ε and its training-s
   when C is below every gradient norm, and no clipping norm has to be tuned. Adam is invariant
   to the scale C, so C = 1.
 * **A learning rate for DP.** Adam divides each step by the root of its second moment, which
-  under DP is dominated by the noise, so every step moves each weight by about the learning
-  rate whatever the gradient: at the plain rate the signal's share of the run is tiny and
-  training stalls, and at a rate too high for the number of steps the noise's random walk
-  drowns what was learned. The recipe fixes the product of rate and steps: T DP-SGD steps of
-  the whole model get :data:`DP_LR_STEPS` / T, at most :data:`DP_LR` (chosen on synthetic
-  federations: the demo's 200 steps and the 12k federation's ≈ 800, docs/privacy.md, "The DP
-  recipe"). From a pretrained start (the head only) the rate is :data:`DP_LR`.
+  under DP is dominated by the noise: at the plain learning rate the signal's share of each
+  step is tiny and training stalls. The DP rate is :data:`DP_LR`, chosen on synthetic
+  federations (docs/privacy.md, "The DP recipe").
 * **Batch size.** For a fixed number of passes over the data, the noise per averaged gradient,
   σ/B, hardly depends on B once σ is large (Sander et al., "TAN without a burn", ICML 2023), so
   smaller batches give more steps for the same privacy, down to where σ falls towards 1 and
@@ -42,7 +38,6 @@ and which ones the recipe chose.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -52,12 +47,8 @@ CLIPPING_MODES = ("automatic", "flat")
 TRAINABLE_PARTS = ("all", "head")
 #: parameter-name prefixes trained for each choice (None: all)
 TRAINABLE_PREFIXES: dict[str, tuple[str, ...] | None] = {"all": None, "head": ("head",)}
-#: largest Adam learning rate of DP-SGD, and the rate of head-only training (docs/privacy.md)
+#: Adam learning rate of DP-SGD (docs/privacy.md, "The DP recipe")
 DP_LR = 1e-2
-#: learning rate × steps of DP-SGD on the whole model (2 / 200 steps = DP_LR)
-DP_LR_STEPS = 2.0
-#: smallest learning rate the recipe picks (very long runs)
-MIN_DP_LR = 1e-3
 #: expected Poisson batch of DP-SGD, before the cap at a quarter of the training split
 DP_BATCH = 128
 #: smallest expected batch the recipe picks (tiny batches make per-step noise dominate)
@@ -110,34 +101,21 @@ def recipe_batch(n_train: int) -> int:
     return max(1, min(DP_BATCH, max(MIN_DP_BATCH, n_train // 4), n_train))
 
 
-def recipe_lr(total_steps: int, trainable: str = "all") -> float:
-    """Adam's rate for ``total_steps`` DP-SGD steps: :data:`DP_LR_STEPS` / T within
-    [:data:`MIN_DP_LR`, :data:`DP_LR`] for the whole model, :data:`DP_LR` for the head only."""
-    if trainable != "all":
-        return DP_LR
-    return min(DP_LR, max(MIN_DP_LR, DP_LR_STEPS / max(1, total_steps)))
-
-
-def choose(n_train: int, *, epochs: int, steps_per_epoch: int | None = None,
-           pretrained: bool = False, batch_size: int | None = None,
+def choose(n_train: int, *, pretrained: bool = False, batch_size: int | None = None,
            lr: float | None = None, clipping: str | None = None,
            max_grad_norm: float | None = None, trainable: str | None = None,
            dropout: float | None = None) -> DPRecipe:
-    """The recipe for a hospital with ``n_train`` training records that trains ``epochs``
-    passes of ``steps_per_epoch`` steps (None: its own, ⌈n_train / batch⌉), starting from a
-    public pretrained model or not; a setting given (not None) is used as it is."""
+    """The recipe for a hospital with ``n_train`` training records, starting from a public
+    pretrained model or not; a setting given (not None) is used as it is."""
     given = {"batch_size": batch_size, "lr": lr, "clipping": clipping,
              "max_grad_norm": max_grad_norm, "trainable": trainable, "dropout": dropout}
     chosen = tuple(name for name, value in given.items() if value is None)
-    batch = batch_size if batch_size is not None else recipe_batch(n_train)
-    trained = trainable if trainable is not None else ("head" if pretrained else "all")
-    steps = epochs * (steps_per_epoch or math.ceil(n_train / batch))
     return DPRecipe(
-        batch_size=batch,
-        lr=lr if lr is not None else recipe_lr(steps, trained),
+        batch_size=batch_size if batch_size is not None else recipe_batch(n_train),
+        lr=lr if lr is not None else DP_LR,
         clipping=clipping if clipping is not None else DP_CLIPPING,
         max_grad_norm=clip_bound(max_grad_norm),
-        trainable=trained,
+        trainable=trainable if trainable is not None else ("head" if pretrained else "all"),
         dropout=model_dropout(dropout, private=True),
         chosen=chosen,
     )

@@ -339,11 +339,12 @@ def full_scale_child(memory_limit: str) -> None:
     con.execute("CREATE TABLE cohort AS SELECT * FROM stay_windows")
     body = sql.render(files["timeseries"].text, template_values(features, load_labels()))
     start = time.perf_counter()
-    con.execute(f"COPY ({body}) TO '{work / 'timeseries.parquet'}' (FORMAT parquet)")
+    con.execute(f"COPY ({body}) TO {sql.literal(str(work / 'timeseries.parquet'))} "
+                "(FORMAT parquet)")
     timeseries_seconds = round(time.perf_counter() - start, 1)
     (events,) = con.execute("SELECT count(*) FROM chartevents").fetchall()[0]
     (rows,) = con.execute(
-        f"SELECT count(*) FROM read_parquet('{work / 'timeseries.parquet'}')"
+        f"SELECT count(*) FROM read_parquet({sql.literal(str(work / 'timeseries.parquet'))})"
     ).fetchall()[0]
     con.close()
     shutil.rmtree(work, ignore_errors=True)

@@ -43,9 +43,11 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
+    series = _series(args.runs)
     fig, (utility, attack) = plt.subplots(1, 2, figsize=(10, 4))
-    for label, rows in _series(args.runs).items():
+    for label, rows in series.items():
         private = sorted((r for r in rows if r["epsilon_target"]),
                          key=lambda r: r["epsilon_target"])
         strategy = rows[0]["strategy"]
@@ -59,9 +61,7 @@ def main() -> None:
         attack.plot([r["epsilon_target"] for r in audited], [r["attack_auroc"] for r in audited],
                     marker="s", color=line.get_color(), label=label)
     attack.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="chance")
-    from matplotlib.ticker import NullFormatter
-
-    epsilons = sorted({r["epsilon_target"] for rows in _series(args.runs).values()
+    epsilons = sorted({r["epsilon_target"] for rows in series.values()
                        for r in rows if r["epsilon_target"]})
     for ax in (utility, attack):
         ax.set_xscale("log")

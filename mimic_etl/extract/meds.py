@@ -218,5 +218,3 @@ def report(con: Any, limit: int = 20) -> dict[str, Any]:
         "most_frequent_unmapped": [{"code": c, "events": n} for c, n in unmapped[:limit]],
         "subjects_without_icu_stay": without,
     }
-
-

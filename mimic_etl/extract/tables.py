@@ -202,7 +202,5 @@ def _open_text(path: Path) -> io.TextIOBase:
     return open(path, encoding="utf-8", newline="")
 
 
-
-
 def _quote_ident(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'

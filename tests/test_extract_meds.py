@@ -133,3 +133,12 @@ def test_synth_meds_reports_progress_and_leaves_no_scratch(tmp_path: Path) -> No
     assert sorted(str(p.relative_to(tmp_path / "meds")) for p in
                   (tmp_path / "meds").rglob("*.parquet")) == [
         "data/held_out/0.parquet", "data/train/0.parquet", "metadata/codes.parquet"]
+
+
+def test_synth_meds_writes_under_a_folder_with_a_quote_in_its_name(tmp_path: Path) -> None:
+    """Every path goes into the writer's SQL as a quoted literal (sql.literal)."""
+    out = tmp_path / "o'brien's data" / "meds"
+    out.parent.mkdir()
+    generate(out, 8, seed=1, format="meds")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == [
+        "data/held_out/0.parquet", "data/train/0.parquet", "metadata/codes.parquet"]

@@ -151,7 +151,7 @@ def _write(con: duckdb.DuckDBPyConnection, release: Path, out: Path, progress: P
     """The events table, its shards and codes.parquet (see :func:`write_meds`)."""
     for table, types in _TYPES.items():
         path = sql.literal(str(table_path(release, table)))
-        columns = ", ".join(f"'{name}': '{types.get(name, 'VARCHAR')}'"
+        columns = ", ".join(f"{sql.literal(name)}: {sql.literal(types.get(name, 'VARCHAR'))}"
                             for name in columns_of(table))
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_csv({path}, header = true,"
                     f" columns = {{{columns}}})")
@@ -167,7 +167,7 @@ def _write(con: duckdb.DuckDBPyConnection, release: Path, out: Path, progress: P
         target.parent.mkdir(parents=True, exist_ok=True)
         con.execute(
             f"COPY (SELECT * FROM events WHERE {where} ORDER BY subject_id, time NULLS FIRST,"
-            f" code, numeric_value, text_value) TO '{target}' (FORMAT parquet)")
+            f" code, numeric_value, text_value) TO {sql.literal(str(target))} (FORMAT parquet)")
         rows = con.execute(f"SELECT count(*) FROM events WHERE {where}").fetchone()[0]
         written[f"data/{name}"] = (rows, target.stat().st_size)
         progress("MEDS events", len(written) + 1, steps)
@@ -177,7 +177,8 @@ def _write(con: duckdb.DuckDBPyConnection, release: Path, out: Path, progress: P
         "CAST([] AS VARCHAR[]) AS parent_codes FROM (SELECT DISTINCT code FROM events) AS e "
         "LEFT JOIN d_labitems AS l ON e.code LIKE 'LAB//' || l.itemid || '//%' "
         "LEFT JOIN d_items AS i ON e.code LIKE 'LAB//' || i.itemid || '//%' "
-        f"ORDER BY e.code) TO '{codes}' (FORMAT parquet)")
+        f"ORDER BY e.code) TO {sql.literal(str(codes))} (FORMAT parquet)")
     written["metadata/codes.parquet"] = (
-        con.execute(f"SELECT count(*) FROM '{codes}'").fetchone()[0], codes.stat().st_size)
+        con.execute(f"SELECT count(*) FROM {sql.literal(str(codes))}").fetchone()[0],
+        codes.stat().st_size)
     return written

@@ -24,6 +24,7 @@ from crypten_fl.fedtrain.local_training.dp_recipe import recipe_batch
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.mimic_etl.hospital_data import load_split
 from helpers.evaluate import SMALL, signal_federation, trained_run
+from helpers.resume import crash_after_round_1_and_resume
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
@@ -101,11 +102,7 @@ def test_a_crashed_and_resumed_run_accounts_each_round_once(fed, tmp_path, monke
                   local_epochs=LOCAL_EPOCHS)
 
     out = tmp_path / "run"
-    monkeypatch.setenv("CRYPTEN_FL_FAIL_AT", "1:1")
-    with pytest.raises(UserError, match="Last completed round: 1"):
-        train(TrainConfig(**config), out)
-    monkeypatch.delenv("CRYPTEN_FL_FAIL_AT")
-    train(TrainConfig(**config), out, resume=True)
+    crash_after_round_1_and_resume(TrainConfig(**config), out, monkeypatch)
     privacy = json.loads((out / "privacy.json").read_text())
     sizes = _train_sizes(fed)
     for hospital, report in privacy["hospitals"].items():

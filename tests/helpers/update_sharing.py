@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import static_width
-from crypten_fl.fedtrain.models.transformer import ICUTransformer
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.secure.tensors import flatten
+from crypten_fl.fedtrain.sessions.hospital import build_model
 from crypten_fl.mimic_etl.hospital_data import load_split
 from safetensors.torch import load_file
 
@@ -50,15 +50,8 @@ class LocalModels:
 def _initial_model(fed: Path, config: TrainConfig) -> dict[str, torch.Tensor]:
     """The model every hospital starts from (as fedtrain/sessions/hospital.py builds it)."""
     split = load_split(fed / "hospital_0", "train")
-    torch.manual_seed(config.seed)
-    model = ICUTransformer(
-        n_features=len(split.feature_names), n_static=static_width(bool(split.static.width)),
-        n_labels=len(split.label_names), n_bins=split.values.shape[1], d_model=config.d_model,
-        n_heads=config.n_heads, n_layers=config.n_layers,
-        dim_feedforward=config.dim_feedforward, dropout=config.model_dropout,
-        pooling=config.pooling,
-        head_hidden=(config.head_hidden,),
-    )
+    model = build_model(config, len(split.feature_names), static_width(bool(split.static.width)),
+                        len(split.label_names), split.values.shape[1])
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 

@@ -77,6 +77,11 @@ def main() -> None:
                           ("--head-hidden", "head_hidden")):
         parser.add_argument(option, dest=field, type=int, default=getattr(RunConfig, field),
                             help="model size (default %(default)s)")
+    parser.add_argument("--lr-schedule", choices=("constant", "cosine", "linear"),
+                        default="constant",
+                        help="learning rate over the run's epochs: constant, cosine or linear "
+                        "decay to --lr-floor × --lr (public, no privacy cost)")
+    parser.add_argument("--lr-floor", type=float, default=0.0)
     parser.add_argument("--ema", type=float, default=None,
                         help="evaluate the exponential moving average of the global models "
                         "(decay per round; post-processing, no privacy cost)")
@@ -122,7 +127,9 @@ def main() -> None:
     for r in range(args.rounds):
         states = []
         for trainer in trainers:
-            trainer.train_epochs(args.local_epochs)
+            for _ in range(args.local_epochs):
+                _schedule(args, trainer)
+                trainer.train_epochs(1)
             states.append(trainer.shared_state(0))
         mean = {k: sum(w * s[k] for w, s in zip(weights, states, strict=True)) for k in states[0]}
         ema = mean if ema is None or args.ema is None else {
@@ -150,10 +157,20 @@ def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
         trainer._private.optimizer.noise_multiplier *= math.sqrt(k / (k - 1))  # type: ignore[union-attr]
     began, curve = time.perf_counter(), []
     for epoch in range(args.rounds * args.local_epochs):
+        _schedule(args, trainer)
         trainer.train_epochs(1)
         if (epoch + 1) % (5 * args.local_epochs) == 0:
             curve.append(round(_macro_auroc(trainer, tests), 4))
     return curve, trainer.privacy_report() or {}, time.perf_counter() - began
+
+
+def _schedule(args: argparse.Namespace, trainer: LocalTrainer) -> None:
+    """Set the trainer's learning rate for its next epoch from ``--lr-schedule``."""
+    done = trainer.epochs_done / (args.rounds * args.local_epochs)
+    decay = {"constant": 1.0, "cosine": 0.5 * (1 + math.cos(math.pi * done)),
+             "linear": 1.0 - done}[args.lr_schedule]
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = args.lr * (args.lr_floor + (1 - args.lr_floor) * decay)
 
 
 def _print(args: argparse.Namespace, model: Any,

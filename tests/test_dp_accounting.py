@@ -26,7 +26,6 @@ from crypten_fl.mimic_etl.hospital_data import load_split
 from helpers.evaluate import SMALL, signal_federation, trained_run
 from helpers.resume import crash_after_round_1_and_resume
 from opacus.accountants import PRVAccountant, RDPAccountant
-from opacus.accountants.utils import get_noise_multiplier
 
 EPSILON, ROUNDS, LOCAL_EPOCHS = 2.0, 2, 2
 #: the strategies run in the default suite; the others with DP-SGD are in the slow set
@@ -58,10 +57,6 @@ def _check_hospital(report: dict, n_train: int) -> None:
     assert report["steps"] == ROUNDS * LOCAL_EPOCHS * steps_per_epoch
     assert report["delta"] == pytest.approx(n_train ** -1.1, rel=1e-12)
     assert report["accountant"] == "prv"  # Opacus' PRV accountant (tighter than RDP)
-    sigma = get_noise_multiplier(target_epsilon=EPSILON, target_delta=report["delta"],
-                                 sample_rate=report["sample_rate"], steps=report["steps"],
-                                 accountant="prv")
-    assert report["noise_multiplier"] == pytest.approx(sigma, rel=1e-9)
     accountant = PRVAccountant()
     accountant.history = [(report["noise_multiplier"], report["sample_rate"], report["steps"])]
     assert report["epsilon"] == pytest.approx(accountant.get_epsilon(report["delta"]), rel=1e-9)
@@ -73,8 +68,9 @@ def _check_hospital(report: dict, n_train: int) -> None:
     assert report["epsilon_replace_one"] == pytest.approx(replace_one_epsilon(
         report["sample_rate"], report["noise_multiplier"], report["steps"], report["delta"]))
     assert report["epsilon_replace_one"] > report["epsilon"]
-    # the whole budget is spent by the end of the run, and never more
-    assert EPSILON * 0.95 <= report["epsilon"] <= EPSILON * (1 + 1e-9)
+    # the noise was calibrated so that the run spends its whole budget (to within 0.01), never
+    # more: Opacus' PRV accountant, fresh, gives that for the σ, rate and steps reported
+    assert EPSILON - 0.01 <= report["epsilon"] <= EPSILON
     assert report["secure_rng"] is True
 
 

@@ -38,10 +38,10 @@ ICLR 2018; Kairouz, Liu & Steinke, ICML 2021 (noise shares added before secure a
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from crypten_fl.fedtrain.local_training.dp_accountant import epsilon
 from crypten_fl.fedtrain.local_training.dp_recipe import DP_BATCH, MIN_DP_BATCH
 
 #: the --dp-noise value that selects this mechanism
@@ -98,21 +98,6 @@ def multiplier_left(sigma: float, hospitals: int, colluding: int) -> float:
     if not 0 <= colluding < hospitals:
         raise ValueError(f"colluding must be in [0, {hospitals}), got {colluding}")
     return sigma * math.sqrt((hospitals - colluding) / (hospitals - 1))
-
-
-def epsilon(sigma: float, sample_rate: float, steps: int, delta: float,
-            accountant_name: str) -> float:
-    """ε of ``steps`` subsampled Gaussian mechanisms of multiplier ``sigma`` (Opacus'
-    ``accountant_name`` accountant, the one DP-SGD's own ε comes from)."""
-    from opacus.accountants import create_accountant
-
-    if steps == 0:
-        return 0.0
-    accountant = create_accountant(accountant_name)
-    accountant.history = [(sigma, sample_rate, steps)]
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Optimal order is the")
-        return float(accountant.get_epsilon(delta))
 
 
 def report(federation: FederationPlan, private: dict[str, Any]) -> dict[str, Any]:

@@ -7,12 +7,13 @@ already taken and under-reports ε). The noise multiplier is calibrated once, fo
 reaches ``target_epsilon`` exactly when the run ends. Poisson sampling with rate
 ``1 / ceil(N / batch)``, flat per-sample clipping at ``max_grad_norm``, Gaussian noise.
 
-Accountant: Opacus' PRV accountant (:data:`ACCOUNTANT`; Gopi, Lee & Wutschitz, "Numerical
-composition of differential privacy", NeurIPS 2021). It computes the privacy loss distribution of
-the composed subsampled Gaussian numerically and returns an upper bound on ε (within 0.01 of the
-exact value); the RDP accountant's conversion to (ε, δ) is looser, so at the same ε the noise
-multiplier is 7–10 % smaller (σ 1.90 against 2.06 for a 12k hospital at ε = 3). The replace-one
-ε stays an RDP bound (it needs RDP's weak triangle inequality).
+Accountant: Opacus' PRV accountant up to ε = 20, RDP above (fedtrain/local_training/
+dp_accountant.py; Gopi, Lee & Wutschitz, "Numerical composition of differential privacy", NeurIPS
+2021). PRV computes the privacy loss distribution of the composed subsampled Gaussian numerically
+and returns an upper bound on ε (within 0.01 of the exact value); the RDP accountant's conversion
+to (ε, δ) is looser, so at the same ε the noise multiplier is 7–10 % smaller (σ 1.90 against 2.06
+for a 12k hospital at ε = 3). The replace-one ε stays an RDP bound (it needs RDP's weak triangle
+inequality).
 
 Randomness: the noise and the Poisson sampling come from a :class:`SecureRandom` (AES-256-CTR
 keyed from the OS, fedtrain/secure_noise.py), never from ``--seed``: an observer who knows the
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
+from crypten_fl.fedtrain.local_training.dp_accountant import accountant_for, noise_multiplier
 from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES, default_delta
 from crypten_fl.fedtrain.secure_noise import SecureRandom
 from torch import nn
@@ -41,8 +43,6 @@ if TYPE_CHECKING:  # Opacus is imported only when DP-SGD is used (it costs a sec
     from opacus.optimizers import DPOptimizer
 
 
-#: Opacus accountant of DP-SGD (calibration and ε): the privacy random variable accountant
-ACCOUNTANT = "prv"
 #: the neighbouring relation of DP-SGD's ε (Opacus' accountants)
 ADD_REMOVE = "record level, add/remove: one stay added to or removed from a hospital's data"
 
@@ -58,7 +58,8 @@ class DPConfig:
         delta: δ; None means ``1 / N_train^1.1`` — strictly below 1/N (the usual requirement, so
             that releasing one record in the clear is not (ε, δ)-DP), decreasing with N.
         max_grad_norm: per-sample gradient L2 bound C (the sensitivity).
-        accountant: Opacus accountant, ``"prv"`` (:data:`ACCOUNTANT`) or ``"rdp"`` / ``"gdp"``.
+        accountant: Opacus accountant, ``"prv"`` or ``"rdp"``; None: PRV up to ε = 20, RDP
+            above (:func:`~crypten_fl.fedtrain.local_training.dp_accountant.accountant_for`).
         clipping: ``"flat"`` (g·min(1, C/‖g‖), Opacus) or ``"automatic"`` (g·C/(‖g‖ + γ),
             Bu et al.): both bound every per-sample gradient by C.
         recipe_chose: the settings the DP recipe chose rather than the user (for the record).
@@ -75,7 +76,7 @@ class DPConfig:
     total_epochs: int
     delta: float | None = None
     max_grad_norm: float = 1.0
-    accountant: str = ACCOUNTANT
+    accountant: str | None = None
     clipping: str = "flat"
     recipe_chose: tuple[str, ...] = ()
     steps_per_epoch: int | None = None
@@ -97,6 +98,8 @@ class DPConfig:
             raise ValueError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
         if not 0 < self.noise_share <= 1:
             raise ValueError(f"noise_share must be in (0, 1], got {self.noise_share}")
+        if self.accountant is None:
+            object.__setattr__(self, "accountant", accountant_for(self.target_epsilon))
 
     def resolve_delta(self, n_train: int) -> float:
         """δ for a training split of ``n_train`` records."""
@@ -143,20 +146,15 @@ def make_private(
     common = {"module": module, "optimizer": optimizer, "data_loader": loader,
               "max_grad_norm": config.max_grad_norm, "poisson_sampling": True,
               "grad_sample_mode": "hooks"}
-    if steps is None:
-        private_module, private_optimizer, private_loader = engine.make_private_with_epsilon(
-            target_epsilon=config.target_epsilon, target_delta=delta,
-            epochs=config.total_epochs, **common)
-    else:  # the federation's common sample rate 1/steps, not this loader's 1/len(loader)
-        from opacus.accountants.utils import get_noise_multiplier
-
-        sigma = get_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=delta,
-                                     sample_rate=1 / steps, steps=config.total_epochs * steps,
-                                     accountant=config.accountant)
-        private_module, private_optimizer, private_loader = engine.make_private(
-            noise_multiplier=sigma, **common)
-        if config.global_batch is not None:
-            private_optimizer.expected_batch_size = config.global_batch
+    # this hospital's rate 1/len(loader), as Opacus' make_private_with_epsilon takes it, or the
+    # federation's common rate 1/steps (distributed noise)
+    steps_per_epoch = steps if steps is not None else len(loader)
+    sigma = noise_multiplier(config.target_epsilon, delta, 1 / steps_per_epoch,
+                             config.total_epochs * steps_per_epoch, str(config.accountant))
+    private_module, private_optimizer, private_loader = engine.make_private(
+        noise_multiplier=sigma, **common)
+    if steps is not None and config.global_batch is not None:
+        private_optimizer.expected_batch_size = config.global_batch
     return PrivateTraining(
         engine=engine,
         module=private_module,

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from crypten_fl.fedtrain.models.dp_compat import canonical_state_dict, make_private_compatible
 from crypten_fl.fedtrain.models.transformer import ICUTransformer
 from crypten_fl.fedtrain.privacy.membership_inference import (
     DEFAULT_BINS,
@@ -17,7 +18,7 @@ from crypten_fl.fedtrain.privacy.membership_inference import (
     score_histogram,
     symlog,
 )
-from crypten_fl.fedtrain.privacy.reference import fresh_model
+from crypten_fl.fedtrain.privacy.reference import fresh_model, starting_model
 from crypten_fl.fedtrain.privacy.sampling import (
     reference_subsets,
     rng_for,
@@ -139,3 +140,22 @@ def test_fresh_model_reinitialises_every_parameter_deterministically() -> None:
         if value.numel() > 1 and value.std() > 0:  # LayerNorm weights re-init to ones
             assert not torch.equal(value, original[name]), name
             assert not torch.equal(value, dict(c.named_parameters())[name]), name
+
+
+def test_reference_models_of_a_pretrained_run_start_from_its_public_weights() -> None:
+    """A run from --init-from began at the public weights; its reference models must too (a
+    random start would make them a different family, and the shadow attack weaker)."""
+    torch.manual_seed(0)
+    model = make_private_compatible(ICUTransformer(
+        n_features=3, n_static=4, n_bins=6, d_model=8, n_heads=2, n_layers=1,
+        dim_feedforward=16, head_hidden=(8,)))  # the DP model: other parameter names
+    before = canonical_state_dict(model)
+    public = {k: torch.randn_like(v) for k, v in before.items()}
+    started = canonical_state_dict(starting_model(model, 3, public))
+    assert started.keys() == public.keys()
+    assert all(torch.equal(value, public[name]) for name, value in started.items())
+    # the target model is left as it was; without public weights the start is the seeded one
+    assert all(torch.equal(v, before[k]) for k, v in canonical_state_dict(model).items())
+    fresh = canonical_state_dict(fresh_model(model, 3))
+    assert all(torch.equal(v, fresh[k])
+               for k, v in canonical_state_dict(starting_model(model, 3)).items())

@@ -39,8 +39,8 @@ def model_index(strategy: str, hospital: int) -> int:
     return hospital if strategies.get(strategy).personalised else 0
 
 
-def _own_analysis(ctx: PartyContext, session: Any, hospital: int
-                  ) -> tuple[dict[str, Any], np.ndarray]:
+def _own_analysis(ctx: PartyContext, session: Any, hospital: int,
+                  initial: dict[str, torch.Tensor] | None) -> tuple[dict[str, Any], np.ndarray]:
     spec = ctx.spec
     settings = AttackSettings(**spec["attack"])
     rng = rng_for(int(spec["seed"]), hospital)
@@ -49,7 +49,7 @@ def _own_analysis(ctx: PartyContext, session: Any, hospital: int
         ctx.emit("reference", hospital=hospital, done=done, total=settings.references)
 
     ctx.emit("status", hospital=hospital, message=f"{settings.attack} attack on its own stays")
-    scores = score_hospital(session, hospital, settings, rng, on_reference)
+    scores = score_hospital(session, hospital, settings, rng, on_reference, initial)
     own = summarise(*counts_from_scores(scores.members, scores.non_members),
                     delta=float(spec["delta"]), replicates=int(spec["bootstrap"]), rng=rng,
                     confidence=float(spec["confidence"]))
@@ -73,8 +73,11 @@ def run(ctx: PartyContext) -> dict[str, Any]:
     result: dict[str, Any] = {"hospital": hospital, "audited": bool(spec["audited"])}
     mine = np.zeros(2 * int(spec["bins"]))
     if spec["audited"]:
+        # a run from public weights: the session's model is still that start (the reference
+        # models begin there too), until the final model replaces it
+        initial = session.trainer.state_dict() if config.init_from is not None else None
         strategy.load_final(Path(spec["run_dir"]), model_index(config.strategy, hospital))
-        own, mine = _own_analysis(ctx, session, hospital)
+        own, mine = _own_analysis(ctx, session, hospital, initial)
         result["own"] = own
     ctx.emit("status", hospital=hospital, message="summing score histograms securely")
     total = aggregator.sum(torch.from_numpy(mine), what=tags.AUDIT_HISTOGRAMS).numpy()

@@ -10,11 +10,12 @@ goes into the secure sum.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from crypten_fl.fedtrain.privacy.membership_inference import lira_scores, logits, loss_scores
 from crypten_fl.fedtrain.privacy.reference import concat, reference_logits, take
 from crypten_fl.fedtrain.privacy.sampling import (
@@ -65,13 +66,16 @@ def _stratum_sizes(labels: np.ndarray) -> dict[str, int]:
 
 def score_hospital(session: Any, hospital: int, settings: AttackSettings,
                    rng: np.random.Generator,
-                   on_reference: Callable[[int], None] = lambda k: None) -> HospitalScores:
+                   on_reference: Callable[[int], None] = lambda k: None,
+                   initial: Mapping[str, torch.Tensor] | None = None) -> HospitalScores:
     """Draw the candidates, and score them with the loaded final model (and reference models).
 
     Args:
         session: the hospital's session (``train``, ``val``, ``tests[hospital]``, ``trainer``).
         hospital: this hospital's index (its held-out stays are ``val`` + ``tests[hospital]``).
         on_reference: called with the number of reference models trained so far.
+        initial: the public weights the run started from (``--init-from``), which the
+            reference models start from too; None: they are re-initialised.
     """
     train = session.train
     held_out = concat([session.val, session.tests[hospital]])
@@ -95,7 +99,7 @@ def score_hospital(session: Any, hospital: int, settings: AttackSettings,
                                      epochs=settings.epochs, lr=settings.lr,
                                      batch_size=settings.batch_size,
                                      seed=settings.seed * 100 + hospital,
-                                     on_model=on_reference)
+                                     initial=initial, on_model=on_reference)
         scores = lira_scores(target, reference, labels)
     else:
         raise ValueError(f"unknown attack {settings.attack!r}")

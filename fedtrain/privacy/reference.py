@@ -1,23 +1,25 @@
 """Reference ("shadow") models a hospital trains on its own non-candidate stays, for LiRA.
 
-Each reference model has the target's architecture, is re-initialised from its own seed, and is
-trained like one hospital's local model (Adam, the run's learning rate and batch size, its
-dropout, ``epochs`` passes) on a random half of the reference pool. No candidate stay is in any
-reference model's training data, so the models give the "OUT" behaviour of every candidate
-(offline LiRA). They are trained without DP-SGD whatever the target used: the attack's
-calibration only needs models of the same family, and a weaker reference only weakens the
-attack (the bound it gives stays valid).
+Each reference model has the target's architecture, starts where the target's training started
+(re-initialised from its own seed, or from the run's public pretrained weights when it was
+trained with ``--init-from``), and is trained like one hospital's local model (Adam, the run's
+learning rate and batch size, its dropout, ``epochs`` passes) on a random half of the reference
+pool. No candidate stay is in any reference model's training data, so the models give the "OUT"
+behaviour of every candidate (offline LiRA). They are trained without DP-SGD whatever the
+target used: the attack's calibration only needs models of the same family, and a weaker
+reference only weakens the attack (the bound it gives stays valid).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 from crypten_fl.fedtrain.data.preprocess import ModelInputs
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
+from crypten_fl.fedtrain.models.dp_compat import load_canonical_state_dict
 from crypten_fl.fedtrain.privacy.membership_inference import logits
 from torch import nn
 
@@ -51,14 +53,28 @@ def fresh_model(model: nn.Module, seed: int) -> nn.Module:
     return copied
 
 
+def starting_model(model: nn.Module, seed: int,
+                   initial: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
+    """A reference model's start: ``model``'s architecture with the ``initial`` parameters
+    (canonical names; a run from public pretrained weights), else re-initialised from ``seed``."""
+    if initial is None:
+        return fresh_model(model, seed)
+    copied = copy.deepcopy(model)
+    load_canonical_state_dict(copied, initial)
+    return copied
+
+
 def reference_logits(model: nn.Module, pool: ModelInputs, subsets: list[np.ndarray],
                      candidates: ModelInputs, *, epochs: int, lr: float, batch_size: int,
-                     seed: int, on_model: Callable[[int], None] = lambda k: None) -> np.ndarray:
-    """Logits ``(K, N, L)`` on ``candidates`` of K reference models, model k trained for
-    ``epochs`` on ``pool`` stays ``subsets[k]``; ``on_model(k)`` after each."""
+                     seed: int, initial: Mapping[str, torch.Tensor] | None = None,
+                     on_model: Callable[[int], None] = lambda k: None) -> np.ndarray:
+    """Logits ``(K, N, L)`` on ``candidates`` of K reference models, model k started as
+    :func:`starting_model` and trained for ``epochs`` on ``pool`` stays ``subsets[k]``;
+    ``on_model(k)`` after each."""
     out = []
     for k, subset in enumerate(subsets):
-        trainer = LocalTrainer(fresh_model(model, seed * 1000 + k), take(pool, subset),
+        trainer = LocalTrainer(starting_model(model, seed * 1000 + k, initial),
+                               take(pool, subset),
                                TrainConfig(lr=lr, batch_size=batch_size, seed=seed * 1000 + k))
         trainer.train_epochs(epochs)
         out.append(logits(trainer.model, candidates))

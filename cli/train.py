@@ -160,6 +160,7 @@ def command(
     summary = run_or_exit(run_live, lambda: interrupted_message(out))
     render_test_metrics(summary.test_metrics)
     render_update_checks(summary)
+    render_dp_sgd(summary.privacy)
     console.print(f"run written to [bold]{summary.run_dir}[/] "
                   f"(test_metrics.json, comm.json, privacy.json)")
 
@@ -191,6 +192,25 @@ def render_update_checks(summary: TrainSummary) -> None:
     if rows:
         console.print(make_table("updates rejected before sharing (the round went on without them)",
                                  ["hospital", "round", "reason", "norm"], rows))
+
+
+def render_dp_sgd(privacy: dict[str, Any]) -> None:
+    """Record-level DP (--dp-epsilon): the ε each hospital spent, and from a random start a
+    pointer to public pretraining (what closed most of the gap to the non-private model)."""
+    reports = [r for r in (privacy.get("hospitals") or {}).values() if r and "epsilon" in r]
+    if not reports:
+        return
+    spent = sorted(float(r["epsilon"]) for r in reports)
+    span = f"{spent[0]:.2f}" if spent[-1] - spent[0] < 0.005 else f"{spent[0]:.2f}–{spent[-1]:.2f}"
+    accountants = "/".join(sorted({str(r.get("accountant", "")) for r in reports} - {""}))
+    delta = max(float(r["delta"]) for r in reports)
+    console.print(f"record-level DP: ε = {span} per hospital (δ ≤ {delta:.2g}, {accountants} "
+                  "accountant; privacy.json)", highlight=False)
+    if not privacy.get("pretraining"):
+        console.print("[dim]tip: a public pretrained start (`crypten-fl pretrain`, then "
+                      "`train --init-from MODEL`) kept ε = 3 within 0.03 of the non-private "
+                      "AUROC on the 12k synthetic federation, against 0.055 from a random start "
+                      "(docs/privacy.md)[/]", highlight=False)
 
 
 def render_test_metrics(metrics: dict[str, Any]) -> None:

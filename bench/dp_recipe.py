@@ -1,8 +1,8 @@
 """How DP-SGD's settings change what FedAvg learns: the experiments behind the DP recipe.
 
     .venv/bin/python bench/dp_recipe.py --fed FED [--epsilon 3] [--batch 128] [--lr 0.01] \
-        [--clipping automatic|flat] [--clip 1] [--rounds 20] [--local-epochs 2] \
-        [--head-only] [--public PUBLIC_FED] [--seed 5]
+        [--clipping automatic|flat] [--clip 1] [--gamma 0.01] [--rounds 20] [--local-epochs 2] \
+        [--head-only] [--public PUBLIC_FED] [--lr-schedule cosine] [--pooling mean] [--seed 5]
 
 A fast in-process simulation of horizontal FedAvg over FED's hospitals with the library's own
 trainer and DP engine (fedtrain/local_training): the same computation as `crypten-fl train
@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crypten_fl.fedtrain.config import TrainConfig as RunConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments
+from crypten_fl.fedtrain.local_training.dp_recipe import recipe_lr
 from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
 from crypten_fl.fedtrain.sessions.hospital import build_model
@@ -58,9 +59,13 @@ def main() -> None:
     parser.add_argument("--fed", type=Path, required=True)
     parser.add_argument("--epsilon", type=float, default=None, help="default: no DP")
     parser.add_argument("--batch", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-2)
+    parser.add_argument("--lr", type=float, default=None,
+                        help="Adam's rate (default: the DP recipe's for the run's steps, "
+                        "dp_recipe.recipe_lr)")
     parser.add_argument("--clipping", choices=("automatic", "flat"), default="automatic")
     parser.add_argument("--clip", type=float, default=1.0)
+    parser.add_argument("--gamma", type=float, default=None,
+                        help="γ of automatic clipping, g·C/(‖g‖ + γ) (default: the library's)")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--local-epochs", type=int, default=2)
     parser.add_argument("--head-only", action="store_true", help="train the head only")
@@ -82,6 +87,7 @@ def main() -> None:
                         help="learning rate over the run's epochs: constant, cosine or linear "
                         "decay to --lr-floor × --lr (public, no privacy cost)")
     parser.add_argument("--lr-floor", type=float, default=0.0)
+    parser.add_argument("--pooling", choices=("cls", "mean"), default=RunConfig.pooling)
     parser.add_argument("--ema", type=float, default=None,
                         help="evaluate the exponential moving average of the global models "
                         "(decay per round; post-processing, no privacy cost)")
@@ -91,6 +97,9 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
+    if args.gamma is not None:
+        from crypten_fl.fedtrain.local_training import secure_opacus
+        secure_opacus.AUTOMATIC_CLIPPING_STABILITY = args.gamma
     print("machine:", json.dumps(describe()), file=sys.stderr)
     train = _splits(args.fed, "train")
     normalizer = Normalizer.from_moments(sum(local_moments(s.values, s.mask, s.static)
@@ -101,7 +110,7 @@ def main() -> None:
 
     trains, tests = [inputs(s) for s in train], [inputs(s) for s in _splits(args.fed, "test")]
     sizes = {f: getattr(args, f) for f in ("d_model", "n_layers", "n_heads", "dim_feedforward",
-                                           "head_hidden", "dropout")}
+                                           "head_hidden", "dropout", "pooling")}
     run = RunConfig(fed="", seed=args.seed, dp_epsilon=args.epsilon, **sizes)
     model = build_model(run, len(train[0].feature_names), trains[0].static.shape[1],
                         train[0].labels.shape[1], train[0].values.shape[1])
@@ -119,7 +128,7 @@ def main() -> None:
         _print(args, model, _pooled_run(args, model, trains, tests, dp))
         return
     trainers = [LocalTrainer(model, t, TrainConfig(
-        lr=args.lr, batch_size=args.batch, seed=args.seed * 1000 + i, num_threads=1,
+        lr=_lr(args, len(t)), batch_size=args.batch, seed=args.seed * 1000 + i, num_threads=1,
         trainable=("head",) if args.head_only else None), dp) for i, t in enumerate(trains)]
     weights = np.array([len(t) for t in trains], float) / sum(len(t) for t in trains)
     began, curve = time.perf_counter(), []
@@ -150,7 +159,8 @@ def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
     step one DP-SGD step of the federation) with σ scaled by √(K/(K−1)), the sum of K shares."""
     pooled = ModelInputs(*(torch.cat([getattr(t, f) for t in trains]) for f in ("x", "static",
                                                                                "labels")))
-    trainer = LocalTrainer(model, pooled, TrainConfig(lr=args.lr, batch_size=args.batch,
+    trainer = LocalTrainer(model, pooled, TrainConfig(lr=_lr(args, len(pooled)),
+                                                       batch_size=args.batch,
                                                        seed=args.seed, num_threads=1), dp)
     if dp is not None:
         k = len(trains)
@@ -164,13 +174,19 @@ def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
     return curve, trainer.privacy_report() or {}, time.perf_counter() - began
 
 
+def _lr(args: argparse.Namespace, n_train: int) -> float:
+    """``--lr``, else the recipe's rate for ``n_train`` records at ``--batch`` for the run."""
+    steps = args.rounds * args.local_epochs * math.ceil(n_train / args.batch)
+    return args.lr if args.lr is not None else recipe_lr(steps)
+
+
 def _schedule(args: argparse.Namespace, trainer: LocalTrainer) -> None:
     """Set the trainer's learning rate for its next epoch from ``--lr-schedule``."""
     done = trainer.epochs_done / (args.rounds * args.local_epochs)
     decay = {"constant": 1.0, "cosine": 0.5 * (1 + math.cos(math.pi * done)),
              "linear": 1.0 - done}[args.lr_schedule]
     for group in trainer.optimizer.param_groups:
-        group["lr"] = args.lr * (args.lr_floor + (1 - args.lr_floor) * decay)
+        group["lr"] = trainer.config.lr * (args.lr_floor + (1 - args.lr_floor) * decay)
 
 
 def _print(args: argparse.Namespace, model: Any,
@@ -179,6 +195,7 @@ def _print(args: argparse.Namespace, model: Any,
     print(json.dumps({**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                       "parameters": sum(p.numel() for p in model.parameters()),
                       "macro_auroc_every_5_rounds": curve, "macro_auroc": curve[-1],
+                      "lr_used": report.get("lr"),
                       "noise_multiplier": report.get("noise_multiplier"),
                       "epsilon_spent": report.get("epsilon"),
                       "seconds": round(seconds)}))

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from crypten_fl.fedtrain.config import DEFAULT_SERVER_OPT, TrainConfig
-from crypten_fl.fedtrain.local_training.dp_recipe import DP_BATCH, DP_LR
+from crypten_fl.fedtrain.local_training.dp_recipe import DP_BATCH, DP_LR, DP_LR_STEPS, MAX_DP_LR
 
 #: every training option's default (a config without a federation)
 DEFAULT = TrainConfig(fed="")
@@ -48,7 +48,8 @@ DpBatchSize = Annotated[int | None, typer.Option(
          f"--dp-noise distributed: the federation's, default min({DP_BATCH} x hospitals, N/4) for "
          "N training stays in all.")]
 DpLr = Annotated[float | None, typer.Option(
-    help=f"DP-SGD Adam learning rate. Default: the DP recipe's, {DP_LR:g} (docs/privacy.md).")]
+    help=f"DP-SGD Adam learning rate. Default: the DP recipe's, {DP_LR:g} × √({DP_LR_STEPS} / "
+    f"T) for a run of T DP-SGD steps, at most {MAX_DP_LR:g} (docs/privacy.md).")]
 DpTrainable = Annotated[str | None, typer.Option(
     help="What DP-SGD trains: 'all' parameters, or the 'head' only (the encoder keeps its "
          "initial weights). Default: 'head' from a public pretrained model (--init-from), "

@@ -20,7 +20,7 @@ from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.local_training.dp_exchange import epsilon as replace_one_epsilon
-from crypten_fl.fedtrain.local_training.dp_recipe import recipe_batch
+from crypten_fl.fedtrain.local_training.dp_recipe import recipe_batch, recipe_lr
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.mimic_etl.hospital_data import load_split
 from helpers.evaluate import SMALL, signal_federation, trained_run
@@ -55,6 +55,7 @@ def _check_hospital(report: dict, n_train: int) -> None:
     assert report["dropout"] == 0.0 and "dropout" in report["recipe_chose"].split(",")
     assert report["sample_rate"] == pytest.approx(1 / steps_per_epoch, rel=1e-12)
     assert report["steps"] == ROUNDS * LOCAL_EPOCHS * steps_per_epoch
+    assert report["lr"] == recipe_lr(report["steps"])  # the recipe's rate for the run's length
     assert report["delta"] == pytest.approx(n_train ** -1.1, rel=1e-12)
     assert report["accountant"] == "prv"  # Opacus' PRV accountant (tighter than RDP)
     accountant = PRVAccountant()

@@ -27,7 +27,7 @@ import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
-from crypten_fl.fedtrain.local_training import dp_distributed
+from crypten_fl.fedtrain.local_training import dp_distributed, dp_recipe
 from crypten_fl.fedtrain.run import coordinator
 from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.secure import tags
@@ -132,6 +132,7 @@ def test_privacy_json_is_the_accountants_epsilon_for_the_federations_steps(recor
     report = reports[0]
     delta = n ** -1.1
     assert report["steps"] == steps == len(records[0]["shared"])
+    assert report["lr"] == dp_recipe.recipe_lr(steps)  # the federation's steps set the rate
     assert report["sample_rate"] == pytest.approx(1 / steps_per_epoch, rel=1e-12)
     assert report["delta"] == pytest.approx(delta, rel=1e-12)
     assert report["federation_records"] == n and report["expected_batch_size"] == batch

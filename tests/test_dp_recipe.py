@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing",
 
 
 def test_the_recipe_for_a_demo_sized_hospital() -> None:
-    recipe = dp_recipe.choose(600)
+    recipe = dp_recipe.choose(600, epochs=40)  # 5 steps per epoch: 200 steps
     assert recipe == dp_recipe.DPRecipe(
         batch_size=128, lr=1e-2, clipping="automatic", max_grad_norm=1.0, trainable="all",
         dropout=0.0, chosen=("batch_size", "lr", "clipping", "max_grad_norm", "trainable",
@@ -46,13 +46,31 @@ def test_every_hospital_gets_a_batch_it_can_fill_and_several_steps_per_epoch(n_t
 
 
 def test_a_pretrained_start_trains_the_head_and_options_override_the_recipe() -> None:
-    assert dp_recipe.choose(600, pretrained=True).trainable == "head"
-    recipe = dp_recipe.choose(600, pretrained=True, batch_size=64, lr=3e-3, clipping="flat",
-                              max_grad_norm=0.5, trainable="all", dropout=0.2)
+    assert dp_recipe.choose(600, epochs=40, pretrained=True).trainable == "head"
+    recipe = dp_recipe.choose(600, epochs=40, pretrained=True, batch_size=64, lr=3e-3,
+                              clipping="flat", max_grad_norm=0.5, trainable="all", dropout=0.2)
     assert (recipe.batch_size, recipe.lr, recipe.clipping, recipe.max_grad_norm,
             recipe.trainable, recipe.dropout, recipe.chosen) == (64, 3e-3, "flat", 0.5, "all",
                                                                  0.2, ())
     assert recipe.as_json()["chosen"] == []
+
+
+@pytest.mark.parametrize("n_train, epochs, steps_per_epoch, lr", [
+    (600, 40, None, 1e-2),          # the demo's hospitals: 5 steps × 40 epochs
+    (2400, 40, None, 1e-2 * (200 / 760) ** 0.5),  # the 12k federation's: 19 × 40 steps
+    (9857, 40, 19, 1e-2 * (200 / 760) ** 0.5),    # distributed noise: the federation's steps
+    (600, 10, None, 1e-2 * 4 ** 0.5),             # 50 steps
+    (600, 2, None, 2e-2)])                        # 10 steps: capped
+def test_the_learning_rate_falls_as_one_over_root_steps(n_train, epochs, steps_per_epoch,
+                                                        lr) -> None:
+    recipe = dp_recipe.choose(n_train, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    assert recipe.lr == pytest.approx(lr, rel=1e-12) and "lr" in recipe.chosen
+    assert dp_recipe.choose(n_train, epochs=epochs, lr=3e-3).lr == 3e-3  # --dp-lr wins
+
+
+@given(st.integers(1, 10**7), st.integers(1, 10**7))
+def test_a_longer_run_never_gets_a_larger_rate(steps, more) -> None:
+    assert dp_recipe.recipe_lr(steps + more) <= dp_recipe.recipe_lr(steps) <= dp_recipe.MAX_DP_LR
 
 
 @pytest.mark.parametrize("epsilon, dropout, expected", [

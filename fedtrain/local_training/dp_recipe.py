@@ -11,8 +11,11 @@ recipe chooses, for each hospital, from its privacy budget ε and its training-s
   to the scale C, so C = 1.
 * **A learning rate for DP.** Adam divides each step by the root of its second moment, which
   under DP is dominated by the noise: at the plain learning rate the signal's share of each
-  step is tiny and training stalls. The DP rate is :data:`DP_LR`, chosen on synthetic
-  federations (docs/privacy.md, "The DP recipe").
+  step is tiny and training stalls. The DP rate is :data:`DP_LR` for a run of
+  :data:`DP_LR_STEPS` steps and scales as 1/√T with the run's T steps (the step size of SGD
+  with a fixed budget of noisy steps), capped at :data:`MAX_DP_LR`; chosen on synthetic
+  federations (docs/privacy.md, "The DP recipe"). T follows from public facts: the epochs and
+  the steps per epoch.
 * **Batch size.** For a fixed number of passes over the data, the noise per averaged gradient,
   σ/B, hardly depends on B once σ is large (Sander et al., "TAN without a burn", ICML 2023), so
   smaller batches give more steps for the same privacy, down to where σ falls towards 1 and
@@ -38,6 +41,7 @@ and which ones the recipe chose.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,8 +51,12 @@ CLIPPING_MODES = ("automatic", "flat")
 TRAINABLE_PARTS = ("all", "head")
 #: parameter-name prefixes trained for each choice (None: all)
 TRAINABLE_PREFIXES: dict[str, tuple[str, ...] | None] = {"all": None, "head": ("head",)}
-#: Adam learning rate of DP-SGD (docs/privacy.md, "The DP recipe")
+#: Adam learning rate of DP-SGD for a run of DP_LR_STEPS steps (docs/privacy.md, "The DP recipe")
 DP_LR = 1e-2
+#: the run length at which DP_LR was chosen (the demo federation: 40 epochs × 5 steps)
+DP_LR_STEPS = 200
+#: the rate of shorter runs is capped here
+MAX_DP_LR = 2e-2
 #: expected Poisson batch of DP-SGD, before the cap at a quarter of the training split
 DP_BATCH = 128
 #: smallest expected batch the recipe picks (tiny batches make per-step noise dominate)
@@ -101,18 +109,30 @@ def recipe_batch(n_train: int) -> int:
     return max(1, min(DP_BATCH, max(MIN_DP_BATCH, n_train // 4), n_train))
 
 
-def choose(n_train: int, *, pretrained: bool = False, batch_size: int | None = None,
+def recipe_lr(steps: int) -> float:
+    """Adam's rate for a run of ``steps`` DP-SGD steps: DP_LR·√(DP_LR_STEPS / steps), at most
+    MAX_DP_LR."""
+    return min(MAX_DP_LR, DP_LR * math.sqrt(DP_LR_STEPS / max(1, steps)))
+
+
+def choose(n_train: int, *, epochs: int, steps_per_epoch: int | None = None,
+           pretrained: bool = False, batch_size: int | None = None,
            lr: float | None = None, clipping: str | None = None,
            max_grad_norm: float | None = None, trainable: str | None = None,
            dropout: float | None = None) -> DPRecipe:
-    """The recipe for a hospital with ``n_train`` training records, starting from a public
-    pretrained model or not; a setting given (not None) is used as it is."""
+    """The recipe for a hospital with ``n_train`` training records, training for ``epochs``
+    passes of ``steps_per_epoch`` steps (None: its own, ⌈n_train / batch⌉; distributed noise:
+    the federation's), starting from a public pretrained model or not; a setting given (not
+    None) is used as it is."""
     given = {"batch_size": batch_size, "lr": lr, "clipping": clipping,
              "max_grad_norm": max_grad_norm, "trainable": trainable, "dropout": dropout}
     chosen = tuple(name for name, value in given.items() if value is None)
+    batch = batch_size if batch_size is not None else recipe_batch(n_train)
+    steps = epochs * (steps_per_epoch if steps_per_epoch is not None
+                      else math.ceil(n_train / max(1, batch)))
     return DPRecipe(
-        batch_size=batch_size if batch_size is not None else recipe_batch(n_train),
-        lr=lr if lr is not None else DP_LR,
+        batch_size=batch,
+        lr=lr if lr is not None else recipe_lr(steps),
         clipping=clipping if clipping is not None else DP_CLIPPING,
         max_grad_norm=clip_bound(max_grad_norm),
         trainable=trainable if trainable is not None else ("head" if pretrained else "all"),

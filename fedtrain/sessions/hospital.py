@@ -172,7 +172,10 @@ def _local_settings(config: TrainConfig, n_train: int, hospital: int,
     if config.dp_epsilon is None:
         return LocalConfig(lr=config.lr, batch_size=config.batch_size, seed=seed,
                            num_threads=config.threads_per_party), None
-    recipe = dp_recipe.choose(n_train, pretrained=config.init_from is not None,
+    recipe = dp_recipe.choose(n_train, epochs=config.rounds * config.local_epochs,
+                              steps_per_epoch=None if federation is None
+                              else federation.steps_per_epoch,
+                              pretrained=config.init_from is not None,
                               batch_size=config.dp_batch_size, lr=config.dp_lr,
                               clipping=config.dp_clipping, max_grad_norm=config.max_grad_norm,
                               trainable=config.dp_trainable, dropout=config.dropout)

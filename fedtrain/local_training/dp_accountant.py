@@ -2,16 +2,17 @@
 
 DP-SGD's default is Opacus' PRV accountant (Gopi, Lee & Wutschitz, NeurIPS 2021): it composes
 the privacy-loss distribution numerically and returns an upper bound on ε within 0.01 of the
-exact value, 7–10 % less noise than RDP at the budgets people use. Its grid grows with ε: at
-ε = 100 one evaluation takes 2.5 GB, and Opacus' calibration, which bisects σ from [0, 10] and so
-evaluates far smaller σ than the answer, took 44 s and 2.5 GB at ε = 100 and was killed for lack
-of memory (24 GB) at ε = 10,000 on this project's machine. So:
+exact value, 7–10 % less noise than RDP at the budgets people use. Its grid grows with ε: one
+evaluation near ε = 90 takes 0.7 GB and 2.4 s, and Opacus' calibration, which bisects σ from
+[0, 10] and so evaluates far smaller σ than the answer, took 44 s and 2.5 GB at ε = 100 and was
+killed for lack of memory (24 GB) at ε = 10,000 on this project's machine. So:
 
 * above :data:`PRV_MAX_EPSILON` the RDP accountant is used (an upper bound too, and at such ε
   the difference is of no consequence);
-* :func:`noise_multiplier` brackets the PRV bisection with RDP's σ, which is never below PRV's
-  (RDP's ε is an upper bound of the same quantity), so PRV is only evaluated near the answer;
-* :func:`epsilon` reports an RDP bound instead of PRV's where RDP's own ε is above the cap
+* :func:`noise_multiplier` brackets the PRV search with RDP's σ, which is never below PRV's
+  (RDP's ε is an upper bound of the same quantity), so PRV is only evaluated near the answer
+  (3–4 evaluations by false position);
+* :func:`epsilon` reports an RDP bound instead of PRV's where RDP's own ε is above twice the cap
   (e.g. ε against colluding hospitals, which see less noise than the target was set for).
 """
 

@@ -29,6 +29,8 @@ FALLBACK = "rdp"
 PRV_MAX_EPSILON = 20.0
 #: lower end of the PRV bracket, as a fraction of RDP's σ (widened if PRV needs less)
 PRV_BRACKET = 0.85
+#: evaluations of the search after the bracket (false position needs 1–3)
+MAX_SEARCH_STEPS = 60
 #: the calibrated σ spends at most the target and at least the target minus this
 EPSILON_TOLERANCE = 0.01
 
@@ -95,8 +97,11 @@ def noise_multiplier(target_epsilon: float, delta: float, sample_rate: float, st
     # stays twice in a row has its weight halved), until the upper end is within tolerance
     gap_low, gap_high = math.log(spent_low / target_epsilon), math.log(spent_high / target_epsilon)
     kept = ""
-    while target_epsilon - spent_high > EPSILON_TOLERANCE:
+    for _ in range(MAX_SEARCH_STEPS):
+        if target_epsilon - spent_high <= EPSILON_TOLERANCE:
+            break
         t = gap_low / (gap_low - gap_high)
+        t = t if 0 < t < 1 else 0.5  # an infinite ε at the lower end: bisect
         middle = math.exp(math.log(low) + t * (math.log(high) - math.log(low)))
         spent_middle = spent(middle)
         gap = math.log(spent_middle / target_epsilon)
@@ -108,4 +113,4 @@ def noise_multiplier(target_epsilon: float, delta: float, sample_rate: float, st
             low, gap_low = middle, gap
             gap_high = gap_high / 2 if kept == "high" else gap_high
             kept = "high"
-    return high
+    return high  # spends at most the target (within tolerance unless the search ran out)

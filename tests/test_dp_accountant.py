@@ -22,8 +22,10 @@ def _opacus(accountant: type, sigma: float, rate: float, steps: int, delta: floa
     return float(fresh.get_epsilon(delta))
 
 
-@settings(max_examples=8, deadline=None)
-@given(target=st.floats(0.3, PRV_MAX_EPSILON), rate=st.floats(0.01, 0.5),
+# sample rates of real hospitals (1/steps per epoch, ≤ 1/4 by the recipe); Opacus' RDP is slow
+# at larger ones (0.2 s per evaluation at q = 0.5), which only makes the test slow
+@settings(max_examples=4, deadline=None)
+@given(target=st.floats(0.3, PRV_MAX_EPSILON), rate=st.floats(0.01, 0.25),
        steps=st.integers(5, 400), delta=st.floats(1e-6, 1e-3))
 def test_the_calibrated_noise_spends_the_budget_to_within_001_never_more(
         target, rate, steps, delta) -> None:

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crypten_fl.fedtrain.config import TrainConfig as RunConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments
-from crypten_fl.fedtrain.local_training.dp_recipe import recipe_lr
+from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer, TrainConfig
 from crypten_fl.fedtrain.sessions.hospital import build_model
@@ -176,8 +176,10 @@ def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
 
 def _lr(args: argparse.Namespace, n_train: int) -> float:
     """``--lr``, else the recipe's rate for ``n_train`` records at ``--batch`` for the run."""
-    steps = args.rounds * args.local_epochs * math.ceil(n_train / args.batch)
-    return args.lr if args.lr is not None else recipe_lr(steps)
+    if args.lr is not None:
+        return float(args.lr)
+    return dp_recipe.choose(n_train, epochs=args.rounds * args.local_epochs,
+                            batch_size=args.batch).lr
 
 
 def _schedule(args: argparse.Namespace, trainer: LocalTrainer) -> None:

@@ -3,12 +3,14 @@ against fresh Opacus accountants."""
 
 from __future__ import annotations
 
+import pytest
 from crypten_fl.fedtrain.local_training import dp_accountant
 from crypten_fl.fedtrain.local_training.dp_accountant import (
     PRV_MAX_EPSILON,
     accountant_for,
     epsilon,
     noise_multiplier,
+    smallest_multiplier,
 )
 from crypten_fl.fedtrain.local_training.dp_sgd import DPConfig
 from hypothesis import given, settings
@@ -70,3 +72,27 @@ def test_reported_epsilon_is_prv_below_the_cap_and_rdp_far_above(monkeypatch) ->
     assert epsilon(tiny, rate, steps, delta, "prv") == _opacus(RDPAccountant, tiny, rate, steps,
                                                               delta)
     assert epsilon(tiny, rate, 0, delta, "prv") == 0.0
+
+
+@given(exact=st.floats(1e-3, 1e5), power=st.floats(0.5, 3.0), target=st.floats(0.05, 1e3),
+       hint=st.none() | st.floats(1e-3, 1e4))
+def test_the_search_finds_the_smallest_multiplier_of_any_decreasing_epsilon(
+        exact: float, power: float, target: float, hint: float | None) -> None:
+    """spent(σ) = target·(exact/σ)^power, whose answer is ``exact``: the search spends at most
+    the target and within its tolerance, from any starting hint above or below."""
+    scale = target * exact ** power
+    calls: list[float] = []
+
+    def spent(sigma: float) -> float:
+        calls.append(sigma)
+        return scale / sigma ** power
+
+    sigma = smallest_multiplier(spent, target, high=hint)
+    assert target - dp_accountant.EPSILON_TOLERANCE <= spent(sigma) <= target
+    assert sigma >= exact * (1 - 1e-9)
+    assert len(calls) < 120
+
+
+def test_a_budget_no_noise_can_meet_is_refused() -> None:
+    with pytest.raises(ValueError, match="cannot be reached"):
+        smallest_multiplier(lambda sigma: 5.0, 1.0)

@@ -12,6 +12,8 @@ killed for lack of memory (24 GB) at ε = 10,000 on this project's machine. So:
 * :func:`noise_multiplier` brackets the PRV search with RDP's σ, which is never below PRV's
   (RDP's ε is an upper bound of the same quantity), so PRV is only evaluated near the answer
   (3–4 evaluations by false position);
+* :func:`smallest_multiplier` is the project's one σ search (DP-SGD, split/vertical's exchange
+  mechanisms, ``--central-dp``);
 * :func:`epsilon` reports an RDP bound instead of PRV's where RDP's own ε is above twice the cap
   (e.g. ε against colluding hospitals, which see less noise than the target was set for).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 #: DP-SGD's accountant up to :data:`PRV_MAX_EPSILON`
 ACCOUNTANT = "prv"
@@ -31,6 +34,8 @@ PRV_MAX_EPSILON = 20.0
 PRV_BRACKET = 0.85
 #: evaluations of the search after the bracket (false position needs 1–3)
 MAX_SEARCH_STEPS = 60
+#: the search gives up above this σ (the budget is out of reach) and stops below this one
+MAX_MULTIPLIER, MIN_MULTIPLIER = 1e6, 1e-6
 #: the calibrated σ spends at most the target and at least the target minus this
 EPSILON_TOLERANCE = 0.01
 
@@ -68,33 +73,45 @@ def epsilon(sigma: float, sample_rate: float, steps: int, delta: float,
 def noise_multiplier(target_epsilon: float, delta: float, sample_rate: float, steps: int,
                      accountant_name: str) -> float:
     """The σ whose ``steps`` mechanisms spend ε in [target − 0.01, target] by the accountant."""
-    from opacus.accountants.utils import get_noise_multiplier
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Optimal order is the")
-        high = float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
-                                          sample_rate=sample_rate, steps=steps,
-                                          accountant=FALLBACK,
-                                          epsilon_tolerance=EPSILON_TOLERANCE))
+    high = smallest_multiplier(
+        lambda sigma: _sgm_epsilon(FALLBACK, sigma, sample_rate, steps, delta), target_epsilon)
     if accountant_name == FALLBACK:
         return high
+    return smallest_multiplier(
+        lambda sigma: _sgm_epsilon(accountant_name, sigma, sample_rate, steps, delta),
+        target_epsilon, high=high, low_fraction=PRV_BRACKET)
 
-    def spent(sigma: float) -> float:
-        return _sgm_epsilon(accountant_name, sigma, sample_rate, steps, delta)
 
-    # PRV's σ is 7-10 % below RDP's at the budgets measured; widen the bracket if not
+def smallest_multiplier(spent: Callable[[float], float], target_epsilon: float, *,
+                        high: float | None = None, low_fraction: float = 0.5) -> float:
+    """The noise multiplier σ with ``spent(σ)`` in [target − tolerance, target], for an ε that
+    decreases with σ: every calibration of the project (DP-SGD, split/vertical's exchange
+    mechanisms, ``--central-dp``) finds its σ here.
+
+    ``high`` is a σ expected to spend at most the target (e.g. RDP's, for PRV); without it, the
+    bracket is found by doubling from 1. The lower end starts at ``low_fraction`` × ``high`` and
+    shrinks until it overspends. Then false position on log ε against log σ (Illinois variant:
+    the end kept twice in a row has its weight halved) until the upper end is within
+    :data:`EPSILON_TOLERANCE`; it never returns a σ that spends more than the target."""
+    high = 1.0 if high is None else high
     spent_high = spent(high)
-    while spent_high > target_epsilon:  # not expected: RDP's σ is an upper bound
-        high *= 1.25
+    low: float | None = None
+    spent_low = math.inf
+    while spent_high > target_epsilon:  # bracket from above: double until within budget
+        if high > MAX_MULTIPLIER:
+            raise ValueError(f"ε = {target_epsilon} cannot be reached with any noise multiplier")
+        low, spent_low = high, spent_high
+        high *= 2
         spent_high = spent(high)
-    low = high * PRV_BRACKET
-    spent_low = spent(low)
-    while spent_low <= target_epsilon:
-        high, spent_high = low, spent_low
-        low *= PRV_BRACKET
+    if low is None:  # bracket from below: shrink until the budget is exceeded
+        low = high * low_fraction
         spent_low = spent(low)
-    # false position on log ε − log target against log σ, Illinois variant (the end that
-    # stays twice in a row has its weight halved), until the upper end is within tolerance
+        while spent_low <= target_epsilon:
+            if low < MIN_MULTIPLIER:  # (almost) no noise is needed
+                return low
+            high, spent_high = low, spent_low
+            low *= low_fraction
+            spent_low = spent(low)
     gap_low, gap_high = math.log(spent_low / target_epsilon), math.log(spent_high / target_epsilon)
     kept = ""
     for _ in range(MAX_SEARCH_STEPS):

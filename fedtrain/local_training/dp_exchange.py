@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from crypten_fl.fedtrain.local_training.dp_accountant import smallest_multiplier
 from crypten_fl.fedtrain.secure_noise import SecureRandom
 from torch import nn
 
@@ -104,20 +105,8 @@ def epsilon(sample_rate: float, multiplier: float, steps: int, delta: float) -> 
 def calibrate(target_epsilon: float, sample_rate: float, steps: int, delta: float) -> float:
     """The smallest combined multiplier (to within 0.01 in ε) whose replace-one ε over ``steps``
     is at most ``target_epsilon``."""
-    low, high = 0.0, 1.0
-    while epsilon(sample_rate, high, steps, delta) > target_epsilon:
-        low, high = high, 2 * high
-        if high > 1e6:
-            raise ValueError(f"ε = {target_epsilon} cannot be reached in {steps} steps")
-    while True:
-        mid = (low + high) / 2
-        eps = epsilon(sample_rate, mid, steps, delta)
-        if eps <= target_epsilon and target_epsilon - eps < 0.01:
-            return mid
-        if eps > target_epsilon:
-            low = mid
-        else:
-            high = mid
+    return smallest_multiplier(lambda sigma: epsilon(sample_rate, sigma, steps, delta),
+                               target_epsilon)
 
 
 @dataclass

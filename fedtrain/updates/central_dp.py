@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain.local_training.dp_accountant import smallest_multiplier
 from crypten_fl.fedtrain.secure_noise import SecureRandom
 
 if TYPE_CHECKING:
@@ -151,14 +152,7 @@ def epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
 
 def calibrate(target_epsilon: float, rounds: int, delta: float) -> float:
     """The noise multiplier z that spends ``target_epsilon`` over ``rounds`` (to within 0.01)."""
-    from opacus.accountants.utils import get_noise_multiplier
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Optimal order is the")
-        return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
-                                          sample_rate=SAMPLE_RATE,
-                                          steps=rounds * MECHANISMS_PER_ROUND,
-                                          accountant=ACCOUNTANT, alphas=_ALPHAS))
+    return smallest_multiplier(lambda z: epsilon(z, rounds, delta), target_epsilon)
 
 
 def colluding_multiplier(noise_multiplier: float, noise_shares: int, colluding: int) -> float:

@@ -30,6 +30,7 @@ from crypten_fl.fedtrain import strategies  # noqa: E402
 from crypten_fl.fedtrain.config import TrainConfig  # noqa: E402
 from crypten_fl.fedtrain.privacy.audit import AuditOptions, audit  # noqa: E402
 from crypten_fl.fedtrain.run.coordinator import train  # noqa: E402
+from crypten_fl.fedtrain.run.privacy_json import epsilon_spent  # noqa: E402
 from crypten_fl.mimic_etl.partition import partition  # noqa: E402
 
 from bench.machine import describe  # noqa: E402
@@ -38,11 +39,6 @@ from bench.strategies import parse_set  # noqa: E402
 
 def _epsilons(text: str) -> list[float | None]:
     return [None if e.strip() in ("inf", "none") else float(e) for e in text.split(",")]
-
-
-def _spent(privacy: dict[str, Any]) -> float | None:
-    values = [h["epsilon"] for h in privacy["hospitals"].values() if h and "epsilon" in h]
-    return max(values) if privacy.get("dp_sgd") and values else None
 
 
 def _attack_auroc(run: Path, strategy: str, seed: int) -> float | None:
@@ -127,7 +123,7 @@ def main() -> None:
                 summary = train(config, run)
                 row: dict[str, Any] = {
                     "strategy": strategy, "epsilon_target": epsilon,
-                    "epsilon_spent": _spent(summary.privacy),
+                    "epsilon_spent": epsilon_spent(summary.privacy),
                     "macro_auroc": summary.test_metrics["overall"]["macro"]["auroc"],
                     "seconds_per_round": summary.comm["seconds_per_round"],
                     "total_seconds": time.perf_counter() - began,

@@ -24,6 +24,7 @@ from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.evaluate.plots import grouped_bars
 from crypten_fl.fedtrain.evaluate.tables import Table, to_markdown
 from crypten_fl.fedtrain.privacy.audit import headline
+from crypten_fl.fedtrain.run.privacy_json import epsilon_spent
 
 COST_COLUMNS = ("bytes_per_party_per_round", "seconds_per_round", "total_seconds")
 AUDIT_COLUMNS = ("attack_auroc", "attack_tpr_at_1pct_fpr", "epsilon_lower_bound")
@@ -36,13 +37,6 @@ class CompareResult:
     out_dir: Path
     label_names: list[str]
     rows: list[dict[str, Any]]
-
-
-def _epsilon_spent(privacy: dict[str, Any] | None) -> float | None:
-    if not privacy or not privacy.get("dp_sgd"):
-        return None
-    spent = [h["epsilon"] for h in privacy.get("hospitals", {}).values() if h]
-    return max(spent) if spent else None
 
 
 def _hospital_epsilon(privacy: dict[str, Any] | None) -> float | None:
@@ -132,7 +126,7 @@ def _row(run: Path, metrics: dict[str, Any], source: Path, auroc: dict[str, floa
         "bytes_per_party_per_round": comm.get("bytes_communicated_per_party_per_round"),
         "seconds_per_round": comm.get("seconds_per_round"),
         "total_seconds": comm.get("total_seconds"),
-        "dp": bool(privacy and privacy.get("dp_sgd")), "epsilon_spent": _epsilon_spent(privacy),
+        "dp": bool(privacy and privacy.get("dp_sgd")), "epsilon_spent": epsilon_spent(privacy),
         "hospital_epsilon": _hospital_epsilon(privacy),
         **_audit(run),
     }

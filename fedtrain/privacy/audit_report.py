@@ -12,6 +12,7 @@ from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.evaluate.runs import RunInfo
 from crypten_fl.fedtrain.evaluate.tables import Table, to_markdown
 from crypten_fl.fedtrain.privacy.audit_summary import fpr_key
+from crypten_fl.fedtrain.run.privacy_json import epsilon_spent
 
 ATTACK_METHODS = {
     "loss": ("loss threshold: score = −log of the stay's mean binary cross-entropy under the "
@@ -41,8 +42,6 @@ def describe_run(info: RunInfo, attack: str, attack_spec: dict[str, Any]) -> dic
     """The run, the attack and the DP it was trained with (the head of audit.json)."""
     privacy_path = info.path / "privacy.json"
     privacy = read_json(privacy_path) if privacy_path.is_file() else {}
-    spent = [h["epsilon"] for h in (privacy.get("hospitals") or {}).values()
-             if isinstance(h, dict) and "epsilon" in h]
     central = privacy.get("central_dp")
     attack_info: dict[str, Any] = {"name": attack, "method": ATTACK_METHODS[attack]}
     if attack == "shadow":
@@ -56,7 +55,7 @@ def describe_run(info: RunInfo, attack: str, attack_spec: dict[str, Any]) -> dic
                        "same hospital; equal numbers per stratum of the number of positive "
                        "labels (0, 1, 2, 3+)"),
         "dp": {"dp_sgd": bool(privacy.get("dp_sgd")), "target_epsilon":
-               privacy.get("target_epsilon"), "epsilon_spent": max(spent) if spent else None,
+               privacy.get("target_epsilon"), "epsilon_spent": epsilon_spent(privacy),
                "central_dp": central is not None,
                "central_epsilon": None if central is None else central.get("epsilon")},
     }

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/dp_recipe.py --fed FED [--epsilon 3] [--batch 128] [--lr 0.01] \
         [--clipping automatic|flat] [--clip 1] [--gamma 0.01] [--rounds 20] [--local-epochs 2] \
-        [--head-only] [--public PUBLIC_FED] [--lr-schedule cosine] [--pooling mean] [--seed 5]
+        [--head-only] [--public PUBLIC_FED] [--lr-schedule cosine] [--pooling mean] \
+        [--beta1 0.97] [--adam-bc 0.1] [--seed 5]
 
 A fast in-process simulation of horizontal FedAvg over FED's hospitals with the library's own
 trainer and DP engine (fedtrain/local_training): the same computation as `crypten-fl train
@@ -91,6 +92,10 @@ def main() -> None:
     parser.add_argument("--ema", type=float, default=None,
                         help="evaluate the exponential moving average of the global models "
                         "(decay per round; post-processing, no privacy cost)")
+    parser.add_argument("--beta1", type=float, default=None, help="Adam's β1 (default 0.9)")
+    parser.add_argument("--adam-bc", type=float, default=None,
+                        help="DP-AdamBC (Tang et al., AAAI 2024): subtract the noise's known "
+                        "variance Φ = (σC/B)² from Adam's second moment, floored at this × Φ")
     parser.add_argument("--dropout", type=float, default=None,
                         help="dropout of the model (default: the DP recipe's with --epsilon, "
                         "else the plain one)")
@@ -130,6 +135,8 @@ def main() -> None:
     trainers = [LocalTrainer(model, t, TrainConfig(
         lr=_lr(args, len(t)), batch_size=args.batch, seed=args.seed * 1000 + i, num_threads=1,
         trainable=("head",) if args.head_only else None), dp) for i, t in enumerate(trains)]
+    for trainer in trainers:
+        _bias_correct(args, trainer)
     weights = np.array([len(t) for t in trains], float) / sum(len(t) for t in trains)
     began, curve = time.perf_counter(), []
     ema: dict[str, torch.Tensor] | None = None
@@ -165,6 +172,7 @@ def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
     if dp is not None:
         k = len(trains)
         trainer._private.optimizer.noise_multiplier *= math.sqrt(k / (k - 1))  # type: ignore[union-attr]
+    _bias_correct(args, trainer)
     began, curve = time.perf_counter(), []
     for epoch in range(args.rounds * args.local_epochs):
         _schedule(args, trainer)
@@ -172,6 +180,50 @@ def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
         if (epoch + 1) % (5 * args.local_epochs) == 0:
             curve.append(round(_macro_auroc(trainer, tests), 4))
     return curve, trainer.privacy_report() or {}, time.perf_counter() - began
+
+
+class AdamBC(torch.optim.Adam):
+    """Adam whose second moment has the DP noise's variance ``phi`` subtracted (DP-AdamBC)."""
+
+    phi: float = 0.0
+    floor: float = 1.0
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> None:
+        """Adam's update with m̂ / (√max(v̂ − Φ, floor·Φ) + eps)."""
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.tensor(0.0)
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = float(state["step"])
+                state["exp_avg"].mul_(beta1).add_(p.grad, alpha=1 - beta1)
+                state["exp_avg_sq"].mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
+                m_hat = state["exp_avg"] / (1 - beta1 ** t)
+                v_hat = state["exp_avg_sq"] / (1 - beta2 ** t)
+                denom = (v_hat - self.phi).clamp(min=self.floor * self.phi).sqrt() + group["eps"]
+                p.addcdiv_(m_hat, denom, value=-group["lr"])
+
+
+def _bias_correct(args: argparse.Namespace, trainer: LocalTrainer) -> None:
+    """With ``--adam-bc``, make the trainer's Adam a DP-AdamBC for its noise."""
+    if args.beta1 is not None:
+        for group in trainer.optimizer.param_groups:
+            group["betas"] = (args.beta1, group["betas"][1])
+    if args.adam_bc is None or trainer._private is None:
+        return
+    dp_opt = trainer._private.optimizer
+    adam = dp_opt.original_optimizer
+    adam.__class__ = AdamBC
+    adam.phi = (float(dp_opt.noise_multiplier) * float(dp_opt.max_grad_norm)
+                / float(dp_opt.expected_batch_size)) ** 2
+    adam.floor = args.adam_bc
 
 
 def _lr(args: argparse.Namespace, n_train: int) -> float:

@@ -136,7 +136,7 @@ def main() -> None:
         lr=_lr(args, len(t)), batch_size=args.batch, seed=args.seed * 1000 + i, num_threads=1,
         trainable=("head",) if args.head_only else None), dp) for i, t in enumerate(trains)]
     for trainer in trainers:
-        _bias_correct(args, trainer)
+        _adam_variant(args, trainer)
     weights = np.array([len(t) for t in trains], float) / sum(len(t) for t in trains)
     began, curve = time.perf_counter(), []
     ema: dict[str, torch.Tensor] | None = None
@@ -172,7 +172,7 @@ def _pooled_run(args: argparse.Namespace, model: Any, trains: list[ModelInputs],
     if dp is not None:
         k = len(trains)
         trainer._private.optimizer.noise_multiplier *= math.sqrt(k / (k - 1))  # type: ignore[union-attr]
-    _bias_correct(args, trainer)
+    _adam_variant(args, trainer)
     began, curve = time.perf_counter(), []
     for epoch in range(args.rounds * args.local_epochs):
         _schedule(args, trainer)
@@ -211,8 +211,9 @@ class AdamBC(torch.optim.Adam):
                 p.addcdiv_(m_hat, denom, value=-group["lr"])
 
 
-def _bias_correct(args: argparse.Namespace, trainer: LocalTrainer) -> None:
-    """With ``--adam-bc``, make the trainer's Adam a DP-AdamBC for its noise."""
+def _adam_variant(args: argparse.Namespace, trainer: LocalTrainer) -> None:
+    """Apply ``--beta1`` to the trainer's Adam, and with ``--adam-bc`` make it a DP-AdamBC for its
+    noise."""
     if args.beta1 is not None:
         for group in trainer.optimizer.param_groups:
             group["betas"] = (args.beta1, group["betas"][1])

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crypten_fl.fedtrain.local_training.dp_accountant import epsilon
-from crypten_fl.fedtrain.local_training.dp_recipe import DP_BATCH, MIN_DP_BATCH
+from crypten_fl.fedtrain.local_training.dp_recipe import DP_BATCH, MIN_DP_BATCH, epoch_steps
 
 #: the --dp-noise value that selects this mechanism
 MODE = "distributed"
@@ -87,7 +87,7 @@ def plan(records: int, hospitals: int, batch: int | None = None) -> FederationPl
     if hospitals < 2:
         raise ValueError("distributed noise needs at least two hospitals")
     batch = batch if batch is not None else federation_batch(records, hospitals)
-    steps = max(1, math.ceil(records / max(1, batch)))
+    steps = epoch_steps(records, batch)
     return FederationPlan(hospitals=hospitals, records=records, batch=batch,
                           steps_per_epoch=steps)
 

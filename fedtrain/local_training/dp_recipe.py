@@ -109,6 +109,12 @@ def recipe_batch(n_train: int) -> int:
     return max(1, min(DP_BATCH, max(MIN_DP_BATCH, n_train // 4), n_train))
 
 
+def epoch_steps(n_train: int, batch: int) -> int:
+    """DP-SGD steps per pass over ``n_train`` records at expected batch ``batch``: ⌈N / B⌉ (at
+    least 1; the sample rate is its inverse)."""
+    return max(1, math.ceil(n_train / max(1, batch)))
+
+
 def recipe_lr(steps: int) -> float:
     """Adam's rate for a run of ``steps`` DP-SGD steps: DP_LR·√(DP_LR_STEPS / steps), at most
     MAX_DP_LR."""
@@ -129,7 +135,7 @@ def choose(n_train: int, *, epochs: int, steps_per_epoch: int | None = None,
     chosen = tuple(name for name, value in given.items() if value is None)
     batch = batch_size if batch_size is not None else recipe_batch(n_train)
     steps = epochs * (steps_per_epoch if steps_per_epoch is not None
-                      else math.ceil(n_train / max(1, batch)))
+                      else epoch_steps(n_train, batch))
     return DPRecipe(
         batch_size=batch,
         lr=lr if lr is not None else recipe_lr(steps),

@@ -68,7 +68,7 @@ def test_reported_epsilon_is_prv_below_the_cap_and_rdp_far_above(monkeypatch) ->
         assert name != "prv", "PRV evaluated above the cap"
         return _opacus(RDPAccountant, *args)
 
-    monkeypatch.setattr(dp_accountant, "_sgm_epsilon", refuse)
+    monkeypatch.setattr(dp_accountant, "sgm_epsilon", refuse)
     assert epsilon(tiny, rate, steps, delta, "prv") == _opacus(RDPAccountant, tiny, rate, steps,
                                                               delta)
     assert epsilon(tiny, rate, 0, delta, "prv") == 0.0

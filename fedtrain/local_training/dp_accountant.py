@@ -45,15 +45,18 @@ def accountant_for(target_epsilon: float) -> str:
     return ACCOUNTANT if target_epsilon <= PRV_MAX_EPSILON else FALLBACK
 
 
-def _sgm_epsilon(accountant_name: str, sigma: float, sample_rate: float, steps: int,
-                 delta: float) -> float:
+def sgm_epsilon(accountant_name: str, sigma: float, sample_rate: float, steps: int,
+                delta: float, alphas: list[float] | None = None) -> float:
+    """ε of ``steps`` sampled Gaussian mechanisms by a fresh Opacus accountant (RDP: at the
+    orders ``alphas`` if given)."""
     from opacus.accountants import create_accountant
 
     accountant = create_accountant(accountant_name)
     accountant.history = [(sigma, sample_rate, steps)]
-    with warnings.catch_warnings():
+    extra = {} if alphas is None else {"alphas": alphas}
+    with warnings.catch_warnings():  # an optimum at the edge of the orders: valid, only loose
         warnings.filterwarnings("ignore", message="Optimal order is the")
-        return float(accountant.get_epsilon(delta))
+        return float(accountant.get_epsilon(delta, **extra))
 
 
 def epsilon(sigma: float, sample_rate: float, steps: int, delta: float,
@@ -64,9 +67,9 @@ def epsilon(sigma: float, sample_rate: float, steps: int, delta: float,
     if steps == 0:
         return 0.0
     if accountant_name != ACCOUNTANT:
-        return _sgm_epsilon(accountant_name, sigma, sample_rate, steps, delta)
-    rdp = _sgm_epsilon(FALLBACK, sigma, sample_rate, steps, delta)
-    return rdp if rdp > 2 * PRV_MAX_EPSILON else _sgm_epsilon(ACCOUNTANT, sigma, sample_rate,
+        return sgm_epsilon(accountant_name, sigma, sample_rate, steps, delta)
+    rdp = sgm_epsilon(FALLBACK, sigma, sample_rate, steps, delta)
+    return rdp if rdp > 2 * PRV_MAX_EPSILON else sgm_epsilon(ACCOUNTANT, sigma, sample_rate,
                                                           steps, delta)
 
 
@@ -74,11 +77,11 @@ def noise_multiplier(target_epsilon: float, delta: float, sample_rate: float, st
                      accountant_name: str) -> float:
     """The σ whose ``steps`` mechanisms spend ε in [target − 0.01, target] by the accountant."""
     high = smallest_multiplier(
-        lambda sigma: _sgm_epsilon(FALLBACK, sigma, sample_rate, steps, delta), target_epsilon)
+        lambda sigma: sgm_epsilon(FALLBACK, sigma, sample_rate, steps, delta), target_epsilon)
     if accountant_name == FALLBACK:
         return high
     return smallest_multiplier(
-        lambda sigma: _sgm_epsilon(accountant_name, sigma, sample_rate, steps, delta),
+        lambda sigma: sgm_epsilon(accountant_name, sigma, sample_rate, steps, delta),
         target_epsilon, high=high, low_fraction=PRV_BRACKET)
 
 

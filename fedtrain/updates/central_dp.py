@@ -32,7 +32,6 @@ tensor([0.6000, 0.8000], dtype=torch.float64)
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from crypten_fl.common.errors import UserError
-from crypten_fl.fedtrain.local_training.dp_accountant import smallest_multiplier
+from crypten_fl.fedtrain.local_training.dp_accountant import sgm_epsilon, smallest_multiplier
 from crypten_fl.fedtrain.secure_noise import SecureRandom
 
 if TYPE_CHECKING:
@@ -141,13 +140,8 @@ def mean_update(total: torch.Tensor) -> torch.Tensor:
 
 def epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
     """ε after ``rounds`` Gaussian mechanisms of multiplier z at sample rate 1 (RDP)."""
-    from opacus.accountants import RDPAccountant
-
-    accountant = RDPAccountant()
-    accountant.history = [(noise_multiplier, SAMPLE_RATE, rounds * MECHANISMS_PER_ROUND)]
-    with warnings.catch_warnings():  # an optimum at the edge of the orders: valid, only loose
-        warnings.filterwarnings("ignore", message="Optimal order is the")
-        return float(accountant.get_epsilon(delta, alphas=_ALPHAS))
+    return sgm_epsilon("rdp", noise_multiplier, SAMPLE_RATE, rounds * MECHANISMS_PER_ROUND,
+                       delta, alphas=_ALPHAS)
 
 
 def calibrate(target_epsilon: float, rounds: int, delta: float) -> float:

@@ -1,7 +1,8 @@
 """Local launcher: one OS process per party, supervised, results collected through files.
 
 Not ``crypten.mpc.run_multiprocess`` (DESIGN.md §7: returning tensors fails, large returns hang, no
-timeout). Each party is a fresh ``python -m fedtrain.party`` process that gets only its own spec
+timeout). Each party is its own OS process running ``fedtrain.party`` (forked from a template
+that has only imported torch and CrypTen: fedtrain/party_process.py) that gets only its own spec
 file (its own hospital directory); the launcher holds no patient data. If a party crashes, the
 others are stopped within seconds and a ``PartyFailure`` names the party and its last event.
 """
@@ -16,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,6 +26,7 @@ from typing import Any
 
 import torch.distributed as dist
 from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain.party_process import PartyProcess
 
 EventFn = Callable[[int, dict[str, Any]], None]
 
@@ -50,7 +51,7 @@ def free_port() -> int:
 class _Party:
     rank: int
     workdir: Path
-    process: subprocess.Popen
+    process: PartyProcess | subprocess.Popen
     log: Any
     events_read: int = 0
     last_event: dict[str, Any] | None = None
@@ -262,13 +263,8 @@ def _fresh(pdir: Path) -> Path:
 def _spawn(rank: int, world_size: int, rendezvous: str, extra: dict[str, str], pdir: Path,
            argv: list[str]) -> _Party:
     log = open(pdir / "party.log", "w")  # noqa: SIM115  (closed by launch)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "crypten_fl.fedtrain.party", *argv],
-        env=_party_env(rank, world_size, rendezvous, extra),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    process = PartyProcess(argv, _party_env(rank, world_size, rendezvous, extra),
+                           pdir / "party.log")
     return _Party(rank, pdir, process, log)
 
 

@@ -17,3 +17,19 @@ def run_job(name: str, specs: list[dict[str, Any]], workdir: Path,
     pythonpath = os.pathsep.join([str(HELPERS.parent), os.environ.get("PYTHONPATH", "")])
     return launch(f"helpers.party_jobs:{name}", specs, workdir,
                   env={"PYTHONPATH": pythonpath, **(env or {})}, **kwargs)
+
+
+def party_processes(directory: Path | str) -> dict[int, str]:
+    """pid → state (``ps`` letter) of the live processes whose standard output is a party log
+    under ``directory``. Parties are forked from the launcher's template process, so their
+    command line does not name them; their log does."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            stdout = os.readlink(proc / "fd" / "1")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, ValueError, IndexError):
+            continue
+        if stdout.startswith(str(directory)) and stdout.endswith("party.log") and state != "Z":
+            found[int(proc.name)] = state
+    return found

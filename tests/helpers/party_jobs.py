@@ -203,3 +203,25 @@ def substituted_key(ctx: PartyContext) -> dict[str, Any]:
         return {"outcome": str(err)}
     finally:
         comm.all_gather = original
+
+
+def own_surroundings(ctx: PartyContext) -> dict[str, Any]:
+    """What a party process finds around it: its environment, directory, process ids."""
+    import os
+
+    print(f"party {ctx.rank} writes to its own log")
+    return {"env": dict(os.environ), "cwd": os.getcwd(), "pid": os.getpid(),
+            "parent": os.getppid()}
+
+
+def hang(ctx: PartyContext) -> dict[str, Any]:
+    """Rank 1 stops itself (alive, silent, as a hung machine); the others wait for ever."""
+    import os
+    import signal
+    import time
+
+    ctx.emit("hanging")
+    if ctx.rank == 1:
+        os.kill(os.getpid(), signal.SIGSTOP)
+    while True:
+        time.sleep(1)

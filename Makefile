@@ -36,9 +36,11 @@ report: $(STAMP)
 privacy: $(STAMP)
 	$(BIN)/python -m crypten_fl.cli.demo --workdir $(DEMO) --patients $(PATIENTS) --seed $(SEED) --privacy
 
+# two workers (CI has two cores); a test file stays in one worker, so its module fixtures are
+# built once
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q --durations=20
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=20
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow

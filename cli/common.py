@@ -83,9 +83,10 @@ def progress_bars() -> Iterator[RichProgress]:
         yield RichProgress(progress)
 
 
-def make_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+def make_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+               caption: str | None = None) -> Table:
     """A rich table; numbers right-aligned, floats with 3 decimals."""
-    table = Table(title=title, title_justify="left")
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
     first = rows[0] if rows else [None] * len(columns)
     for name, sample in zip(columns, first, strict=False):
         numeric = isinstance(sample, int | float) and not isinstance(sample, bool)

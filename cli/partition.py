@@ -9,7 +9,6 @@ import typer
 from crypten_fl.cli import options as opt
 from crypten_fl.cli.common import console, make_table, point_to_json, progress_bars, run_or_exit
 from crypten_fl.common.errors import UserError
-from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -118,8 +117,10 @@ def command(
 
     summary = run_or_exit(run)
     console.print(_table(summary))
+    # paths on lines of their own, never hard-wrapped: they can be copied whole
+    console.print(f"federation: {summary.out}", markup=False, soft_wrap=True)
     console.print(f"label prevalence per hospital: {summary.out / 'label_prevalence.png'}",
-                  markup=False)
+                  markup=False, soft_wrap=True)
     point_to_json(summary.out / "partition.json")
 
 
@@ -140,7 +141,7 @@ def _table(summary: PartitionSummary) -> Table:
             ]
             for h in summary.hospitals
         ]
-        return make_table(f"{escape(str(summary.out))}: vertical federation", columns, rows)
+        return make_table("vertical federation", columns, rows)
     labels = summary.most_varying_labels(3)
     columns = ["hosp", "stays", "patients", "train", "val", "test"]
     columns += [*(name[:12] for name in labels), "JS div"]
@@ -155,9 +156,6 @@ def _table(summary: PartitionSummary) -> Table:
         ]
         for h in summary.hospitals
     ]
-    title = (
-        f"{escape(str(summary.out))}: {summary.scheme}, mean JS divergence "
-        f"{summary.mean_js_divergence:.4f} "
-        "(label columns: prevalence of the labels that vary most)"
-    )
-    return make_table(title, columns, rows)
+    title = f"{summary.scheme} federation, mean JS divergence {summary.mean_js_divergence:.4f}"
+    return make_table(title, columns, rows,
+                      caption="label columns: prevalence of the labels that vary most")

@@ -18,7 +18,7 @@ def cohort(tmp_path_factory):
 
 
 def invoke(*args: str):
-    return runner.invoke(app, ["partition", *args])
+    return runner.invoke(app, ["partition", *args], env={"COLUMNS": "200"})
 
 
 def test_success_prints_table_and_json(cohort, tmp_path):

@@ -85,7 +85,8 @@ def command(
     lr: opt.LearningRate = opt.DEFAULT.lr,
     dp_epsilon: Annotated[float | None, typer.Option(
         help="Turn on record-level DP with this ε per hospital over the whole run: DP-SGD "
-             "(Opacus), or split's and vertical's own mechanisms (docs/privacy.md). Off by default."
+             "(Opacus), or split's and vertical's own mechanisms (docs/privacy.md); at least 0.05. "
+             "Off by default."
     )] = None,
     dp_delta: opt.DpDelta = opt.DEFAULT.dp_delta,
     max_grad_norm: opt.MaxGradNorm = opt.DEFAULT.max_grad_norm,

@@ -72,6 +72,10 @@ DP_SGD_OPTIONS = ("dp_delta", "max_grad_norm", "dp_batch_size", "dp_lr", "dp_cli
 #: where DP-SGD's noise is added: each hospital's own steps ("local"), or one share per hospital
 #: of every step's noise on the secure sum of the federation's gradients ("distributed")
 DP_NOISE_MODES = ("local", "distributed")
+#: the smallest --dp-epsilon: every mechanism's accountant certifies it at the δ of any real
+#: cohort (split and vertical use RDP orders up to 496: ε down to ≈ (log(1/δ) − log 496)/495,
+#: 0.02 at δ = 10⁻⁷; DP-SGD's PRV has no such floor)
+MIN_DP_EPSILON = 0.05
 
 
 @dataclass
@@ -156,6 +160,9 @@ class TrainConfig:
             (self.lr > 0 and math.isfinite(self.lr), "--lr must be a positive number"),
             (self.dp_epsilon is None or (self.dp_epsilon > 0 and math.isfinite(self.dp_epsilon)),
              "--dp-epsilon must be a positive finite number"),
+            (self.dp_epsilon is None or not self.dp_epsilon < MIN_DP_EPSILON,
+             f"--dp-epsilon must be at least {MIN_DP_EPSILON} (below it the noise leaves no "
+             "model worth training, and not every mechanism's accountant can certify it)"),
             (self.dp_delta is None or 0 < self.dp_delta < 1, "--dp-delta must be in (0, 1)"),
             (self.max_grad_norm is None
              or (self.max_grad_norm > 0 and math.isfinite(self.max_grad_norm)),

@@ -96,3 +96,15 @@ def test_the_search_finds_the_smallest_multiplier_of_any_decreasing_epsilon(
 def test_a_budget_no_noise_can_meet_is_refused() -> None:
     with pytest.raises(ValueError, match="cannot be reached"):
         smallest_multiplier(lambda sigma: 5.0, 1.0)
+
+
+@pytest.mark.parametrize("target, delta", [(0.1, 1e-5), (0.05, 1e-6)])
+def test_budgets_below_what_rdp_can_certify_are_calibrated_with_prv(target, delta) -> None:
+    """Opacus' RDP orders end at 63: no σ gets RDP's ε below ≈ (log(1/δ) − log 63)/62 (0.12 at
+    δ = 10⁻⁵), so RDP cannot bracket the search there; PRV alone finds σ, within 1 % of the
+    target."""
+    rate, steps = 0.2, 200
+    with pytest.raises(ValueError, match="cannot be reached"):
+        noise_multiplier(target, delta, rate, steps, "rdp")
+    sigma = noise_multiplier(target, delta, rate, steps, "prv")
+    assert 0.99 * target <= _opacus(PRVAccountant, sigma, rate, steps, delta) <= target

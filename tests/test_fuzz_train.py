@@ -78,6 +78,7 @@ def option_cases() -> list[Case]:
         ("dp-epsilon-negative", ("--dp-epsilon", "-1"), "--dp-epsilon"),
         ("dp-epsilon-nan", ("--dp-epsilon", "nan"), "--dp-epsilon"),
         ("dp-epsilon-inf", ("--dp-epsilon", "inf"), "--dp-epsilon"),
+        ("dp-epsilon-tiny", ("--dp-epsilon", "1e-9"), "--dp-epsilon"),
         ("dp-delta-0", ("--dp-epsilon", "1", "--dp-delta", "0"), "--dp-delta"),
         ("dp-delta-1", ("--dp-epsilon", "1", "--dp-delta", "1"), "--dp-delta"),
         ("dp-delta-without-epsilon", ("--dp-delta", "1e-5"), "--dp-delta"),

@@ -112,6 +112,7 @@ def test_dp_sgd_spends_the_budget_over_the_whole_run_with_secure_noise(fed, tmp_
 @pytest.mark.parametrize("args, message", [
     (["--strategy", "nope"], "--strategy 'nope'"),
     (["--dp-epsilon", "-1"], "--dp-epsilon must be a positive finite number"),
+    (["--dp-epsilon", "1e-9"], "--dp-epsilon must be at least 0.05 (below it the noise"),
     (["--dp-delta", "0.5"], "--dp-delta needs --dp-epsilon"),
     (["--rounds", "0"], "--rounds must be >= 1"),
     (["--mask-degree", "3"], "--mask-degree must be an even number >= 2"),

@@ -37,7 +37,8 @@ PRV_BRACKET = 0.85
 MAX_SEARCH_STEPS = 60
 #: the search gives up above this σ (the budget is out of reach) and stops below this one
 MAX_MULTIPLIER, MIN_MULTIPLIER = 1e6, 1e-6
-#: the calibrated σ spends at most the target and at least the target minus this
+#: the calibrated σ spends at most the target and at least the target minus this (or minus 1 %
+#: of the target, if that is less)
 EPSILON_TOLERANCE = 0.01
 
 
@@ -86,13 +87,22 @@ def epsilon(sigma: float, sample_rate: float, steps: int, delta: float,
 def noise_multiplier(target_epsilon: float, delta: float, sample_rate: float, steps: int,
                      accountant_name: str) -> float:
     """The σ whose ``steps`` mechanisms spend ε in [target − 0.01, target] by the accountant."""
-    high = smallest_multiplier(
-        lambda sigma: sgm_epsilon(FALLBACK, sigma, sample_rate, steps, delta), target_epsilon)
+    try:
+        high: float | None = smallest_multiplier(
+            lambda sigma: sgm_epsilon(FALLBACK, sigma, sample_rate, steps, delta),
+            target_epsilon)
+    except ValueError:
+        # Opacus' RDP orders end at 63, so RDP cannot certify ε below ≈ (log(1/δ) − log 63)/62
+        # (0.045 at δ = 10⁻³, 0.12 at 10⁻⁵) whatever the noise; PRV can: search it unbracketed
+        if accountant_name == FALLBACK:
+            raise
+        high = None
     if accountant_name == FALLBACK:
+        assert high is not None
         return high
     return smallest_multiplier(
         lambda sigma: sgm_epsilon(accountant_name, sigma, sample_rate, steps, delta),
-        target_epsilon, high=high, low_fraction=PRV_BRACKET)
+        target_epsilon, high=high, low_fraction=0.5 if high is None else PRV_BRACKET)
 
 
 def smallest_multiplier(spent: Callable[[float], float], target_epsilon: float, *,
@@ -127,8 +137,9 @@ def smallest_multiplier(spent: Callable[[float], float], target_epsilon: float, 
             spent_low = spent(low)
     gap_low, gap_high = math.log(spent_low / target_epsilon), math.log(spent_high / target_epsilon)
     kept = ""
+    tolerance = min(EPSILON_TOLERANCE, target_epsilon / 100)  # small budgets: within 1 %
     for _ in range(MAX_SEARCH_STEPS):
-        if target_epsilon - spent_high <= EPSILON_TOLERANCE:
+        if target_epsilon - spent_high <= tolerance:
             break
         t = gap_low / (gap_low - gap_high)
         t = t if 0 < t < 1 else 0.5  # an infinite ε at the lower end: bisect

@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_extract.py
 	$(BIN)/python bench/provision_ephemeral.py
 	$(BIN)/python bench/cli_startup.py --repeats 5
+	$(BIN)/python bench/party_startup.py --parties 4 --repeats 5
 	$(BIN)/python bench/transport.py --parties 4,16 --fed $(DEMO)/fed --rounds 6 --repeats 7
 	$(BIN)/python bench/strategies.py --cohort $(DEMO)/cohort --rounds 20
 	$(BIN)/python bench/dropout.py --cohort $(DEMO)/cohort --rounds 10

@@ -41,6 +41,15 @@ def test_each_party_has_its_own_environment_kit_directory_and_log(tmp_path: Path
         log = (tmp_path / "parties" / f"party_{rank}" / "party.log").read_text()
         assert f"party {rank} writes to its own log" in log
         assert all(f"party {r} writes" not in log for r in range(3) if r != rank)
+    # the template the parties were forked from holds no kit, spec or party directory: not in
+    # its environment, not among its open files
+    template = Path("/proc") / str(results[0]["parent"])
+    environment = (template / "environ").read_bytes().decode(errors="replace")
+    opened = [os.readlink(fd) for fd in (template / "fd").iterdir()]
+    for secret in [*kits, str(tmp_path / "parties")]:
+        assert secret not in environment and not [f for f in opened if secret in f]
+    names = {entry.split("=", 1)[0] for entry in environment.split("\0") if entry}
+    assert not names & {"CRYPTEN_FL_KIT", "RANK", "WORLD_SIZE", "RENDEZVOUS"}
 
 
 def _waiting_party(tmp_path: Path) -> PartyProcess:

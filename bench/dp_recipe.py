@@ -99,6 +99,10 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=None,
                         help="dropout of the model (default: the DP recipe's with --epsilon, "
                         "else the plain one)")
+    parser.add_argument("--bias-init", type=Path, default=None,
+                        help="start the output bias at the log-odds of each label's prevalence "
+                        "in this federation's training stays (the federation itself: an upper "
+                        "bound on what a public or DP estimate could give)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
@@ -119,6 +123,12 @@ def main() -> None:
     run = RunConfig(fed="", seed=args.seed, dp_epsilon=args.epsilon, **sizes)
     model = build_model(run, len(train[0].feature_names), trains[0].static.shape[1],
                         train[0].labels.shape[1], train[0].values.shape[1])
+    if args.bias_init is not None:
+        labels = torch.cat([torch.as_tensor(s.labels, dtype=torch.float64)
+                            for s in _splits(args.bias_init, "train")])
+        prevalence = labels.mean(0).clamp(1e-3, 1 - 1e-3)
+        with torch.no_grad():
+            model.head[-1].bias.copy_(torch.log(prevalence / (1 - prevalence)))
     if args.public is not None:
         public = [inputs(s) for s in _splits(args.public, "train")]
         pooled = SimpleNamespace(**{f: torch.cat([getattr(p, f) for p in public])

@@ -162,7 +162,7 @@ def command(
     summary = run_or_exit(run_live, lambda: interrupted_message(out))
     render_test_metrics(summary.test_metrics)
     render_update_checks(summary)
-    render_dp_sgd(summary.privacy)
+    render_dp_sgd(summary.privacy, config.strategy)
     console.print(f"run written to [bold]{summary.run_dir}[/] "
                   f"(test_metrics.json, comm.json, privacy.json)")
 
@@ -196,9 +196,10 @@ def render_update_checks(summary: TrainSummary) -> None:
                                  ["hospital", "round", "reason", "norm"], rows))
 
 
-def render_dp_sgd(privacy: dict[str, Any]) -> None:
+def render_dp_sgd(privacy: dict[str, Any], strategy: str) -> None:
     """Record-level DP (--dp-epsilon): the ε each hospital spent, and from a random start a
-    pointer to public pretraining (what closed most of the gap to the non-private model)."""
+    pointer to public pretraining (what closed most of the gap to the non-private model) where
+    the strategy can start from one; the strategy's own note on DP, if it has one."""
     reports = [r for r in (privacy.get("hospitals") or {}).values() if r and "epsilon" in r]
     spent = sorted(record_level_epsilons(privacy))
     if not spent:
@@ -208,7 +209,10 @@ def render_dp_sgd(privacy: dict[str, Any]) -> None:
     delta = max(float(r["delta"]) for r in reports)
     console.print(f"record-level DP: ε = {span} per hospital (δ ≤ {delta:.2g}, {accountants} "
                   "accountant; privacy.json)", highlight=False)
-    if not privacy.get("pretraining"):
+    chosen = strategies.get(strategy)
+    if chosen.dp_note:
+        console.print(f"[dim]note: {chosen.dp_note}[/]", highlight=False)
+    if chosen.supports_init_from and not privacy.get("pretraining"):
         console.print("[dim]tip: a start pretrained on public data (`crypten-fl pretrain`, then "
                       "`train --init-from MODEL`) loses much less to the noise than a random "
                       "start; measured figures in docs/privacy.md, \"Public pretraining\"[/]",

@@ -118,14 +118,18 @@ def test_the_train_command_reports_each_hospitals_epsilon_and_points_to_pretrain
     from crypten_fl.cli.train import render_dp_sgd
 
     report = {"epsilon": 2.994, "delta": 1e-4, "accountant": "prv"}
-    render_dp_sgd({"dp_sgd": True, "hospitals": {"0": report, "1": {**report, "epsilon": 2.991,
-                                                   "delta": 2e-4}}, "pretraining": None})
+    two = {"0": report, "1": {**report, "epsilon": 2.991, "delta": 2e-4}}
+    render_dp_sgd({"dp_sgd": True, "hospitals": two, "pretraining": None}, "horizontal")
     out = " ".join(capsys.readouterr().out.split())
     assert "record-level DP: ε = 2.99 per hospital (δ ≤ 0.0002, prv accountant" in out
     assert "crypten-fl pretrain" in out
     render_dp_sgd({"dp_sgd": True, "hospitals": {"0": report, "1": {**report, "epsilon": 1.5}},
-                   "pretraining": {"model": "pub"}})
+                   "pretraining": {"model": "pub"}}, "horizontal")
     out = " ".join(capsys.readouterr().out.split())
     assert "ε = 1.50–2.99 per hospital" in out and "pretrain" not in out
-    render_dp_sgd({"dp_sgd": False, "hospitals": {}})
+    # vertical refuses --init-from: no tip it could not follow, but what to expect instead
+    render_dp_sgd({"dp_sgd": True, "hospitals": two, "pretraining": None}, "vertical")
+    out = " ".join(capsys.readouterr().out.split())
+    assert "pretrain" not in out and "vertical with DP gave a model at chance" in out
+    render_dp_sgd({"dp_sgd": False, "hospitals": {}}, "horizontal")
     assert capsys.readouterr().out == ""

@@ -95,6 +95,9 @@ class Strategy(ABC):
     #: every party's model is the whole ICU Transformer, so it can start from a pretrained one
     #: (--init-from); not so where parties hold models of feature subsets (vertical)
     supports_init_from: ClassVar[bool] = True
+    #: what a user should expect from record-level DP with this strategy, where the measured
+    #: figures call for a warning (shown by ``train`` after a DP run; None: nothing to say)
+    dp_note: ClassVar[str | None] = None
     #: what this hospital reveals, in which form, to whom (docs/strategies.md)
     reveals: ClassVar[str]
     #: the kinds of plaintext (fedtrain/secure/tags.py) a party may obtain; tests/test_reveals.py

@@ -64,6 +64,9 @@ class Vertical(Strategy):
     summary = "vertical FL: parties hold other features of the same stays; encrypted top model"
     partition = "vertical"
     supports_init_from = False  # its bottom models see feature subsets
+    dp_note = ("vertical with DP gave a model at chance at every ε measured (each record's "
+               "features and labels are both noised, with no sampling to hide in); why: "
+               "docs/privacy.md, \"Why tuning would not rescue vertical\"")
     needs_ttp = True
     uses_dp_recipe = False  # its own DP mechanisms (fedtrain/local_training/dp_exchange.py)
     plaintext_model = False

@@ -18,7 +18,7 @@ from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.run.coordinator import partial_dir, train
 from helpers.federation import TINY_MODEL, small_federation
-from helpers.parties import party_processes
+from helpers.parties import party_processes, temp_for_killed_process
 from safetensors.torch import load_file
 
 ROUNDS = 3
@@ -78,24 +78,26 @@ def test_launcher_killed_with_sigkill_then_resume_gives_the_same_model(
               " from crypten_fl.fedtrain.run.coordinator import train;"
               " train(TrainConfig.load(Path(sys.argv[1])), Path(sys.argv[2]))")
     argv = [sys.executable, "-c", script, str(tmp_path / "config.json"), str(out)]
-    # hospital 1 hangs in round 2 (SIGSTOP), so the parties are certainly alive when the
-    # launcher is killed; the resume below runs without it
-    launcher = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                env={**os.environ, "CRYPTEN_FL_STALL_AT": "1:2"})
-    metrics = partial_dir(out) / "metrics.jsonl"
-    deadline = time.monotonic() + 240
-    while not (metrics.exists() and metrics.read_text().strip()):
-        assert launcher.poll() is None and time.monotonic() < deadline, "run never got going"
-        time.sleep(0.2)
-    while len(party_processes(str(partial_dir(out)))) < 4:  # all four in round 2
-        assert launcher.poll() is None and time.monotonic() < deadline, "parties never seen"
-        time.sleep(0.2)
-    os.kill(launcher.pid, signal.SIGKILL)
-    launcher.wait()
-    deadline = time.monotonic() + 30  # the parties die with their launcher (PR_SET_PDEATHSIG)
-    while party_processes(str(partial_dir(out))) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert party_processes(str(partial_dir(out))) == {}
+    with temp_for_killed_process() as temp:
+        # hospital 1 hangs in round 2 (SIGSTOP), so the parties are certainly alive when the
+        # launcher is killed; the resume below runs without it
+        launcher = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "CRYPTEN_FL_STALL_AT": "1:2",
+                                         "TMPDIR": str(temp)})  # its kits are left in here
+        metrics = partial_dir(out) / "metrics.jsonl"
+        deadline = time.monotonic() + 240
+        while not (metrics.exists() and metrics.read_text().strip()):
+            assert launcher.poll() is None and time.monotonic() < deadline, "run never got going"
+            time.sleep(0.2)
+        while len(party_processes(str(partial_dir(out)))) < 4:  # all four in round 2
+            assert launcher.poll() is None and time.monotonic() < deadline, "parties never seen"
+            time.sleep(0.2)
+        os.kill(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+        deadline = time.monotonic() + 30  # the parties die with their launcher (PR_SET_PDEATHSIG)
+        while party_processes(str(partial_dir(out))) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert party_processes(str(partial_dir(out))) == {}
     done = [json.loads(x)["round"] for x in metrics.read_text().splitlines()]
     summary = train(_config(fed), out, resume=True)
     assert summary.resumed_from == max(done) == 1

@@ -30,6 +30,7 @@ from crypten_fl.common.pathguard import check_disjoint, overlap
 from crypten_fl.mimic_etl.extract import extract
 from helpers.fuzz_fixtures import TINY_OPTIONS, tiny_federation
 from helpers.mimic_fixture import write_mimic
+from helpers.parties import temp_for_killed_process
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -200,10 +201,12 @@ def _kill_when(proc: subprocess.Popen[bytes], appeared: callable, what: str) -> 
     proc.wait()
 
 
-def _cli(*args: str) -> subprocess.Popen[bytes]:
+def _cli(*args: str, temp: Path | None = None) -> subprocess.Popen[bytes]:
+    """The command line in a process of its own; with ``temp``, its temporary files go there
+    (a command killed with SIGKILL cannot remove them, e.g. a launch's throw-away kits)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **({"TMPDIR": str(temp)} if temp else {})}
     return subprocess.Popen([sys.executable, "-m", "crypten_fl.cli.app", *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
 
 
 def test_extract_killed_during_overwrite_keeps_the_old_cohort(tmp_path: Path) -> None:
@@ -229,9 +232,11 @@ def test_train_killed_during_overwrite_keeps_the_old_run(
     (out / "config.json").write_text("{}")
     write_marker(out, "train", ["config.json"])
     before, inputs = tree_digest(out), tree_digest(fed)
-    proc = _cli("train", "--fed", str(fed), "--out", str(out), "--overwrite", *TINY_OPTIONS)
-    # the hospital processes have started writing the new run
-    _kill_when(proc, lambda: any((tmp_path / ".run.partial").glob("parties/*")),
-               "its hospital processes started")
+    with temp_for_killed_process() as temp:
+        proc = _cli("train", "--fed", str(fed), "--out", str(out), "--overwrite", *TINY_OPTIONS,
+                    temp=temp)
+        # the hospital processes have started writing the new run
+        _kill_when(proc, lambda: any((tmp_path / ".run.partial").glob("parties/*")),
+                   "its hospital processes started")
     assert tree_digest(out) == before
     assert tree_digest(fed) == inputs

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from crypten_fl.fedtrain.launch import free_port, launch
 from crypten_fl.fedtrain.party_process import PartyProcess
-from helpers.parties import party_processes
+from helpers.parties import party_processes, temp_for_killed_process
 
 
 def test_each_party_has_its_own_environment_kit_directory_and_log(tmp_path: Path,
@@ -85,16 +85,17 @@ def test_parties_die_with_a_killed_launcher_even_a_stopped_one(tmp_path: Path) -
     script = ("import sys; from pathlib import Path; from crypten_fl.fedtrain.launch import launch;"
               " launch('helpers.party_jobs:hang', [{}, {}, {}], Path(sys.argv[1]))")
     tests = str(Path(__file__).parent)
-    launcher = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)],
-                                env={**os.environ, "PYTHONPATH": tests},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while sorted(party_processes(tmp_path).values()) != ["S", "S", "T"]:
-        assert launcher.poll() is None and time.monotonic() < deadline, "parties never hung"
-        time.sleep(0.2)
-    launcher.kill()
-    launcher.wait()
-    deadline = time.monotonic() + 30
-    while party_processes(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert party_processes(tmp_path) == {}
+    with temp_for_killed_process() as temp:  # its throw-away kits are left in here
+        launcher = subprocess.Popen([sys.executable, "-c", script, str(tmp_path)],
+                                    env={**os.environ, "PYTHONPATH": tests, "TMPDIR": str(temp)},
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while sorted(party_processes(tmp_path).values()) != ["S", "S", "T"]:
+            assert launcher.poll() is None and time.monotonic() < deadline, "parties never hung"
+            time.sleep(0.2)
+        launcher.kill()
+        launcher.wait()
+        deadline = time.monotonic() + 30
+        while party_processes(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert party_processes(tmp_path) == {}

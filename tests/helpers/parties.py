@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,3 +37,15 @@ def party_processes(directory: Path | str) -> dict[int, str]:
         if stdout.startswith(str(directory)) and stdout.endswith("party.log") and state != "Z":
             found[int(proc.name)] = state
     return found
+
+
+@contextlib.contextmanager
+def temp_for_killed_process() -> Iterator[Path]:
+    """A TMPDIR for a process the test will SIGKILL (which cannot remove its temporary files,
+    e.g. a launch's throw-away kits), removed afterwards. Short, under the system's temporary
+    directory: the process's forkserver puts a Unix socket in it (at most 108 bytes of path)."""
+    path = Path(tempfile.mkdtemp(prefix="cfl-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -59,7 +59,7 @@ def launch_seconds(parties: int) -> float:
         began = time.perf_counter()
         results = launch("bench.party_startup:noop", [{}] * parties, Path(work))
         seconds = time.perf_counter() - began
-    if [r and r["rank"] for r in results] != [r and r for r in range(parties)]:
+    if [r["rank"] if r else None for r in results] != list(range(parties)):
         raise RuntimeError(f"the launch returned {results}")
     return seconds
 

@@ -52,7 +52,6 @@ class _Party:
     rank: int
     workdir: Path
     process: PartyProcess | subprocess.Popen
-    log: Any
     events_read: int = 0
     last_event: dict[str, Any] | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -239,8 +238,6 @@ def _launch(job: str, specs: list[dict[str, Any]], workdir: Path, rendezvous: _R
             _supervise(parties, on_event, party_name)
     finally:
         _stop(parties)
-        for p in parties:
-            p.log.close()
     return [json.loads((p.workdir / "result.json").read_text())
             if (p.workdir / "result.json").exists() else None for p in parties[:world_size]]
 
@@ -262,10 +259,9 @@ def _fresh(pdir: Path) -> Path:
 
 def _spawn(rank: int, world_size: int, rendezvous: str, extra: dict[str, str], pdir: Path,
            argv: list[str]) -> _Party:
-    log = open(pdir / "party.log", "w")  # noqa: SIM115  (closed by launch)
     process = PartyProcess(argv, _party_env(rank, world_size, rendezvous, extra),
                            pdir / "party.log")
-    return _Party(rank, pdir, process, log)
+    return _Party(rank, pdir, process)
 
 
 def _failed(p: _Party) -> bool:
@@ -342,7 +338,6 @@ def _supervise_tolerant(parties: list[_Party], on_event: EventFn | None,
                 alive = any(q.process.poll() is None for q in parties)
                 if restart is not None and p.rank not in restarted and alive:
                     restarted.add(p.rank)
-                    p.log.close()
                     parties[i] = restart(p)
                     if on_event is not None:
                         on_event(p.rank, {"event": "restarted", "rank": p.rank,

@@ -76,7 +76,7 @@ def _run_party(argv: list[str], env: dict[str, str], log: str, cwd: str) -> None
     # party asks to be killed when its parent dies (fedtrain.party._die_with_launcher)
     os.environ["CRYPTEN_FL_LAUNCHER_PID"] = str(os.getppid())
     os.chdir(cwd)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     for target in (1, 2):
         os.dup2(fd, target)
     os.close(fd)

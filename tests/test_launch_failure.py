@@ -16,7 +16,7 @@ def _party(tmp_path: Path, code: str, report: str | None) -> _Party:
         (tmp_path / "error.json").write_text(json.dumps({"message": report, "user": False}))
     process = subprocess.Popen([sys.executable, "-c", code])
     process.wait()
-    return _Party(1, tmp_path, process, None)
+    return _Party(1, tmp_path, process)
 
 
 def test_a_party_that_reported_its_error_and_then_aborted_is_named_by_its_report(tmp_path) -> None:

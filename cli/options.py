@@ -74,6 +74,14 @@ Dropout = Annotated[float | None, typer.Option(
     help="Dropout rate. Default: 0.1, or with --dp-epsilon the DP recipe's 0 (noise, not "
          "overfitting, limits DP training; docs/privacy.md).", show_default=False)]
 Pooling = Annotated[str, typer.Option(help="'cls' token or 'mean' pooling.")]
+StaySummary = Annotated[bool, typer.Option(
+    "--stay-summary/--no-stay-summary",
+    help="The head also reads each stay's per-feature summaries (mean, max, min, last value, "
+         "fraction of bins observed) and its static vector, beside the Transformer's "
+         "representation (docs/privacy.md, 'Stay summaries'). Vertical's bottom models never "
+         "add them.")]
+HeadHidden = Annotated[int, typer.Option(
+    help="Width of a hidden ReLU layer in the head; 0: the head is one linear layer.")]
 PersonalLayers = Annotated[int, typer.Option(
     help="fedper/fedmtl: head layers kept at each hospital (counted from the output).")]
 MtlLambda = Annotated[float, typer.Option(

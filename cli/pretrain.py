@@ -43,6 +43,8 @@ def command(
     layers: opt.Layers = opt.DEFAULT.n_layers,
     dropout: opt.Dropout = opt.DEFAULT.dropout,
     pooling: opt.Pooling = opt.DEFAULT.pooling,
+    stay_summary: opt.StaySummary = opt.DEFAULT.stay_summary,
+    head_hidden: opt.HeadHidden = opt.DEFAULT.head_hidden,
     overwrite: opt.Overwrite = False,
 ) -> None:
     """Pretrain the ICU Transformer on public data, for `train --init-from MODEL`.

@@ -111,6 +111,8 @@ def command(
     layers: opt.Layers = opt.DEFAULT.n_layers,
     dropout: opt.Dropout = opt.DEFAULT.dropout,
     pooling: opt.Pooling = opt.DEFAULT.pooling,
+    stay_summary: opt.StaySummary = opt.DEFAULT.stay_summary,
+    head_hidden: opt.HeadHidden = opt.DEFAULT.head_hidden,
     personal_layers: opt.PersonalLayers = opt.DEFAULT.personal_layers,
     mtl_lambda: opt.MtlLambda = opt.DEFAULT.mtl_lambda,
     cut: opt.Cut = opt.DEFAULT.cut,

@@ -116,7 +116,10 @@ class TrainConfig:
     #: None: the DP recipe's (0) with --dp-epsilon, else 0.1 (:meth:`model_dropout`)
     dropout: float | None = None
     pooling: str = "cls"
-    head_hidden: int = 64
+    #: the head also reads each stay's per-feature summaries and static vector (models/stay_summary)
+    stay_summary: bool = True
+    #: width of the head's hidden layer; 0: the head is one Linear layer
+    head_hidden: int = 0
     personal_layers: int = 1
     mtl_lambda: float = 0.1
     cut: int = 1
@@ -145,10 +148,12 @@ class TrainConfig:
             (self.n_heads >= 1, "--heads must be >= 1"),
             (self.d_model >= 1, "--d-model must be >= 1"),
             (self.n_layers >= 1, "--layers must be >= 1"),
-            (self.dim_feedforward >= 1 and self.head_hidden >= 1,
-             "dim_feedforward and head_hidden must be >= 1"),
-            (self.personal_layers <= 2, "--personal-layers must be 0, 1 or 2 (the head has a "
-             "hidden and an output layer)"),
+            (self.dim_feedforward >= 1, "dim_feedforward must be >= 1"),
+            (self.head_hidden >= 0, "--head-hidden must be >= 0 (0: a linear head)"),
+            (self.personal_layers <= self.head_layers,
+             f"--personal-layers must be at most {self.head_layers} (the head has "
+             + ("a hidden and an output layer)" if self.head_hidden else
+                "one layer; --head-hidden N gives it a hidden layer)")),
             (math.isfinite(self.encrypted_lr), "--encrypted-lr must be a finite number"),
             (math.isfinite(self.prox_mu) and self.prox_mu >= 0,
              "--prox-mu must be a finite number >= 0"),
@@ -198,6 +203,9 @@ class TrainConfig:
             raise UserError("--min-hospitals needs --secure (the plain baseline does not re-form)")
         if not 1 <= self.cut <= 2:
             raise UserError("--cut must be 1 or 2 (head layers in the encrypted server model)")
+        if self.cut > self.head_layers:
+            raise UserError("--cut 2 needs a head with a hidden layer (--head-hidden N); the "
+                            "head is one linear layer")
         if self.encrypted_lr <= 0:
             raise UserError("--encrypted-lr must be > 0")
         for problem in self.server_settings().problems():
@@ -226,6 +234,11 @@ class TrainConfig:
             if not ok:
                 raise UserError(f"training config: {f.name} = {value!r} is not a valid "
                                 f"{kind.split(' ')[0]}")
+
+    @property
+    def head_layers(self) -> int:
+        """Layers of the model's head: the output layer, after a hidden one if ``head_hidden``."""
+        return 2 if self.head_hidden else 1
 
     @property
     def model_dropout(self) -> float:
@@ -270,6 +283,8 @@ class TrainConfig:
         if "server_lr" in data and "server_opt" not in data and "encrypted_lr" not in data:
             # written before --server-opt: its server_lr was split/vertical's encrypted rate
             data = {**data, "encrypted_lr": data["server_lr"], "server_lr": None}  # split/vertical
+        if "stay_summary" not in data:  # written before --stay-summary: the model of that time
+            data = {**data, "stay_summary": False, "head_hidden": data.get("head_hidden", 64)}
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -13,7 +13,7 @@ from crypten_fl.fedtrain.config import TrainConfig
 
 #: TrainConfig fields no command line exposes (model internals, the per-party thread count and
 #: the pretrained weights' hash, which train records)
-NOT_ON_THE_COMMAND_LINE = {"dim_feedforward", "head_hidden", "threads_per_party",
+NOT_ON_THE_COMMAND_LINE = {"dim_feedforward", "threads_per_party",
                            "init_from_sha256"}
 
 

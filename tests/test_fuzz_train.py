@@ -113,8 +113,9 @@ def option_cases() -> list[Case]:
         ("strategy-unknown", ("--strategy", "gossip"), "--strategy"),
         ("strategy-empty", ("--strategy", ""), "--strategy"),
         ("vertical-on-horizontal-fed", ("--strategy", "vertical"), "--strategy vertical"),
-        ("dp-with-split-cut-2", ("--strategy", "split", "--cut", "2", "--dp-epsilon", "1"),
-         "--dp-epsilon"),
+        ("dp-with-split-cut-2", ("--strategy", "split", "--cut", "2", "--head-hidden", "16",
+                                 "--dp-epsilon", "1"), "--dp-epsilon"),
+        ("cut-2-with-a-linear-head", ("--strategy", "split", "--cut", "2"), "--cut 2"),
         ("unknown-option", ("--epochs", "3"), "--epochs"),
         ("resume-without-partial-run", ("--resume",), "--resume"),
     ]

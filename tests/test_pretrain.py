@@ -78,8 +78,8 @@ def test_card_records_architecture_data_training_and_validation(model, public) -
     assert card["weights"]["parameters"] == sum(t.numel() for t in weights.values())
     assert card["architecture"] == {"d_model": 16, "n_heads": 2, "n_layers": 1,
                                     "dim_feedforward": 32, "pooling": "cls", "head_hidden": 16,
-                                    "dropout": 0.1, "n_features": 6, "n_static": 43,
-                                    "n_labels": 12, "n_bins": 4}
+                                    "stay_summary": True, "dropout": 0.1, "n_features": 6,
+                                    "n_static": 43, "n_labels": 12, "n_bins": 4}
     assert card["features"] == FEATURES
     assert card["labels"] == list(LABEL_NAMES)
     assert card["time_bins"] == {"n_bins": 4, "bin_hours": 2.0,
@@ -204,7 +204,7 @@ def test_a_model_of_another_architecture_is_refused_naming_the_option(fed, model
     assert result.output[result.output.index("error:"):] == (
         f"error: --init-from {model.resolve()}: the pretrained model does not fit this run: "
         "--d-model 32, the pretrained model has 16; dim_feedforward 128, the pretrained model "
-        "has 32; head_hidden 64, the pretrained model has 16\n")
+        "has 32; --head-hidden 0, the pretrained model has 16\n")
     assert not out.exists() and not partial_dir(out).exists()
 
 

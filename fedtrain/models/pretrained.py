@@ -31,7 +31,7 @@ CARD_VERSION = 1
 #: TrainConfig fields that shape the weights -> the option that sets them
 ARCHITECTURE_OPTIONS = {"d_model": "--d-model", "n_heads": "--heads", "n_layers": "--layers",
                         "dim_feedforward": "dim_feedforward", "pooling": "--pooling",
-                        "head_hidden": "head_hidden"}
+                        "head_hidden": "--head-hidden", "stay_summary": "--stay-summary"}
 #: schema fields a model depends on (extraction criteria and record keys do not shape it)
 SCHEMA_FIELDS = ("version", "features", "labels", "static", "n_bins", "bin_hours", "hours",
                  "training")
@@ -113,7 +113,9 @@ def mismatches(pretrained: Pretrained, config: Any, schema: dict[str, Any]) -> l
     found = []
     arch = pretrained.card["architecture"]
     for field, option in ARCHITECTURE_OPTIONS.items():
-        mine, theirs = getattr(config, field), arch.get(field)
+        # cards written before --stay-summary existed describe models without the summaries
+        mine, theirs = getattr(config, field), arch.get(field, False if field == "stay_summary"
+                                                        else None)
         if mine != theirs:
             found.append(f"{option} {mine}, the pretrained model has {theirs}")
     card_schema = {k: pretrained.card["schema"].get(k) for k in SCHEMA_FIELDS}

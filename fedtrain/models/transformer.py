@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+from crypten_fl.fedtrain.models import stay_summary as summaries
 from torch import nn
 
 Pooling = Literal["cls", "mean"]
@@ -57,6 +58,7 @@ class ICUEncoder(nn.Module):
         dim_feedforward: int,
         dropout: float,
         pooling: Pooling,
+        stay_summary: bool = False,
     ) -> None:
         super().__init__()
         if pooling not in ("cls", "mean"):
@@ -65,6 +67,8 @@ class ICUEncoder(nn.Module):
         self.n_static = n_static
         self.n_bins = n_bins
         self.pooling = pooling
+        self.d_model = d_model
+        self.stay_summary = stay_summary
         self.input_proj = nn.Linear(2 * n_features, d_model)
         self.static_proj = nn.Linear(n_static, d_model) if n_static > 0 else None
         self.time_embedding = nn.Embedding(n_bins, d_model)
@@ -83,8 +87,17 @@ class ICUEncoder(nn.Module):
             layer, n_layers, norm=nn.LayerNorm(d_model), enable_nested_tensor=False
         )
 
+    @property
+    def output_width(self) -> int:
+        """Width of the representation: ``d_model``, plus the stay summaries and the static
+        vector with ``stay_summary``."""
+        extra = summaries.summary_width(self.n_features) + self.n_static if self.stay_summary else 0
+        return self.d_model + extra
+
     def forward(self, x: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
-        """Pooled representation ``(B, d_model)`` of ``x (B, T, 2F)`` and ``static (B, S)``."""
+        """Representation ``(B, output_width)`` of ``x (B, T, 2F)`` and ``static (B, S)``: the
+        pooled Transformer output, then (``stay_summary``) the stay's per-feature summaries and
+        its static vector (:mod:`~crypten_fl.fedtrain.models.stay_summary`)."""
         batch, n_steps, width = x.shape
         if width != 2 * self.n_features:
             raise ValueError(f"x has {width} channels, expected 2 × {self.n_features} features")
@@ -98,7 +111,11 @@ class ICUEncoder(nn.Module):
         if self.static_proj is not None:
             tokens = tokens + self.static_proj(static).unsqueeze(1)
         hidden = self.transformer(self.token_dropout(tokens))
-        return hidden[:, 0] if self.cls_embedding is not None else hidden.mean(dim=1)
+        pooled = hidden[:, 0] if self.cls_embedding is not None else hidden.mean(dim=1)
+        if not self.stay_summary:
+            return pooled
+        return torch.cat([pooled, summaries.stay_summary(x, self.n_features),
+                          static.clamp(-summaries.CLAMP, summaries.CLAMP)], dim=1)
 
 
 def build_head(
@@ -129,6 +146,8 @@ class ICUTransformer(nn.Module):
         dropout: dropout in the encoder layers, on the tokens and in the head.
         pooling: ``"cls"`` (a learned [CLS] token) or ``"mean"`` (mean over time bins).
         head_hidden: hidden widths of the head MLP; ``()`` makes the head a single Linear.
+        stay_summary: the head also reads each stay's per-feature summaries and its static
+            vector (:mod:`~crypten_fl.fedtrain.models.stay_summary`).
     """
 
     def __init__(
@@ -144,6 +163,7 @@ class ICUTransformer(nn.Module):
         dropout: float = 0.1,
         pooling: Pooling = "cls",
         head_hidden: Sequence[int] = (64,),
+        stay_summary: bool = False,
     ) -> None:
         super().__init__()
         self.encoder = ICUEncoder(
@@ -156,8 +176,9 @@ class ICUTransformer(nn.Module):
             dim_feedforward=dim_feedforward,
             dropout=dropout,
             pooling=pooling,
+            stay_summary=stay_summary,
         )
-        self.head = build_head(d_model, tuple(head_hidden), n_labels, dropout)
+        self.head = build_head(self.encoder.output_width, tuple(head_hidden), n_labels, dropout)
 
     @property
     def n_head_layers(self) -> int:

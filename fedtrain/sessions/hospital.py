@@ -92,7 +92,8 @@ def build_model(config: TrainConfig, n_features: int, n_static: int, n_labels: i
         d_model=config.d_model, n_heads=config.n_heads, n_layers=config.n_layers,
         dim_feedforward=config.dim_feedforward, dropout=config.model_dropout,
         pooling=config.pooling,
-        head_hidden=(config.head_hidden,),
+        head_hidden=(config.head_hidden,) if config.head_hidden else (),
+        stay_summary=config.stay_summary,
     )
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/dp_recipe.py --fed FED [--epsilon 3] [--batch 128] [--lr 0.01] \
         [--clipping automatic|flat] [--clip 1] [--gamma 0.01] [--rounds 20] [--local-epochs 2] \
         [--head-only] [--public PUBLIC_FED] [--lr-schedule cosine] [--pooling mean] \
-        [--beta1 0.97] [--adam-bc 0.1] [--seed 5]
+        [--beta1 0.97] [--adam-bc 0.1] [--no-stay-summary] [--head-hidden 64] [--seed 5]
 
 A fast in-process simulation of horizontal FedAvg over FED's hospitals with the library's own
 trainer and DP engine (fedtrain/local_training): the same computation as `crypten-fl train
@@ -89,6 +89,10 @@ def main() -> None:
                         "decay to --lr-floor × --lr (public, no privacy cost)")
     parser.add_argument("--lr-floor", type=float, default=0.0)
     parser.add_argument("--pooling", choices=("cls", "mean"), default=RunConfig.pooling)
+    parser.add_argument("--stay-summary", action=argparse.BooleanOptionalAction,
+                        default=RunConfig.stay_summary,
+                        help="the head also reads the stay summaries (default %(default)s; "
+                        "--no-stay-summary --head-hidden 64: the model before 2026-12-06)")
     parser.add_argument("--ema", type=float, default=None,
                         help="evaluate the exponential moving average of the global models "
                         "(decay per round; post-processing, no privacy cost)")
@@ -119,7 +123,7 @@ def main() -> None:
 
     trains, tests = [inputs(s) for s in train], [inputs(s) for s in _splits(args.fed, "test")]
     sizes = {f: getattr(args, f) for f in ("d_model", "n_layers", "n_heads", "dim_feedforward",
-                                           "head_hidden", "dropout", "pooling")}
+                                           "head_hidden", "dropout", "pooling", "stay_summary")}
     run = RunConfig(fed="", seed=args.seed, dp_epsilon=args.epsilon, **sizes)
     model = build_model(run, len(train[0].feature_names), trains[0].static.shape[1],
                         train[0].labels.shape[1], train[0].values.shape[1])

@@ -78,8 +78,8 @@ StaySummary = Annotated[bool, typer.Option(
     "--stay-summary/--no-stay-summary",
     help="The head also reads each stay's per-feature summaries (mean, max, min, last value, "
          "fraction of bins observed) and its static vector, beside the Transformer's "
-         "representation (docs/privacy.md, 'Stay summaries'). Vertical's bottom models never "
-         "add them.")]
+         "representation (docs/privacy.md, 'Stay summaries and a linear head'). Vertical's "
+         "bottom models never add them.")]
 HeadHidden = Annotated[int, typer.Option(
     help="Width of a hidden ReLU layer in the head; 0: the head is one linear layer.")]
 PersonalLayers = Annotated[int, typer.Option(

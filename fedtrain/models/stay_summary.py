@@ -8,7 +8,7 @@ a linear head reads them directly. Why they are there: under DP the noise grows 
 of trained parameters, and a linear model on good features learns with far fewer of them than a
 Transformer learns its features (Tramèr & Boneh, "Differentially private learning needs better
 features (or much more data)", ICLR 2021); without DP they also help (docs/privacy.md, "Stay
-summaries").
+summaries and a linear head").
 
 Values are clamped to ±``CLAMP`` standard deviations so that one extreme measurement cannot
 dominate a record's per-example gradient.

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Full backward hook is firing",
 def test_the_recipe_for_a_demo_sized_hospital() -> None:
     recipe = dp_recipe.choose(600, epochs=40)  # 5 steps per epoch: 200 steps
     assert recipe == dp_recipe.DPRecipe(
-        batch_size=128, lr=1e-2, clipping="automatic", max_grad_norm=1.0, trainable="all",
+        batch_size=128, lr=5e-3, clipping="automatic", max_grad_norm=1.0, trainable="all",
         dropout=0.0, chosen=("batch_size", "lr", "clipping", "max_grad_norm", "trainable",
                              "dropout"))
 
@@ -56,11 +56,11 @@ def test_a_pretrained_start_trains_the_head_and_options_override_the_recipe() ->
 
 
 @pytest.mark.parametrize("n_train, epochs, steps_per_epoch, lr", [
-    (600, 40, None, 1e-2),          # the demo's hospitals: 5 steps × 40 epochs
-    (2400, 40, None, 1e-2 * (200 / 760) ** 0.5),  # the 12k federation's: 19 × 40 steps
-    (9857, 40, 19, 1e-2 * (200 / 760) ** 0.5),    # distributed noise: the federation's steps
-    (600, 10, None, 1e-2 * 4 ** 0.5),             # 50 steps
-    (600, 2, None, 2e-2)])                        # 10 steps: capped
+    (600, 40, None, 5e-3),          # the demo's hospitals: 5 steps × 40 epochs
+    (2400, 40, None, 5e-3 * (200 / 760) ** 0.5),  # the 12k federation's: 19 × 40 steps
+    (9857, 40, 19, 5e-3 * (200 / 760) ** 0.5),    # distributed noise: the federation's steps
+    (600, 10, None, 5e-3 * 4 ** 0.5),             # 50 steps
+    (600, 2, None, 1e-2)])                        # 10 steps: capped
 def test_the_learning_rate_falls_as_one_over_root_steps(n_train, epochs, steps_per_epoch,
                                                         lr) -> None:
     recipe = dp_recipe.choose(n_train, epochs=epochs, steps_per_epoch=steps_per_epoch)

@@ -1,4 +1,4 @@
-"""Time one training step of the default ICU Transformer with and without DP-SGD (Opacus hooks).
+"""Time one training step of the default ICU model with and without DP-SGD (Opacus hooks).
 
 All variants run the same model, batch and Adam optimizer on fixed in-memory batches (no data
 loading in the timing); the DP variants are the Opacus-compatible model (DP attention) wrapped in
@@ -32,11 +32,12 @@ from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.static_encoding import n_static_features
 from crypten_fl.fedtrain.local_training.dp_recipe import DP_DROPOUT, PLAIN_DROPOUT
 from crypten_fl.fedtrain.local_training.secure_opacus import SecurePrivacyEngine
 from crypten_fl.fedtrain.models.dp_compat import make_private_compatible
-from crypten_fl.fedtrain.models.transformer import ICUTransformer
+from crypten_fl.fedtrain.sessions.hospital import build_model
 
 from bench.machine import describe
 
@@ -67,8 +68,9 @@ def build_steps(args: argparse.Namespace) -> dict[str, Callable[[], None]]:
         (torch.rand(n, 12) > 0.7).float(),
     )
     batch = tuple(t[: args.batch] for t in data)
-    models = {dropout: ICUTransformer(args.features, N_STATIC, n_bins=args.bins, dropout=dropout)
-              for dropout in (PLAIN_DROPOUT, DP_DROPOUT)}
+    # the model `train` builds (its defaults: stay summaries, linear head), at each dropout
+    models = {dropout: build_model(TrainConfig(fed="", dropout=dropout), args.features, N_STATIC,
+                                   12, args.bins) for dropout in (PLAIN_DROPOUT, DP_DROPOUT)}
     for model in models.values():
         model.load_state_dict(models[PLAIN_DROPOUT].state_dict())
     plain = models[PLAIN_DROPOUT]

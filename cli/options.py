@@ -80,8 +80,10 @@ StaySummary = Annotated[bool, typer.Option(
          "fraction of bins observed) and its static vector, beside the Transformer's "
          "representation (docs/privacy.md, 'Stay summaries and a linear head'). Vertical's "
          "bottom models never add them.")]
-HeadHidden = Annotated[int, typer.Option(
-    help="Width of a hidden ReLU layer in the head; 0: the head is one linear layer.")]
+HeadHidden = Annotated[int | None, typer.Option(
+    help="Width of a hidden ReLU layer in the head; 0: the head is one linear layer. Default: "
+         "64 for fedper and fedmtl (a shared hidden layer before their personal output layer), "
+         "0 otherwise.", show_default=False)]
 PersonalLayers = Annotated[int, typer.Option(
     help="fedper/fedmtl: head layers kept at each hospital (counted from the output).")]
 MtlLambda = Annotated[float, typer.Option(

@@ -44,7 +44,7 @@ def command(
     dropout: opt.Dropout = opt.DEFAULT.dropout,
     pooling: opt.Pooling = opt.DEFAULT.pooling,
     stay_summary: opt.StaySummary = opt.DEFAULT.stay_summary,
-    head_hidden: opt.HeadHidden = opt.DEFAULT.head_hidden,
+    head_hidden: opt.HeadHidden = None,
     overwrite: opt.Overwrite = False,
 ) -> None:
     """Pretrain the ICU Transformer on public data, for `train --init-from MODEL`.

@@ -112,7 +112,7 @@ def command(
     dropout: opt.Dropout = opt.DEFAULT.dropout,
     pooling: opt.Pooling = opt.DEFAULT.pooling,
     stay_summary: opt.StaySummary = opt.DEFAULT.stay_summary,
-    head_hidden: opt.HeadHidden = opt.DEFAULT.head_hidden,
+    head_hidden: opt.HeadHidden = None,
     personal_layers: opt.PersonalLayers = opt.DEFAULT.personal_layers,
     mtl_lambda: opt.MtlLambda = opt.DEFAULT.mtl_lambda,
     cut: opt.Cut = opt.DEFAULT.cut,

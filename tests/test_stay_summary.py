@@ -4,6 +4,7 @@ what older run configs and pretrained cards rebuild."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -94,6 +95,16 @@ def test_a_run_config_written_before_the_summaries_rebuilds_the_model_of_its_tim
     new = TrainConfig(fed="f")
     assert (new.stay_summary, new.head_hidden, new.head_layers) == (True, 0, 1)
     assert TrainConfig.from_json({"fed": "f", "stay_summary": True, "head_hidden": 0}) == new
+
+
+def test_personal_layer_strategies_get_a_shared_hidden_head_layer_unless_told() -> None:
+    assert [TrainConfig(fed="f", strategy=s).head_hidden
+            for s in ("horizontal", "fedper", "fedmtl", "split", "vertical", "local")] == [
+        0, 64, 64, 0, 0, 0]
+    assert TrainConfig(fed="f", strategy="fedper", head_hidden=0).head_hidden == 0
+    assert TrainConfig(fed="f", strategy="split", head_hidden=16).head_hidden == 16
+    saved = dataclasses.asdict(TrainConfig(fed="f", strategy="fedper"))
+    assert TrainConfig.from_json(saved).head_hidden == 64  # a run's config.json keeps its width
 
 
 def test_a_pretrained_card_without_the_field_describes_a_model_without_summaries() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES, TRAINABLE_PARTS
+from crypten_fl.fedtrain.models.stay_summary import MODEL_BEFORE_STAY_SUMMARY
 
 #: server optimizer name -> (default η, default β₁, default β₂, default τ)
 SERVER_OPT_DEFAULTS: dict[str, tuple[float, float, float, float]] = {
@@ -298,7 +299,7 @@ class TrainConfig:
             # written before --server-opt: its server_lr was split/vertical's encrypted rate
             data = {**data, "encrypted_lr": data["server_lr"], "server_lr": None}  # split/vertical
         if "stay_summary" not in data:  # written before --stay-summary: the model of that time
-            data = {**data, "stay_summary": False, "head_hidden": data.get("head_hidden", 64)}
+            data = {**MODEL_BEFORE_STAY_SUMMARY, **data}
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain.models.stay_summary import MODEL_BEFORE_STAY_SUMMARY
 from crypten_fl.mimic_etl.schema import differences
 from safetensors import SafetensorError
 from safetensors.torch import load
@@ -112,10 +113,10 @@ def mismatches(pretrained: Pretrained, config: Any, schema: dict[str, Any]) -> l
     model: weight-shaping options first, then features, labels, static columns and time bins."""
     found = []
     arch = pretrained.card["architecture"]
+    if "stay_summary" not in arch:  # a card written before --stay-summary: the model of its time
+        arch = {**MODEL_BEFORE_STAY_SUMMARY, **arch}
     for field, option in ARCHITECTURE_OPTIONS.items():
-        # cards written before --stay-summary existed describe models without the summaries
-        mine, theirs = getattr(config, field), arch.get(field, False if field == "stay_summary"
-                                                        else None)
+        mine, theirs = getattr(config, field), arch.get(field)
         if mine != theirs:
             found.append(f"{option} {mine}, the pretrained model has {theirs}")
     card_schema = {k: pretrained.card["schema"].get(k) for k in SCHEMA_FIELDS}

@@ -12,7 +12,6 @@ from typing import Any
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_recipe import CLIPPING_MODES, TRAINABLE_PARTS
-from crypten_fl.fedtrain.models.stay_summary import MODEL_BEFORE_STAY_SUMMARY
 
 #: server optimizer name -> (default η, default β₁, default β₂, default τ)
 SERVER_OPT_DEFAULTS: dict[str, tuple[float, float, float, float]] = {
@@ -32,6 +31,9 @@ DEFAULT_SERVER_OPT = "fedavg"
 #: (demo federation: FedPer 0.846 with a linear head, 0.860 with a shared hidden layer of 64;
 #: docs/strategies.md). Every other strategy: 0, a linear head.
 HIDDEN_HEAD_STRATEGIES = {"fedper": 64, "fedmtl": 64}
+#: the model options of run configs and pretrained cards written before the stay summaries existed
+#: (they have no ``stay_summary`` field): what evaluate, audit and --init-from rebuild for them
+MODEL_BEFORE_STAY_SUMMARY: dict[str, Any] = {"stay_summary": False, "head_hidden": 64}
 
 
 @dataclass(frozen=True)
@@ -298,10 +300,17 @@ class TrainConfig:
         if "server_lr" in data and "server_opt" not in data and "encrypted_lr" not in data:
             # written before --server-opt: its server_lr was split/vertical's encrypted rate
             data = {**data, "encrypted_lr": data["server_lr"], "server_lr": None}  # split/vertical
-        if "stay_summary" not in data:  # written before --stay-summary: the model of that time
-            data = {**MODEL_BEFORE_STAY_SUMMARY, **data}
+        data = cls.with_model_of_its_time(data)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    @staticmethod
+    def with_model_of_its_time(options: dict[str, Any]) -> dict[str, Any]:
+        """Model options of a run config or pretrained card, the options that it predates filled
+        in with the model of its time (:data:`MODEL_BEFORE_STAY_SUMMARY`)."""
+        if "stay_summary" in options:
+            return options
+        return {**MODEL_BEFORE_STAY_SUMMARY, **options}
 
     @classmethod
     def load(cls, path: Path) -> TrainConfig:

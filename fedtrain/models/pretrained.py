@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 from crypten_fl.common.errors import UserError
-from crypten_fl.fedtrain.models.stay_summary import MODEL_BEFORE_STAY_SUMMARY
 from crypten_fl.mimic_etl.schema import differences
 from safetensors import SafetensorError
 from safetensors.torch import load
@@ -112,9 +111,7 @@ def mismatches(pretrained: Pretrained, config: Any, schema: dict[str, Any]) -> l
     """How the run (``config`` and its hospitals' data ``schema``) differs from the pretrained
     model: weight-shaping options first, then features, labels, static columns and time bins."""
     found = []
-    arch = pretrained.card["architecture"]
-    if "stay_summary" not in arch:  # a card written before --stay-summary: the model of its time
-        arch = {**MODEL_BEFORE_STAY_SUMMARY, **arch}
+    arch = config.with_model_of_its_time(pretrained.card["architecture"])
     for field, option in ARCHITECTURE_OPTIONS.items():
         mine, theirs = getattr(config, field), arch.get(field)
         if mine != theirs:

@@ -26,9 +26,6 @@ import torch
 STATISTICS = ("mean", "max", "min", "last", "observed")
 #: z-scores are clamped to ±CLAMP
 CLAMP = 5.0
-#: the model options of run configs and pretrained cards written before the summaries existed
-#: (they have no ``stay_summary`` field): what evaluate, audit and --init-from rebuild for them
-MODEL_BEFORE_STAY_SUMMARY = {"stay_summary": False, "head_hidden": 64}
 
 
 def summary_width(n_features: int) -> int:

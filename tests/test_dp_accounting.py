@@ -130,6 +130,6 @@ def test_the_train_command_reports_each_hospitals_epsilon_and_points_to_pretrain
     # vertical refuses --init-from: no tip it could not follow, but what to expect instead
     render_dp_sgd({"dp_sgd": True, "hospitals": two, "pretraining": None}, "vertical")
     out = " ".join(capsys.readouterr().out.split())
-    assert "pretrain" not in out and "vertical with DP gave a model at chance" in out
+    assert "pretrain" not in out and "vertical with DP trains a linear top model" in out
     render_dp_sgd({"dp_sgd": False, "hospitals": {}}, "horizontal")
     assert capsys.readouterr().out == ""

@@ -18,6 +18,7 @@ import pytest
 import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.evaluate.runner import EvalOptions, evaluate
 from crypten_fl.fedtrain.local_training.dp_exchange import (
     ALPHAS,
     calibrate,
@@ -27,6 +28,7 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
 )
 from crypten_fl.fedtrain.run import coordinator
 from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.strategies.vertical_private import gradient_bound
 from helpers.dp_jobs import DP_DIR_ENV, JOB
 from helpers.federation import TINY_MODEL, both_federations
 from helpers.parties import HELPERS
@@ -142,27 +144,52 @@ def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
         assert abs(float(noise.mean())) < 6 * std / math.sqrt(noise.numel())
 
 
-def test_vertical_with_dp_clips_and_noises_what_each_party_shares(feds, tmp_path, monkeypatch
-                                                                  ) -> None:
+@pytest.mark.parametrize("noise", ["local", "distributed"])
+def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, feds, tmp_path,
+                                                                          monkeypatch) -> None:
     config = TrainConfig(fed=str(feds["vertical"]), strategy="vertical", dp_epsilon=4.0,
-                         **ONE_ROUND)
+                         dp_noise=noise, **ONE_ROUND)
     privacy, records = _recorded_run(config, tmp_path, monkeypatch)
+    assert set(privacy["hospitals"]) == {"0", "1", "2"}
     for party, report in privacy["hospitals"].items():
         _check_accounting(report, 4.0, config.rounds * config.local_epochs)
-        assert report["sample_rate"] == 1.0  # no amplification: the batch order is public
-        assert report["mechanisms_per_step"] == (3 if party == "0" else 2)
-        shared, noise = torch.cat(records[party]["shared"]), torch.cat(records[party]["noise"])
-        clip, nu = report["max_grad_norm"], report["noise_multiplier"]
-        # without its noise, what the party shared is its clipped embeddings ...
-        assert float((shared - noise).norm(dim=1).max()) <= clip
-        # ... and the noise has std ν·C
-        assert float(noise.std()) == pytest.approx(nu * clip, rel=0.1)
-        labels = records[party]["label_noise"]
-        if party == "0":  # the label party noised every output gradient by ν·√L/2
-            assert float(torch.cat(labels).std()) == pytest.approx(
-                nu * math.sqrt(12) / 2, rel=0.1)
-        else:
-            assert labels == []
+        assert report["sample_rate"] == 1.0  # every record in every step: nothing sampled
+        assert report["mechanisms_per_step"] == 1
+        assert report["max_grad_norm"] == gradient_bound(3, 12) == 0.5 * math.sqrt(12) * 2
+        # what the party added to its share of the encrypted top-model gradient, every step
+        deltas = records[party]["share_delta"]
+        assert len(deltas) == 2 * report["steps"]  # weight and bias, each step
+        added = torch.cat(deltas)
+        std = report["noise_multiplier"] * report["max_grad_norm"]
+        if noise == "distributed":  # a 1/(P − 1) share of the variance: any one party sees ν·B
+            std /= math.sqrt(2)
+            assert report["noise_share_std"] == pytest.approx(std)
+            colluding = report["epsilon_by_colluding_hospitals"]
+            assert report["epsilon"] == epsilon(1.0, report["combined_noise_multiplier"],
+                                                report["steps"], report["delta"])
+            assert colluding["1"] == report["epsilon"] < colluding["2"]
+            assert report["epsilon_observer_without_share"] < report["epsilon"]
+        assert float(added.std()) == pytest.approx(std, rel=0.1)
+        assert abs(float(added.mean())) < 6 * std / math.sqrt(added.numel())
+    if noise == "distributed":
+        return
+    # the saved model (each party's feature widths and top share) predicts as in training,
+    # although evaluate's configuration has no --dp-epsilon
+    run = tmp_path / "run"
+    evaluate(EvalOptions(run=run, secure=False, threshold="0.5"))
+    trained = json.loads((run / "test_metrics.json").read_text())["per_hospital"]
+    evaluated = json.loads((run / "eval" / "metrics.json").read_text())["per_hospital"]
+    for hospital, metrics in trained.items():
+        assert evaluated[hospital]["macro"]["auroc"] == pytest.approx(
+            metrics["macro"]["auroc"], abs=2e-3)
+
+
+def test_vertical_refuses_dp_with_a_two_layer_top_model(feds, tmp_path) -> None:
+    with pytest.raises(UserError, match=r"^--dp-epsilon with --strategy vertical trains a "
+                                        r"linear top model"):
+        train(TrainConfig(fed=str(feds["vertical"]), strategy="vertical", dp_epsilon=3.0,
+                          **{**ONE_ROUND, "cut": 2, "head_hidden": 16}), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 def test_split_refuses_dp_with_a_two_layer_server(feds, tmp_path) -> None:

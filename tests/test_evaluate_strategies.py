@@ -35,11 +35,12 @@ def _obtained(audit: Path, rank: int) -> set[str]:
     return {r["tag"] for r in records if r["dst"] in (None, rank)}
 
 
-@pytest.mark.parametrize("strategy", ["local", "fedper", "fedmtl", "split", "centralized",
-                                      "vertical", "horizontal"])
-def test_evaluation_of_each_strategy(strategy, root, tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("strategy, dp", [
+    ("local", None), ("fedper", None), ("fedmtl", None), ("split", None), ("centralized", None),
+    ("vertical", None), ("horizontal", 5.0), ("vertical", 5.0)])  # DP models reload too
+def test_evaluation_of_each_strategy(strategy, dp, root, tmp_path, monkeypatch) -> None:
     fed = root / ("vfed" if strategy == "vertical" else "fed")
-    options = {"dp_epsilon": 5.0} if strategy == "horizontal" else {}  # DP model reloads too
+    options = {"dp_epsilon": dp} if dp is not None else {}
     run = trained_run(fed, tmp_path / "run", strategy=strategy, **options)
     plain = copy_run(run, tmp_path / "plain")
     evaluate(EvalOptions(run=plain, secure=False, threshold="0.5"))

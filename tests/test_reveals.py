@@ -91,3 +91,40 @@ def test_with_central_dp_only_the_noisy_sum_of_updates_is_ever_revealed(name, fe
     record_level = record["record_level_dp_sgd_epsilon"]
     assert record_level is None if dp_sgd is None else (
         len(record_level) == 3 and all(0 < e <= dp_sgd + 1e-6 for e in record_level.values()))
+
+
+def test_vertical_with_dp_reveals_logits_of_validation_and_test_stays_only(feds, tmp_path,
+                                                                           monkeypatch) -> None:
+    """With --dp-epsilon vertical trains under encryption: no party obtains a bottom gradient,
+    and the label party obtains the logits of exactly the aligned validation stays (each round)
+    and test stays (the run's final evaluation) — none of a training stay."""
+    from crypten_fl.mimic_etl.hospital_data import load_split
+
+    config = TrainConfig(fed=str(feds["vertical"]), strategy="vertical", dp_epsilon=4.0,
+                         **{**SMALL, "rounds": 2})
+    kinds = _audited_kinds(config, tmp_path, monkeypatch)
+    declared = strategies.get("vertical").receives_with(config)
+    assert tags.OWN_BOTTOM_GRADIENT not in declared
+    _check_declared(kinds, declared)
+    parties = sorted(feds["vertical"].glob("hospital_*"))
+
+    def aligned(split: str) -> int:
+        keys = [set(load_split(p, split).keys.tolist()) for p in parties]
+        return len(set.intersection(*keys))
+
+    logits = [r for r in _obtained(tmp_path / "audit", 0)
+              if r["tag"] == tags.JOINT_LOGITS_TO_LABEL_PARTY]
+    labels = len(load_split(parties[0], "train").label_names)
+    assert sum(r["elements"] for r in logits) == labels * (2 * aligned("val") + aligned("test"))
+
+
+@pytest.mark.parametrize("name", ["split", "vertical"])
+def test_with_a_two_layer_encrypted_model_the_relus_openings_are_masked(name, feds, tmp_path,
+                                                                        monkeypatch) -> None:
+    """The encrypted ReLU's comparisons open masked values only (tagged by the audit)."""
+    cls = strategies.get(name)
+    config = TrainConfig(fed=str(feds[cls.partition]), strategy=name,
+                         **{**SMALL, "cut": 2, "head_hidden": 8})
+    kinds = _audited_kinds(config, tmp_path, monkeypatch)
+    assert tags.MASKED_OPENINGS in cls.receives_with(config)
+    _check_declared(kinds, cls.receives_with(config))

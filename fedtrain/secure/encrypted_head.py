@@ -89,19 +89,19 @@ class EncryptedHead:
         return plain
 
 
-def share_blocks(local: torch.Tensor, shapes: Sequence[tuple[int, ...]], rank: int, dim: int
-                 ) -> tuple[list[CrypTensor], CrypTensor]:
+def share_blocks(local: torch.Tensor, shapes: Sequence[tuple[int, ...]], rank: int, dim: int,
+                 requires_grad: bool = True) -> tuple[list[CrypTensor], CrypTensor]:
     """Every party secret-shares its own block; returns the blocks and their concatenation.
 
     ``shapes[k]`` is the shape of party k's block (public); a party only supplies its own values.
-    Empty blocks are skipped.
+    Empty blocks are skipped. ``requires_grad``: whether the blocks' gradients are computed.
     """
     blocks: list[CrypTensor] = []
     for k, shape in enumerate(shapes):
         if 0 in shape:
             continue
         value = local if k == rank else torch.zeros(shape)
-        blocks.append(crypten.cryptensor(value, src=k, requires_grad=True))
+        blocks.append(crypten.cryptensor(value, src=k, requires_grad=requires_grad))
     return blocks, crypten.cat(blocks, dim=dim) if len(blocks) > 1 else blocks[0]
 
 

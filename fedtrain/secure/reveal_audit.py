@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from crypten_fl.fedtrain.compat import crypten
+from crypten_fl.fedtrain.secure import tags
 
 _current: list[str] = []
 
@@ -45,16 +46,32 @@ def _log(dst: int | None, elements: int) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
-def install() -> None:
-    """Wrap CrypTen's arithmetic reveal (idempotent). Called by every party process."""
-    cls = crypten.mpc.primitives.ArithmeticSharedTensor
-    if getattr(cls.reveal, "_audited", False):
-        return
-    original = cls.reveal
-
+def _audited_reveal(original: Any) -> Any:
     def reveal(self: Any, dst: int | None = None) -> Any:
         _log(dst, int(self.share.numel()))
         return original(self, dst=dst)
 
     reveal._audited = True  # type: ignore[attr-defined]
-    cls.reveal = reveal
+    return reveal
+
+
+def _masked(protocol: Any) -> Any:
+    """``protocol`` with the openings it makes tagged as masked openings."""
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with revealing(tags.MASKED_OPENINGS):
+            return protocol(*args, **kwargs)
+
+    return run
+
+
+def install() -> None:
+    """Wrap CrypTen's arithmetic and binary reveals (idempotent), and tag the openings its
+    square and bit-conversion protocols make (each opens a value plus a fresh uniformly random
+    mask from the dealer: uniformly random to every party). Called by every party process."""
+    primitives = crypten.mpc.primitives
+    if getattr(primitives.ArithmeticSharedTensor.reveal, "_audited", False):
+        return
+    for cls in (primitives.ArithmeticSharedTensor, primitives.BinarySharedTensor):
+        cls.reveal = _audited_reveal(cls.reveal)
+    beaver = primitives.beaver
+    beaver.square, beaver.B2A_single_bit = _masked(beaver.square), _masked(beaver.B2A_single_bit)

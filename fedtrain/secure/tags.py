@@ -18,6 +18,8 @@ OWN_ROW_LOGITS = "logits of the party's own rows"
 OWN_CUT_GRADIENT = "cut-layer gradient of the party's own rows"
 JOINT_LOGITS_TO_LABEL_PARTY = "joint-model logits (label party only)"
 OWN_BOTTOM_GRADIENT = "gradient of the party's own bottom output"
+MASKED_OPENINGS = ("masked openings inside CrypTen's protocols (a value plus a fresh uniformly "
+                   "random mask from the dealer: squares, comparisons)")
 
 # evaluation (fedtrain/evaluate/job.py)
 EVAL_VALIDATION_HISTOGRAMS = "summed validation-score histograms (threshold choice)"

@@ -83,6 +83,12 @@ class Split(ParameterSharing):
                "parts each round, and the server weights once at the end")
     final_model = "model"  # client part and revealed server part, written by hospital 0
 
+    @classmethod
+    def receives_with(cls, config: TrainConfig) -> frozenset[str]:
+        """With --cut 2 also the masked openings of the encrypted ReLU's comparisons."""
+        receives = super().receives_with(config)
+        return receives | ({tags.MASKED_OPENINGS} if config.cut == 2 else set())
+
     def __init__(self, config, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(config, session)
         self.model = session.trainer.model

@@ -8,137 +8,150 @@ only to the label party, which computes ∂L/∂z with its labels in the clear a
 back (labels never leave it); after the encrypted backward pass each party receives only the
 gradient of its own bottom output. Nobody sees another party's features or embeddings.
 
-With ``--dp-epsilon`` every party clips each record's bottom embedding to C and adds Gaussian
-noise before sharing it, trains its bottom model with clipped, noised per-example gradients, and
-the label party adds Gaussian noise to every output gradient before it enters the encrypted
-backward pass (the top model is trained on the noisy values only). One accountant per party,
-without amplification: the batch order is common knowledge (fedtrain/local_training/
-dp_exchange.py, docs/privacy.md).
+With ``--dp-epsilon`` the model is different: no bottom Transformers, but a linear top model
+trained entirely under encryption on every party's per-stay summaries, loss included, with
+Gaussian noise added by every party to its share of each step's gradient sum; nothing per record
+is revealed during training (fedtrain/strategies/vertical_private.py, docs/privacy.md).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.compat import crypten
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs
 from crypten_fl.fedtrain.local_training import dp_recipe
-from crypten_fl.fedtrain.local_training.dp_exchange import (
-    ExchangeAccountant,
-    clip_rows,
-    private_optimizer,
-)
-from crypten_fl.fedtrain.models.dp_compat import make_private_compatible
+from crypten_fl.fedtrain.local_training.dp_exchange import ExchangeAccountant
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
 from crypten_fl.fedtrain.secure.reveal_audit import revealing
 from crypten_fl.fedtrain.secure_noise import SecureRandom
+from crypten_fl.fedtrain.sessions.lockstep import all_sizes
 from crypten_fl.fedtrain.sessions.vertical import open_vertical_session
+from crypten_fl.fedtrain.strategies import vertical_private as private
 from crypten_fl.fedtrain.strategies.base import RoundResult, Strategy
 from safetensors.torch import load_file
 from torch.nn.functional import binary_cross_entropy_with_logits
 
 PREDICT_CHUNK = 1024
-#: the final top-share file's entry holding the embedding clip the top model was trained with
-EMBEDDING_CLIP = "embedding_clip"
-DP_MECHANISM = ("Per party, no amplification (every record used once per epoch in a public "
-                "order; steps = uses of each record): each record's bottom embedding clipped to C "
-                "with Gaussian noise of std nu*C added before it is secret-shared; bottom model "
-                "trained on per-example gradients clipped to C with Gaussian noise of std nu*C{}. "
-                "Replace-one sensitivity 2C per mechanism: one accountant step of multiplier "
-                "nu/(2*sqrt(mechanisms)) per epoch")
-LABEL_MECHANISM = ("; label party: Gaussian noise of std nu*sqrt(L)/2 on every output gradient "
-                   "sigmoid(z_i) - y_i before the encrypted backward pass (replace-one "
-                   "sensitivity sqrt(L), L labels)")
+#: in the top-share file of a run trained with the earlier DP mechanism (noised embeddings of
+#: bottom Transformers, until 2026-12-06): such runs are refused with a message
+EARLIER_DP_MARK = "embedding_clip"
+#: in a DP run's party model file: the widths of every party's block of features (public)
+FEATURE_WIDTHS = "feature_widths"
 
 
 class Vertical(Strategy):
-    """Plaintext bottom models per party, encrypted top model, labels at one party."""
+    """Plaintext bottom models per party, encrypted top model, labels at one party (with DP:
+    a linear top model on every party's stay summaries, trained entirely under encryption)."""
 
     name = "vertical"
     summary = "vertical FL: parties hold other features of the same stays; encrypted top model"
     partition = "vertical"
     supports_init_from = False  # its bottom models see feature subsets
-    dp_note = ("vertical with DP gave a model at chance at every ε measured (each record's "
-               "features and labels are both noised, with no sampling to hide in); why: "
-               "docs/privacy.md, \"Why tuning would not rescue vertical\"")
+    dp_note = ("vertical with DP trains a linear top model on every party's stay summaries "
+               "entirely under encryption (no bottom Transformers; nothing per record is "
+               "revealed during training): docs/privacy.md, \"DP for split and vertical\"")
     needs_ttp = True
-    uses_dp_recipe = False  # its own DP mechanisms (fedtrain/local_training/dp_exchange.py)
+    uses_dp_recipe = False  # its own DP mechanism (fedtrain/strategies/vertical_private.py)
+    supports_distributed_dp = True  # each party adds a 1/(P-1) share of the noise variance
     plaintext_model = False
     receives = frozenset({tags.OWN_BOTTOM_GRADIENT, tags.JOINT_LOGITS_TO_LABEL_PARTY,
                           tags.METRIC_HISTOGRAMS})
     reveals = ("to the label party: the logits of the joint model; to each party: the gradient "
-               "of its own bottom output; to all: the number of aligned records; nothing else")
+               "of its own bottom output (not with --dp-epsilon: then the logits of validation "
+               "and test stays only); to all: the number of aligned records; nothing else")
     open_session = staticmethod(open_vertical_session)
 
     def __init__(self, config, session) -> None:  # type: ignore[no-untyped-def]
         super().__init__(config, session)
         self.world = crypten.communicator.get().get_world_size()
         self.label_party = 0
+        #: with --dp-epsilon: the linear top model on stay summaries (vertical_private.py)
+        self.private = config.dp_epsilon is not None
         torch.manual_seed(config.seed)  # the top model's public initialisation, same everywhere
-        hidden = config.head_hidden if config.cut == 2 else None
-        self.top = EncryptedHead(plain_head(self.world * config.d_model, hidden, session.n_labels))
+        if self.private:
+            self._use_private_model(all_sizes(self._own_feature_width()))
+        else:
+            self.widths = [config.d_model] * self.world
+            hidden = config.head_hidden if config.cut == 2 else None
+            self.top = EncryptedHead(plain_head(sum(self.widths), hidden, session.n_labels))
         self.generator = torch.Generator().manual_seed(config.seed * 7919)  # shared batch order
         self.accountant: ExchangeAccountant | None = None
-        #: each embedding is clipped to this L2 norm before it is shared (None: no clipping)
-        self.embedding_clip: float | None = None
-        if config.dp_epsilon is not None:
+        self._training_set: tuple[list[Any], list[Any]] | None = None
+        if self.private:
             self._make_private(config)
 
+    def _own_feature_width(self) -> int:
+        train = self.session.train
+        return private.feature_width(train.x.shape[2] // 2, train.static.shape[1])
+
+    def _use_private_model(self, widths: list[int]) -> None:
+        """The DP model: a linear top model over every party's block of features (public
+        widths); collective (the initial weights are secret-shared)."""
+        self.private, self.widths = True, widths
+        self.top = EncryptedHead(plain_head(sum(widths), None, self.session.n_labels))
+
+    @classmethod
+    def check_config(cls, config: TrainConfig) -> None:
+        super().check_config(config)
+        if config.dp_epsilon is not None and config.cut != 1:
+            raise UserError("--dp-epsilon with --strategy vertical trains a linear top model "
+                            "(docs/privacy.md): --cut 2 does not apply")
+
+    @classmethod
+    def receives_with(cls, config: TrainConfig) -> frozenset[str]:
+        """With DP no bottom gradients (nothing per record in training) and the masked openings
+        of the encrypted sigmoid and clamp; with --cut 2 those of the encrypted ReLU."""
+        if config.dp_epsilon is not None:
+            return cls.receives - {tags.OWN_BOTTOM_GRADIENT} | {tags.MASKED_OPENINGS}
+        return cls.receives | ({tags.MASKED_OPENINGS} if config.cut == 2 else set())
+
     def _make_private(self, config: TrainConfig) -> None:
-        """One accountant for the run; bottom model with per-example clipping and noise."""
+        """One accountant for the run: one Gaussian mechanism per full-batch step."""
         assert config.dp_epsilon is not None
-        trainer, n, label = self.session.trainer, self.session.n_train, self._is_label_party()
-        epochs = config.rounds * config.local_epochs
-        # the recipe's bound C; the learning rate stays --lr unless --dp-lr is given (the
-        # recipe's rate was chosen for DP-SGD and not measured on these mechanisms)
-        clip, lr = dp_recipe.clip_bound(config.max_grad_norm), config.dp_lr or config.lr
+        n = self.session.n_train
         self.rng = SecureRandom()
-        self.embedding_clip = clip
+        self.lr = config.dp_lr or private.DEFAULT_LR
         self.accountant = ExchangeAccountant(
             target_epsilon=config.dp_epsilon,
             delta=config.dp_delta if config.dp_delta is not None else dp_recipe.default_delta(n),
-            sample_rate=1.0, planned_steps=epochs, mechanisms=3 if label else 2,
-            clip=clip,
-            description=DP_MECHANISM.format(LABEL_MECHANISM if label else ""))
-        model = make_private_compatible(trainer.model)
-        adam = torch.optim.Adam(model.parameters(), lr=lr)
-        trainer.model, trainer.optimizer = private_optimizer(
-            model, adam, noise_multiplier=self.accountant.noise_multiplier,
-            clip=clip, expected_batch_size=min(config.batch_size, n),
-            rng=self.rng)
+            sample_rate=1.0, planned_steps=config.rounds * config.local_epochs, mechanisms=1,
+            clip=private.gradient_bound(self.world, self.session.n_labels),
+            description=private.MECHANISM.format(clamp=private.GRADIENT_CLAMP))
+        #: the std of the noise this party adds: ν·B, or with --dp-noise distributed its share
+        self.noise_std = private.noise_std(self.accountant.noise_multiplier,
+                                           self.accountant.clip, self.world,
+                                           config.distributed_dp)
 
     def _is_label_party(self) -> bool:
         return self.session.rank == self.label_party
 
     def privacy_report(self) -> dict[str, Any] | None:
-        return self.accountant.report() if self.accountant is not None else None
+        if self.accountant is None:
+            return None
+        report = self.accountant.report()
+        if self.config.distributed_dp:
+            report.update(private.distributed_report(report, self.world, self.noise_std))
+        return report
 
-    def _noise(self, like: torch.Tensor, bound: float) -> torch.Tensor:
-        """N(0, (ν·bound)²) from this party's CSPRNG, shaped like ``like``."""
-        assert self.accountant is not None
-        return self.rng.normal_like(like, self.accountant.noise_multiplier * bound)
-
-    def _embed_blocks(self, x: torch.Tensor, s: torch.Tensor, noisy: bool = False
-                      ):  # type: ignore[no-untyped-def]
-        """This party's embeddings (clipped with DP) and every party's shared block; with
-        ``noisy`` the party's noise is added to what it shares (training steps under DP)."""
-        e = self.session.trainer.model(x, s)
-        if self.embedding_clip is not None:
-            e = clip_rows(e, self.embedding_clip)
-        shared = e.detach()
-        if noisy and self.embedding_clip is not None:
-            shared = shared + self._noise(shared, self.embedding_clip)
-        shapes = [(e.shape[0], e.shape[1])] * self.world
-        blocks, enc = share_blocks(shared, shapes, self.session.rank, 1)
+    def _embed_blocks(self, x: torch.Tensor, s: torch.Tensor):  # type: ignore[no-untyped-def]
+        """This party's bottom output (with DP: its summary features) and every party's
+        secret-shared block."""
+        e = private.party_features(x, s) if self.private else self.session.trainer.model(x, s)
+        shapes = [(e.shape[0], width) for width in self.widths]
+        blocks, enc = share_blocks(e.detach(), shapes, self.session.rank, 1,
+                                   requires_grad=not self.private)
         return e, blocks, enc
 
     def train_round(self, round_index: int) -> RoundResult:
+        if self.private:
+            return self._train_round_private()
         session, trainer = self.session, self.session.trainer
         rank, n = session.rank, session.n_train
         trainer.model.train()
@@ -148,8 +161,7 @@ class Vertical(Strategy):
             for start in range(0, n, self.config.batch_size):
                 idx = order[start : start + self.config.batch_size]
                 trainer.optimizer.zero_grad(set_to_none=True)
-                e, blocks, enc = self._embed_blocks(session.train.x[idx], session.train.static[idx],
-                                                    noisy=True)
+                e, blocks, enc = self._embed_blocks(session.train.x[idx], session.train.static[idx])
                 self.top.zero_grad()
                 z = self.top(enc)
                 with revealing(tags.JOINT_LOGITS_TO_LABEL_PARTY):
@@ -157,23 +169,41 @@ class Vertical(Strategy):
                 y = session.train.labels[idx] if rank == self.label_party else None
                 shape = (len(idx), self.session.n_labels)  # non-label parties get None above
                 g = torch.sigmoid(logits) - y if y is not None else torch.zeros(shape)
-                if self.accountant is not None and y is not None:  # replace-one bound √L/2
-                    g = g + self._noise(g, math.sqrt(y.shape[1]) / 2)
                 z.backward(crypten.cryptensor(g, src=self.label_party))
                 self.top.sgd_step(self.config.encrypted_lr / len(idx))
                 for owner, block in enumerate(blocks):
                     with revealing(tags.OWN_BOTTOM_GRADIENT):
                         grad = block.grad.get_plain_text(dst=owner)
-                    if owner == rank:  # DP: per-row gradients (the DP optimizer averages)
-                        e.backward(grad if self.accountant is not None else grad / len(idx))
+                    if owner == rank:
+                        e.backward(grad / len(idx))
                 trainer.optimizer.step()
                 if y is not None:
                     loss = binary_cross_entropy_with_logits(logits, y, reduction="sum").item()
                     total_loss, seen = total_loss + loss / y.shape[1], seen + len(idx)
-            if self.accountant is not None:  # every record was used once more
-                self.accountant.step()
         # only the label party can compute the loss
         return RoundResult(train_loss=total_loss / seen if seen else None, exchanged_elements=0)
+
+    def _train_round_private(self) -> RoundResult:
+        """``--local-epochs`` noisy full-batch steps under encryption; no loss is revealed."""
+        assert self.accountant is not None
+        features, labels = self._encrypted_training_set()
+        for _ in range(self.config.local_epochs):
+            private.noisy_gradient_step(self.top, features, labels, lr=self.lr,
+                                        n=self.session.n_train, std=self.noise_std,
+                                        rng=self.rng)
+            self.accountant.step()
+        return RoundResult(train_loss=None, exchanged_elements=0)
+
+    def _encrypted_training_set(self) -> tuple[list[Any], list[Any]]:
+        """Every party's features and the label party's labels, secret-shared once, in chunks."""
+        if self._training_set is None:
+            train = self.session.train
+            _, _, enc = self._embed_blocks(train.x, train.static)
+            y = train.labels if self._is_label_party() else None
+            y = y if y is not None else torch.zeros(len(train), self.session.n_labels)
+            labels = crypten.cryptensor(y, src=self.label_party)
+            self._training_set = (private.encrypted_chunks(enc), private.encrypted_chunks(labels))
+        return self._training_set
 
     @torch.no_grad()
     def predict(self, inputs: ModelInputs) -> np.ndarray:
@@ -200,13 +230,25 @@ class Vertical(Strategy):
         return [f"model_party_{index}.safetensors", f"top_share_party_{index}.safetensors"]
 
     def load_final(self, run_dir: Path, index: int | None = None) -> None:
-        """Load this party's bottom model and its share of the encrypted top model."""
+        """Load this party's bottom model (with DP: its feature width) and its share of the
+        encrypted top model."""
         model, share = self.final_model_files(self.session.rank if index is None else index)
-        self.session.trainer.model.load_state_dict(load_file(str(Path(run_dir) / model)))
         shares = load_file(str(Path(run_dir) / share))
+        if EARLIER_DP_MARK in shares:
+            raise UserError(f"{run_dir}: trained with vertical's earlier DP mechanism (before "
+                            "2026-12-06), which this version no longer runs; train it again")
+        saved = load_file(str(Path(run_dir) / model))
+        if FEATURE_WIDTHS in saved:  # trained with DP (evaluate's config has no --dp-epsilon)
+            widths = [int(w) for w in saved[FEATURE_WIDTHS]]
+            if widths[self.session.rank] != self._own_feature_width():
+                raise UserError(f"{run_dir / model}: a block of {widths[self.session.rank]} "
+                                f"features, but this party's data gives "
+                                f"{self._own_feature_width()}")
+            torch.manual_seed(self.config.seed)
+            self._use_private_model(widths)  # every party loads its model: collective
+        else:
+            self.session.trainer.model.load_state_dict(saved)
         self.top.load_shares(shares)
-        if EMBEDDING_CLIP in shares:  # trained with DP: predict on clipped embeddings too
-            self.embedding_clip = float(shares[EMBEDDING_CLIP])
 
     def extra_state(self) -> dict[str, torch.Tensor]:
         state = {f"top.{k}": v for k, v in self.top.shares().items()}
@@ -224,10 +266,8 @@ class Vertical(Strategy):
 
     def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
         rank = self.session.rank
-        saved = {f"model_party_{rank}": self.session.trainer.state_dict()}
+        # with DP a party's "bottom model" is its fixed feature map: only the widths are saved
+        bottom = ({FEATURE_WIDTHS: torch.tensor(self.widths)} if self.private
+                  else self.session.trainer.state_dict())
         # the top model stays secret-shared: each party keeps its own share (int64 ring elements)
-        saved[f"top_share_party_{rank}"] = self.top.shares()
-        if self.embedding_clip is not None:
-            saved[f"top_share_party_{rank}"][EMBEDDING_CLIP] = torch.tensor(self.embedding_clip,
-                                                                           dtype=torch.float64)
-        return saved
+        return {f"model_party_{rank}": bottom, f"top_share_party_{rank}": self.top.shares()}

@@ -225,3 +225,33 @@ def hang(ctx: PartyContext) -> dict[str, Any]:
         os.kill(os.getpid(), signal.SIGSTOP)
     while True:
         time.sleep(1)
+
+
+def private_top_gradient(ctx: PartyContext) -> dict[str, Any]:
+    """Vertical DP's encrypted step without noise: every party shares its block of features
+    (``spec["features"][rank]``), party 0 its labels; one step of ``noisy_gradient_step`` with
+    std 0, lr −1 and n 1 turns the top model's weights into (initial + gradient sum); party 0
+    saves the revealed weights."""
+    from crypten_fl.fedtrain.compat import crypten
+    from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, share_blocks
+    from crypten_fl.fedtrain.secure_noise import SecureRandom
+    from crypten_fl.fedtrain.strategies.vertical_private import noisy_gradient_step
+
+    blocks = [torch.tensor(b, dtype=torch.float32) for b in ctx.spec["features"]]
+    labels = torch.tensor(ctx.spec["labels"], dtype=torch.float32)
+    torch.manual_seed(0)
+    top = EncryptedHead(torch.nn.Sequential(torch.nn.Linear(sum(b.shape[1] for b in blocks),
+                                                            labels.shape[1])))
+    _, x = share_blocks(blocks[ctx.rank], [tuple(b.shape) for b in blocks], ctx.rank, 1,
+                        requires_grad=False)
+    y = crypten.cryptensor(labels if ctx.rank == 0 else torch.zeros_like(labels), src=0)
+    chunks = ctx.spec["chunks"]
+    rows = [slice(i * len(labels) // chunks, (i + 1) * len(labels) // chunks)
+            for i in range(chunks)]
+    noisy_gradient_step(top, [x[r] for r in rows], [y[r] for r in rows], lr=-1.0, n=1,
+                        std=0.0, rng=SecureRandom())
+    layer = top.reveal()[0]
+    if ctx.rank == 0:
+        save_file({"weight": layer.weight.detach(), "bias": layer.bias.detach()},
+                  str(ctx.workdir / "top.safetensors"))
+    return {}

@@ -15,6 +15,8 @@ from crypten_fl.fedtrain.strategies.vertical_private import (
     GRADIENT_CLAMP,
     feature_width,
     gradient_bound,
+    learning_rate,
+    noise_std,
     party_features,
 )
 from helpers.parties import run_job
@@ -96,3 +98,17 @@ def test_the_encrypted_step_computes_the_sum_of_clamped_gradients(tmp_path, chun
     assert torch.allclose(got["weight"] - layer.weight.detach(), g.T @ x, atol=2e-2)
     assert torch.allclose(got["bias"] - layer.bias.detach(), g.sum(0), atol=2e-2)
     assert float((got["weight"] - layer.weight.detach()).abs().max()) > 0.1  # it moved
+
+
+def test_the_rate_grows_with_the_records_and_shrinks_with_the_noise_within_its_bounds() -> None:
+    assert learning_rate(2400, 20.0) == pytest.approx(0.017 * 2400 / 20)  # 2.04
+    assert learning_rate(4800, 20.0) == pytest.approx(2 * learning_rate(2400, 20.0))
+    assert learning_rate(100, 50.0) == 0.5  # at least MIN_LR
+    assert learning_rate(10**6, 1.0) == learning_rate(10**6, 0.0) == 8.0  # at most MAX_LR
+
+
+def test_each_party_adds_the_full_noise_or_a_one_over_p_minus_one_share_of_its_variance() -> None:
+    assert noise_std(10.0, 2.0, 3, distributed=False) == 20.0
+    assert noise_std(10.0, 2.0, 3, distributed=True) == pytest.approx(20.0 / math.sqrt(2))
+    # any one party sees the other two shares: variance (ν·B)², as with its own full noise
+    assert 2 * noise_std(10.0, 2.0, 3, distributed=True) ** 2 == pytest.approx(400.0)

@@ -16,6 +16,7 @@ is revealed during training (fedtrain/strategies/vertical_private.py, docs/priva
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,6 @@ class Vertical(Strategy):
         assert config.dp_epsilon is not None
         n = self.session.n_train
         self.rng = SecureRandom()
-        self.lr = config.dp_lr or private.DEFAULT_LR
         self.accountant = ExchangeAccountant(
             target_epsilon=config.dp_epsilon,
             delta=config.dp_delta if config.dp_delta is not None else dp_recipe.default_delta(n),
@@ -128,6 +128,8 @@ class Vertical(Strategy):
         self.noise_std = private.noise_std(self.accountant.noise_multiplier,
                                            self.accountant.clip, self.world,
                                            config.distributed_dp)
+        total = self.noise_std * math.sqrt(self.world) / self.accountant.clip
+        self.lr = config.dp_lr or private.learning_rate(n, total)
 
     def _is_label_party(self) -> bool:
         return self.session.rank == self.label_party

@@ -53,8 +53,12 @@ FEATURE_SCALE = 0.5
 BLOCK_NORM = 1.0 - 2.0 ** -10
 #: each label's output gradient σ(z) − y is clamped to ±GRADIENT_CLAMP under encryption
 GRADIENT_CLAMP = 0.5
-#: full-batch gradient-descent rate on the mean gradient (``--dp-lr`` overrides)
-DEFAULT_LR = 2.0
+#: the full-batch gradient-descent rate on the mean gradient is LR_SCALE·n/ν_total, within
+#: [MIN_LR, MAX_LR] (``--dp-lr`` overrides): the noise on each step's mean gradient is
+#: ν_total·B/n, so the rate grows with the records and shrinks with the noise (simulation,
+#: docs/privacy.md)
+LR_SCALE = 0.017
+MIN_LR, MAX_LR = 0.5, 8.0
 #: rows per encrypted forward/backward pass (the gradient of a step sums over all of them)
 CHUNK = 4096
 MECHANISM = ("Vertical, linear top model trained under encryption on every party's per-stay "
@@ -108,6 +112,14 @@ def distributed_report(report: dict[str, Any], parties: int, std: float) -> dict
         "epsilon_observer_without_share": epsilon(q, multiplier_left(nu, parties, 0), steps,
                                                   delta),
     }
+
+
+def learning_rate(records: int, total_multiplier: float) -> float:
+    """The default rate for ``records`` aligned training stays when the noise on each step's
+    gradient sum has std ``total_multiplier``·B (all parties' noise together)."""
+    if total_multiplier == 0:
+        return MAX_LR
+    return min(max(LR_SCALE * records / total_multiplier, MIN_LR), MAX_LR)
 
 
 def encrypted_chunks(features: crypten.CrypTensor) -> list[crypten.CrypTensor]:

@@ -41,7 +41,8 @@ DpDelta = Annotated[float | None, typer.Option(
     help="DP δ (default: n_train^-1.1 per hospital, below 1/n_train).")]
 MaxGradNorm = Annotated[float | None, typer.Option(
     help="DP-SGD per-example gradient bound C (the sensitivity). Default: 1 (with Adam and "
-         "automatic clipping its scale does not matter).")]
+         "automatic clipping its scale does not matter). Not used by vertical, whose bound "
+         "follows from its features and clamp.")]
 DpBatchSize = Annotated[int | None, typer.Option(
     help="DP-SGD expected (Poisson) batch size. Default: the DP recipe's, "
          f"min({DP_BATCH}, N/4) for a hospital of N training stays (docs/privacy.md). With "
@@ -49,7 +50,9 @@ DpBatchSize = Annotated[int | None, typer.Option(
          "N training stays in all.")]
 DpLr = Annotated[float | None, typer.Option(
     help=f"DP-SGD Adam learning rate. Default: the DP recipe's, {DP_LR:g} × √({DP_LR_STEPS} / "
-    f"T) for a run of T DP-SGD steps, at most {MAX_DP_LR:g} (docs/privacy.md).")]
+    f"T) for a run of T DP-SGD steps, at most {MAX_DP_LR:g}; split: --lr; vertical: its "
+    "encrypted gradient-descent rate, default 0.017 x n / (total noise multiplier), within "
+    "[0.5, 8] (docs/privacy.md).")]
 DpTrainable = Annotated[str | None, typer.Option(
     help="What DP-SGD trains: 'all' parameters, or the 'head' only (the encoder keeps its "
          "initial weights). Default: 'head' from a public pretrained model (--init-from), "

@@ -184,11 +184,14 @@ def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, 
             metrics["macro"]["auroc"], abs=2e-3)
 
 
-def test_vertical_refuses_dp_with_a_two_layer_top_model(feds, tmp_path) -> None:
-    with pytest.raises(UserError, match=r"^--dp-epsilon with --strategy vertical trains a "
-                                        r"linear top model"):
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"cut": 2, "head_hidden": 16}, r"^--dp-epsilon with --strategy vertical trains a linear "),
+    ({"max_grad_norm": 2.0}, r"^--max-grad-norm is not used by --strategy vertical: ")])
+def test_vertical_refuses_dp_options_its_linear_model_cannot_use(changes, message, feds,
+                                                                 tmp_path) -> None:
+    with pytest.raises(UserError, match=message):
         train(TrainConfig(fed=str(feds["vertical"]), strategy="vertical", dp_epsilon=3.0,
-                          **{**ONE_ROUND, "cut": 2, "head_hidden": 16}), tmp_path / "x")
+                          **{**ONE_ROUND, **changes}), tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 

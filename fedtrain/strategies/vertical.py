@@ -104,6 +104,9 @@ class Vertical(Strategy):
         if config.dp_epsilon is not None and config.cut != 1:
             raise UserError("--dp-epsilon with --strategy vertical trains a linear top model "
                             "(docs/privacy.md): --cut 2 does not apply")
+        if config.dp_epsilon is not None and config.max_grad_norm is not None:
+            raise UserError("--max-grad-norm is not used by --strategy vertical: its bound "
+                            "follows from its features and output clamp (docs/privacy.md)")
 
     @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:

@@ -58,15 +58,16 @@ DpTrainable = Annotated[str | None, typer.Option(
          "initial weights). Default: 'head' from a public pretrained model (--init-from), "
          "'all' otherwise (docs/privacy.md).")]
 DpNoise = Annotated[str | None, typer.Option(
-    help="Where the DP noise goes (horizontal and vertical). 'local' (default): every "
+    help="Where the DP noise goes (horizontal, split, vertical). 'local' (default): every "
          "hospital runs its own DP-SGD with the full noise, private even if all other "
          "hospitals collude. "
          "'distributed': every step is one DP-SGD step of the whole federation, each hospital "
          "adding a 1/(K-1) share of the noise variance to its clipped gradient sum before the "
          "secure sum: ε holds against any one other hospital, weaker against colluding ones "
          "(privacy.json lists them), with far less noise per record (docs/privacy.md). "
-         "Vertical: every party adds a 1/(P-1) share of the noise on the encrypted gradient "
-         "sum instead of the full noise, with the same guarantee.")]
+         "Split and vertical: every party adds a 1/(P-1) share of the noise on the encrypted "
+         "gradient sum (split: the server layer's) instead of the full noise, with the same "
+         "guarantee.")]
 DpClipping = Annotated[str | None, typer.Option(
     help="DP-SGD per-example clipping: 'automatic' (g·C/(‖g‖+0.01), Bu et al. 2023; default) or "
          "'flat' (g·min(1, C/‖g‖), Opacus).")]

@@ -185,7 +185,7 @@ def test_the_federation_batch_and_steps() -> None:
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"strategy": "fedper"}, "--dp-noise distributed works with --strategy horizontal, "
-                             "vertical, not fedper"),
+                             "split, vertical, not fedper"),
     ({"central_dp": True, "central_noise_multiplier": 1.0}, "--central-dp does not work"),
     ({"min_hospitals": 3}, "--min-hospitals does not work"),
     ({"max_update_norm": 5.0}, "--max-update-norm does not work"),

@@ -123,9 +123,11 @@ def _check_accounting(report: dict, target: float, planned_steps: int) -> None:
         sigma * math.sqrt(report["mechanisms_per_step"]))
 
 
+@pytest.mark.parametrize("noise", ["local", "distributed"])
 def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
-        feds, tmp_path, monkeypatch) -> None:
-    config = TrainConfig(fed=str(feds["split"]), strategy="split", dp_epsilon=2.0, **ONE_ROUND)
+        noise, feds, tmp_path, monkeypatch) -> None:
+    config = TrainConfig(fed=str(feds["split"]), strategy="split", dp_epsilon=2.0,
+                         dp_noise=noise, **ONE_ROUND)
     privacy, records = _recorded_run(config, tmp_path, monkeypatch)
     sizes = [json.loads((feds["split"] / f"hospital_{k}" / "manifest.json").read_text())
              ["counts"]["train"] for k in range(3)]
@@ -138,10 +140,26 @@ def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
         # what the hospital added to its share of the encrypted server gradient, every step
         deltas = records[hospital]["share_delta"]
         assert len(deltas) == 2 * report["steps"]  # weight and bias, each step
-        noise = torch.cat(deltas)
+        added = torch.cat(deltas)
         std = report["noise_multiplier"] * report["max_grad_norm"]
-        assert float(noise.std()) == pytest.approx(std, rel=0.1)
-        assert abs(float(noise.mean())) < 6 * std / math.sqrt(noise.numel())
+        if noise == "distributed":  # a 1/(K − 1) share of the server layer's noise variance
+            std /= math.sqrt(2)
+            _check_distributed(report, std)
+        assert float(added.std()) == pytest.approx(std, rel=0.1)
+        assert abs(float(added.mean())) < 6 * std / math.sqrt(added.numel())
+
+
+def _check_distributed(report: dict, share_std: float) -> None:
+    """Any one other party sees the full mechanism (ε as reported); two colluding see less
+    noise on the shared mechanism (more ε); an observer holding no share sees more (less ε)."""
+    assert report["noise_share_std"] == pytest.approx(share_std)
+    colluding = report["epsilon_by_colluding_hospitals"]
+    assert report["epsilon"] == epsilon(report["sample_rate"],
+                                        report["combined_noise_multiplier"], report["steps"],
+                                        report["delta"])
+    assert colluding["1"] == pytest.approx(report["epsilon"], rel=1e-9)
+    assert colluding["2"] > report["epsilon"]
+    assert report["epsilon_observer_without_share"] < report["epsilon"]
 
 
 @pytest.mark.parametrize("noise", ["local", "distributed"])
@@ -163,12 +181,7 @@ def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, 
         std = report["noise_multiplier"] * report["max_grad_norm"]
         if noise == "distributed":  # a 1/(P − 1) share of the variance: any one party sees ν·B
             std /= math.sqrt(2)
-            assert report["noise_share_std"] == pytest.approx(std)
-            colluding = report["epsilon_by_colluding_hospitals"]
-            assert report["epsilon"] == epsilon(1.0, report["combined_noise_multiplier"],
-                                                report["steps"], report["delta"])
-            assert colluding["1"] == report["epsilon"] < colluding["2"]
-            assert report["epsilon_observer_without_share"] < report["epsilon"]
+            _check_distributed(report, std)
         assert float(added.std()) == pytest.approx(std, rel=0.1)
         assert abs(float(added.mean())) < 6 * std / math.sqrt(added.numel())
     if noise == "distributed":

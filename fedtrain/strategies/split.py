@@ -15,11 +15,14 @@ With ``--dp-epsilon`` (``--cut 1`` only) each hospital Poisson-samples its rows 
 bounds the per-example gradient of the server layer by scaling its own g_i, adds Gaussian noise
 to its share of the encrypted server gradient, and trains its client part with clipped, noised
 per-example gradients; one accountant per hospital (fedtrain/local_training/dp_exchange.py).
+With ``--dp-noise distributed`` each hospital adds a 1/(K − 1) share of the server layer's noise
+variance instead of the full noise (the guarantee then holds against any one other hospital).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,7 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
     ExchangeAccountant,
     add_noise_to_share,
     clip_linear_gradients,
+    distributed_report,
     private_optimizer,
 )
 from crypten_fl.fedtrain.local_training.proximal import ProximalTerm
@@ -82,6 +86,15 @@ class Split(ParameterSharing):
                "rows; to all: each hospital's training-set size, the weighted sum of the client "
                "parts each round, and the server weights once at the end")
     final_model = "model"  # client part and revealed server part, written by hospital 0
+
+    #: with --dp-noise distributed each hospital adds a 1/(K-1) share of the server layer's noise
+    supports_distributed_dp = True
+
+    @classmethod
+    def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
+        """Distributed noise changes only the encrypted server layer's noise: the client parts
+        keep their own DP-SGD and are averaged as with local noise, so every option that acts
+        on them still applies."""
 
     @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
@@ -135,6 +148,11 @@ class Split(ParameterSharing):
             sample_rate=1.0 / self.steps,
             planned_steps=self.steps * config.rounds * config.local_epochs, mechanisms=2,
             clip=self.clip, description=DP_MECHANISM)
+        #: the std of the noise this hospital adds to its share of the server layer's gradient:
+        #: ν·C, or with --dp-noise distributed its 1/(K − 1) share of the variance
+        hospitals = len(self.sizes)
+        self.server_noise_std = self.accountant.noise_multiplier * self.clip / (
+            math.sqrt(hospitals - 1) if config.distributed_dp else 1.0)
         model = make_private_compatible(trainer.model)
         for name, param in model.named_parameters():
             param.requires_grad_(self.is_shared(name))
@@ -145,7 +163,13 @@ class Split(ParameterSharing):
         self.model = trainer.model
 
     def privacy_report(self) -> dict[str, Any] | None:
-        return self.accountant.report() if self.accountant is not None else None
+        if self.accountant is None:
+            return None
+        report = self.accountant.report()
+        if self.config.distributed_dp:  # the client part's mechanism keeps its local noise
+            report.update(distributed_report(report, len(self.sizes), self.server_noise_std,
+                                             local_mechanisms=1))
+        return report
 
     def _sample(self) -> torch.Tensor:
         """This step's rows: each independently with probability 1/steps, from the CSPRNG; every
@@ -178,7 +202,7 @@ class Split(ParameterSharing):
         z.backward(g_enc)
         if self.accountant is not None:
             add_noise_to_share([p.grad for p in self.server.model.parameters()],
-                               self.accountant.noise_multiplier * self.clip,
+                               self.server_noise_std,
                                self.rng)
             self.accountant.step()
         self.server.sgd_step(self.config.encrypted_lr / total)

@@ -27,7 +27,7 @@ from crypten_fl.fedtrain.compat import crypten
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs
 from crypten_fl.fedtrain.local_training import dp_recipe
-from crypten_fl.fedtrain.local_training.dp_exchange import ExchangeAccountant
+from crypten_fl.fedtrain.local_training.dp_exchange import ExchangeAccountant, distributed_report
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
 from crypten_fl.fedtrain.secure.reveal_audit import revealing
@@ -142,7 +142,7 @@ class Vertical(Strategy):
             return None
         report = self.accountant.report()
         if self.config.distributed_dp:
-            report.update(private.distributed_report(report, self.world, self.noise_std))
+            report.update(distributed_report(report, self.world, self.noise_std))
         return report
 
     def _embed_blocks(self, x: torch.Tensor, s: torch.Tensor):  # type: ignore[no-untyped-def]

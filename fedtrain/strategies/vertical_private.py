@@ -21,7 +21,8 @@ party learns anything per record during training:
   records are then protected by its own noise alone, whoever else colludes. With ``--dp-noise
   distributed`` each party adds a share N(0, (ν·B)²/(P − 1)) instead, as horizontal's
   distributed DP-SGD does: any one party sees the other P − 1 shares, i.e. the mechanism of
-  multiplier ν, and c colluding parties leave ν·√((P − c)/(P − 1)) (:func:`distributed_report`).
+  multiplier ν, and c colluding parties leave ν·√((P − c)/(P − 1))
+  (``dp_exchange.distributed_report``).
 
 What leaves the encryption: nothing during training. At prediction (validation each round,
 ``evaluate``) the logits of the predicted stays reach the label party, as in every vertical run;
@@ -33,12 +34,10 @@ sensitivity 2B per step (fedtrain/local_training/dp_exchange.py).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from crypten_fl.fedtrain.compat import crypten
-from crypten_fl.fedtrain.local_training.dp_distributed import multiplier_left
-from crypten_fl.fedtrain.local_training.dp_exchange import add_noise_to_share, clip_rows, epsilon
+from crypten_fl.fedtrain.local_training.dp_exchange import add_noise_to_share, clip_rows
 from crypten_fl.fedtrain.models.stay_summary import stay_summary
 from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead
 from crypten_fl.fedtrain.secure_noise import SecureRandom
@@ -93,25 +92,6 @@ def noise_std(multiplier: float, bound: float, parties: int, distributed: bool) 
     """The std of the noise one party adds to its share of a step's gradient sum: ν·B, or with
     distributed noise its 1/(P − 1) share of the variance."""
     return multiplier * bound / (math.sqrt(parties - 1) if distributed else 1.0)
-
-
-def distributed_report(report: dict[str, Any], parties: int, std: float) -> dict[str, Any]:
-    """What privacy.json adds for distributed noise to a party's ``report`` (its ε is the
-    guarantee against any one other party)."""
-    nu, q = float(report["combined_noise_multiplier"]), float(report["sample_rate"])
-    steps, delta = int(report["steps"]), float(report["delta"])
-    return {
-        "noise": "distributed",
-        "hospitals_adding_noise": parties,
-        "noise_share_std": std,
-        "guarantee": "against any one other party (it knows its own noise share); "
-                     "epsilon_by_colluding_hospitals for more",
-        "epsilon_by_colluding_hospitals": {
-            str(c): epsilon(q, multiplier_left(nu, parties, c), steps, delta)
-            for c in range(1, parties)},
-        "epsilon_observer_without_share": epsilon(q, multiplier_left(nu, parties, 0), steps,
-                                                  delta),
-    }
 
 
 def learning_rate(records: int, total_multiplier: float) -> float:

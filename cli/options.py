@@ -47,7 +47,7 @@ DpBatchSize = Annotated[int | None, typer.Option(
     help="DP-SGD expected (Poisson) batch size. Default: the DP recipe's, "
          f"min({DP_BATCH}, N/4) for a hospital of N training stays (docs/privacy.md). With "
          f"--dp-noise distributed: the federation's, default min({DP_BATCH} x hospitals, N/4) for "
-         "N training stays in all.")]
+         "N training stays in all. Split: the expected rows per hospital and step, default 64.")]
 DpLr = Annotated[float | None, typer.Option(
     help=f"DP-SGD Adam learning rate. Default: the DP recipe's, {DP_LR:g} × √({DP_LR_STEPS} / "
     f"T) for a run of T DP-SGD steps, at most {MAX_DP_LR:g}; split: --lr; vertical: its "

@@ -28,6 +28,7 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
 )
 from crypten_fl.fedtrain.run import coordinator
 from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.strategies.split import DP_BATCH
 from crypten_fl.fedtrain.strategies.vertical_private import gradient_bound
 from helpers.dp_jobs import DP_DIR_ENV, JOB
 from helpers.federation import TINY_MODEL, both_federations
@@ -126,12 +127,14 @@ def _check_accounting(report: dict, target: float, planned_steps: int) -> None:
 @pytest.mark.parametrize("noise", ["local", "distributed"])
 def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
         noise, feds, tmp_path, monkeypatch) -> None:
+    # the steps follow the DP batch (default DP_BATCH, or --dp-batch-size), not --batch-size
+    batch = {"dp_batch_size": 20} if noise == "distributed" else {}
     config = TrainConfig(fed=str(feds["split"]), strategy="split", dp_epsilon=2.0,
-                         dp_noise=noise, **ONE_ROUND)
+                         dp_noise=noise, **{**ONE_ROUND, "batch_size": 10}, **batch)
     privacy, records = _recorded_run(config, tmp_path, monkeypatch)
     sizes = [json.loads((feds["split"] / f"hospital_{k}" / "manifest.json").read_text())
              ["counts"]["train"] for k in range(3)]
-    steps_per_epoch = max(math.ceil(n / config.batch_size) for n in sizes)
+    steps_per_epoch = max(math.ceil(n / (config.dp_batch_size or DP_BATCH)) for n in sizes)
     assert privacy["dp_sgd"] is True and set(privacy["hospitals"]) == {"0", "1", "2"}
     for hospital, report in privacy["hospitals"].items():
         _check_accounting(report, 2.0, steps_per_epoch * config.local_epochs)
@@ -227,7 +230,7 @@ def test_a_crashed_and_resumed_dp_run_accounts_every_step_once(strategy, feds, t
     summary = crash_after_round_1_and_resume(config, tmp_path / "run", monkeypatch)
     per_epoch = {"split": max(math.ceil(json.loads(
         (feds["split"] / f"hospital_{k}" / "manifest.json").read_text())["counts"]["train"]
-        / config.batch_size) for k in range(3)), "vertical": 1}[strategy]
+        / DP_BATCH) for k in range(3)), "vertical": 1}[strategy]
     planned = per_epoch * config.local_epochs * config.rounds
     for report in summary.privacy["hospitals"].values():
         _check_accounting(report, 3.0, planned)

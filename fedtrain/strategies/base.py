@@ -89,6 +89,8 @@ class Strategy(ABC):
     #: mechanisms, which take --max-grad-norm and --dp-lr (default --lr) but not the other
     #: recipe options)
     uses_dp_recipe: ClassVar[bool] = True
+    #: of the recipe's options, those a strategy's own DP mechanism takes all the same
+    own_dp_options: ClassVar[frozenset[str]] = frozenset()
     #: DP-SGD with --dp-noise distributed: one DP-SGD step of the whole federation per secure
     #: sum of noise-shared gradients (every parameter shared, no personal state)
     supports_distributed_dp: ClassVar[bool] = False
@@ -134,7 +136,7 @@ class Strategy(ABC):
             for option, value in (("--dp-batch-size", config.dp_batch_size),
                                   ("--dp-clipping", config.dp_clipping),
                                   ("--dp-trainable", config.dp_trainable)):
-                if value is not None:
+                if value is not None and option not in cls.own_dp_options:
                     raise UserError(f"{option} is not used by --strategy {cls.name}: its DP "
                                     "mechanism batches and clips its own way (docs/privacy.md)")
         if config.distributed_dp:

@@ -53,6 +53,10 @@ from torch.nn.functional import binary_cross_entropy_with_logits
 from torch.utils.data import DataLoader, TensorDataset
 
 PREDICT_CHUNK = 1024
+#: with DP, the expected rows per hospital and step (S = ⌈largest hospital / DP_BATCH⌉ steps
+#: per epoch, sample rate 1/S): more, smaller steps than at 128 (demo federation, ε = 3: 0.752
+#: against 0.730–0.743 with local noise, 0.778 against 0.754 with distributed noise; at 32: 0.736)
+DP_BATCH = 64
 DP_MECHANISM = ("DP-SGD over the whole model, per hospital: Poisson sampling of its rows (rate "
                 "1/steps per epoch, from its CSPRNG; the block sizes are public); client part: "
                 "per-example gradients clipped to C, Gaussian noise of std nu*C; server layer: "
@@ -78,6 +82,7 @@ class Split(ParameterSharing):
     summary = "split learning: cut-layer activations into an encrypted server model"
     needs_ttp = True
     uses_dp_recipe = False  # its own DP mechanisms (fedtrain/local_training/dp_exchange.py)
+    own_dp_options = frozenset({"--dp-batch-size"})  # its expected rows per hospital and step
     shares_updates = True  # its client parts, through the same checks (not --central-dp)
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS,
                           tags.OWN_ROW_LOGITS,
@@ -108,7 +113,7 @@ class Split(ParameterSharing):
         self.cut = config.cut
         self.server = EncryptedHead(_server_layout(self.model.head, self.cut))
         self.sizes = lockstep.all_sizes(session.n_train)
-        self.steps, self.batches = lockstep.plan(self.sizes, config.batch_size)
+        self.steps, self.batches = lockstep.plan(self.sizes, self._batch_size(config))
         self.generator = torch.Generator().manual_seed(config.seed * 7919 + session.rank)
         train = session.train
         self.dataset = TensorDataset(train.x, train.static, train.labels)
@@ -117,6 +122,14 @@ class Split(ParameterSharing):
         self._sampled: list[int] = []  # with DP: every hospital's rows in the current step
         if config.dp_epsilon is not None:
             self._make_private(config)
+
+    @staticmethod
+    def _batch_size(config: TrainConfig) -> int:
+        """Rows per hospital and step: --batch-size, or with DP the expected sample,
+        --dp-batch-size (default DP_BATCH: smaller than without DP, docs/privacy.md)."""
+        if config.dp_epsilon is None:
+            return config.batch_size
+        return config.dp_batch_size or DP_BATCH
 
     @classmethod
     def check_config(cls, config: TrainConfig) -> None:

@@ -57,7 +57,8 @@ class Vertical(Strategy):
     supports_init_from = False  # its bottom models see feature subsets
     dp_note = ("vertical with DP trains a linear top model on every party's stay summaries "
                "entirely under encryption (no bottom Transformers; nothing per record is "
-               "revealed during training): docs/privacy.md, \"DP for split and vertical\"")
+               "revealed during training): docs/privacy.md, \"DP for split and vertical "
+               "learning\"")
     needs_ttp = True
     uses_dp_recipe = False  # its own DP mechanism (fedtrain/strategies/vertical_private.py)
     supports_distributed_dp = True  # each party adds a 1/(P-1) share of the noise variance

@@ -85,15 +85,19 @@ def test_the_encrypted_step_computes_the_sum_of_clamped_gradients(tmp_path, chun
     n, widths, labels = 6, [2, 3, 1], 2
     blocks = [torch.randn(n, w, generator=gen) for w in widths]
     blocks = [b / b.norm(dim=1, keepdim=True) for b in blocks]
-    blocks[0][0] *= 1.0  # already norm 1; record 0 gets huge logits below via the weights
     y = torch.tensor([[1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]])
-    spec = {"features": [b.tolist() for b in blocks], "labels": y.tolist(), "chunks": chunks}
+    spec = {"features": [b.tolist() for b in blocks], "labels": y.tolist(), "chunks": chunks,
+            "weight_scale": 20.0}
     run_job("private_top_gradient", [spec] * 3, tmp_path, ttp=True, timeout_s=120)
     got = load_file(str(tmp_path / "party_0" / "top.safetensors"))
     torch.manual_seed(0)
     layer = torch.nn.Linear(sum(widths), labels)
+    with torch.no_grad():
+        layer.weight.mul_(20.0)
     x = torch.cat(blocks, 1)
-    g = (torch.sigmoid(layer(x)) - y).clamp(-GRADIENT_CLAMP, GRADIENT_CLAMP).detach()
+    raw = (torch.sigmoid(layer(x)) - y).detach()
+    assert float(raw.abs().max()) > 0.9 and float(raw.abs().min()) < 0.1  # the clamp matters
+    g = raw.clamp(-GRADIENT_CLAMP, GRADIENT_CLAMP)
     # lr −1, n 1: the weights moved by +gradient sum
     assert torch.allclose(got["weight"] - layer.weight.detach(), g.T @ x, atol=2e-2)
     assert torch.allclose(got["bias"] - layer.bias.detach(), g.sum(0), atol=2e-2)

@@ -240,8 +240,10 @@ def private_top_gradient(ctx: PartyContext) -> dict[str, Any]:
     blocks = [torch.tensor(b, dtype=torch.float32) for b in ctx.spec["features"]]
     labels = torch.tensor(ctx.spec["labels"], dtype=torch.float32)
     torch.manual_seed(0)
-    top = EncryptedHead(torch.nn.Sequential(torch.nn.Linear(sum(b.shape[1] for b in blocks),
-                                                            labels.shape[1])))
+    layer = torch.nn.Linear(sum(b.shape[1] for b in blocks), labels.shape[1])
+    with torch.no_grad():
+        layer.weight.mul_(ctx.spec["weight_scale"])  # large logits: σ near 0 and 1
+    top = EncryptedHead(torch.nn.Sequential(layer))
     _, x = share_blocks(blocks[ctx.rank], [tuple(b.shape) for b in blocks], ctx.rank, 1,
                         requires_grad=False)
     y = crypten.cryptensor(labels if ctx.rank == 0 else torch.zeros_like(labels), src=0)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from crypten_fl.fedtrain.data.preprocess import Normalizer, local_moments
 from crypten_fl.fedtrain.local_training import dp_recipe
-from crypten_fl.fedtrain.local_training.dp_exchange import calibrate
+from crypten_fl.fedtrain.local_training.dp_exchange import calibrate, noise_std
 from crypten_fl.fedtrain.strategies import vertical_private
 from crypten_fl.mimic_etl.hospital_data import load_split
 from sklearn.metrics import roc_auc_score
@@ -79,7 +79,7 @@ def run(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor], parties: int, *,
     bound = vertical_private.gradient_bound(parties, labels)
     nu = (calibrate(epsilon, 1.0, steps, dp_recipe.default_delta(n))
           if epsilon is not None else 0.0)
-    share = vertical_private.noise_std(nu, bound, parties, distributed)
+    share = noise_std(nu, bound, parties, distributed)
     total_std = share * math.sqrt(parties)  # P independent shares
     if lr is None:
         lr = vertical_private.learning_rate(n, total_std / bound)

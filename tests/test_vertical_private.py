@@ -9,6 +9,7 @@ import math
 import hypothesis.strategies as st
 import pytest
 import torch
+from crypten_fl.fedtrain.local_training.dp_exchange import noise_std
 from crypten_fl.fedtrain.models.stay_summary import stay_summary
 from crypten_fl.fedtrain.strategies.vertical_private import (
     FEATURE_SCALE,
@@ -16,7 +17,6 @@ from crypten_fl.fedtrain.strategies.vertical_private import (
     feature_width,
     gradient_bound,
     learning_rate,
-    noise_std,
     party_features,
 )
 from helpers.parties import run_job

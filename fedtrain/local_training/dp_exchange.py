@@ -188,6 +188,12 @@ class ExchangeAccountant:
         }
 
 
+def noise_std(multiplier: float, bound: float, parties: int, distributed: bool) -> float:
+    """The std of the noise one party adds to its share of an encrypted gradient sum: ν·bound,
+    or with distributed noise its 1/(P − 1) share of the variance."""
+    return multiplier * bound / (math.sqrt(parties - 1) if distributed else 1.0)
+
+
 def distributed_report(report: dict[str, Any], parties: int, share_std: float,
                        local_mechanisms: int = 0) -> dict[str, Any]:
     """What privacy.json adds to a party's ``report`` when each of ``parties`` parties adds a

@@ -159,11 +159,16 @@ class Strategy(ABC):
 
     @classmethod
     def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
-        """--dp-noise distributed: a strategy that supports it, and none of the options that
-        act on model updates (there are none: every step is a noisy gradient sum)."""
+        """--dp-noise distributed: a strategy that supports it (what else it excludes is the
+        strategy's to say: horizontal.py)."""
         if not cls.supports_distributed_dp:
             raise UserError(f"--dp-noise distributed works with --strategy {supported}, not "
                             f"{cls.name} (every parameter must be trained together)")
+
+    @staticmethod
+    def _refuse_update_options(config: TrainConfig) -> None:
+        """Options that act on model updates, for a strategy whose distributed noise replaces
+        the updates by noisy gradient sums (horizontal)."""
         for used, option in ((config.central_dp, "--central-dp"),
                              (config.min_hospitals is not None, "--min-hospitals"),
                              (config.max_update_norm is not None, "--max-update-norm"),

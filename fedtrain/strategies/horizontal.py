@@ -36,6 +36,12 @@ class Horizontal(ParameterSharing):
     final_model = "model"
 
     @classmethod
+    def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
+        """Distributed noise: no model updates are shared, so no option acting on them holds."""
+        super()._check_distributed_dp(config, supported)
+        cls._refuse_update_options(config)
+
+    @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
         """With distributed DP-SGD noise: the record count and each step's noisy gradient sum
         instead of the model means."""

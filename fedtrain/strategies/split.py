@@ -22,7 +22,6 @@ variance instead of the full noise (the guarantee then holds against any one oth
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
     add_noise_to_share,
     clip_linear_gradients,
     distributed_report,
+    noise_std,
     private_optimizer,
 )
 from crypten_fl.fedtrain.local_training.proximal import ProximalTerm
@@ -94,12 +94,6 @@ class Split(ParameterSharing):
 
     #: with --dp-noise distributed each hospital adds a 1/(K-1) share of the server layer's noise
     supports_distributed_dp = True
-
-    @classmethod
-    def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
-        """Distributed noise changes only the encrypted server layer's noise: the client parts
-        keep their own DP-SGD and are averaged as with local noise, so every option that acts
-        on them still applies."""
 
     @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
@@ -163,9 +157,8 @@ class Split(ParameterSharing):
             clip=self.clip, description=DP_MECHANISM)
         #: the std of the noise this hospital adds to its share of the server layer's gradient:
         #: ν·C, or with --dp-noise distributed its 1/(K − 1) share of the variance
-        hospitals = len(self.sizes)
-        self.server_noise_std = self.accountant.noise_multiplier * self.clip / (
-            math.sqrt(hospitals - 1) if config.distributed_dp else 1.0)
+        self.server_noise_std = noise_std(self.accountant.noise_multiplier, self.clip,
+                                          len(self.sizes), config.distributed_dp)
         model = make_private_compatible(trainer.model)
         for name, param in model.named_parameters():
             param.requires_grad_(self.is_shared(name))

@@ -27,7 +27,11 @@ from crypten_fl.fedtrain.compat import crypten
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs
 from crypten_fl.fedtrain.local_training import dp_recipe
-from crypten_fl.fedtrain.local_training.dp_exchange import ExchangeAccountant, distributed_report
+from crypten_fl.fedtrain.local_training.dp_exchange import (
+    ExchangeAccountant,
+    distributed_report,
+    noise_std,
+)
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
 from crypten_fl.fedtrain.secure.reveal_audit import revealing
@@ -129,7 +133,7 @@ class Vertical(Strategy):
             clip=private.gradient_bound(self.world, self.session.n_labels),
             description=private.MECHANISM.format(clamp=private.GRADIENT_CLAMP))
         #: the std of the noise this party adds: ν·B, or with --dp-noise distributed its share
-        self.noise_std = private.noise_std(self.accountant.noise_multiplier,
+        self.noise_std = noise_std(self.accountant.noise_multiplier,
                                            self.accountant.clip, self.world,
                                            config.distributed_dp)
         total = self.noise_std * math.sqrt(self.world) / self.accountant.clip

@@ -88,12 +88,6 @@ def gradient_bound(n_parties: int, n_labels: int) -> float:
     return GRADIENT_CLAMP * math.sqrt(n_labels) * math.sqrt(n_parties + 1)
 
 
-def noise_std(multiplier: float, bound: float, parties: int, distributed: bool) -> float:
-    """The std of the noise one party adds to its share of a step's gradient sum: ν·B, or with
-    distributed noise its 1/(P − 1) share of the variance."""
-    return multiplier * bound / (math.sqrt(parties - 1) if distributed else 1.0)
-
-
 def learning_rate(records: int, total_multiplier: float) -> float:
     """The default rate for ``records`` aligned training stays when the noise on each step's
     gradient sum has std ``total_multiplier``·B (all parties' noise together)."""

@@ -58,13 +58,14 @@ DpTrainable = Annotated[str | None, typer.Option(
          "initial weights). Default: 'head' from a public pretrained model (--init-from), "
          "'all' otherwise (docs/privacy.md).")]
 DpNoise = Annotated[str | None, typer.Option(
-    help="Where the DP noise goes (horizontal, split, vertical). 'local' (default): every "
+    help="Where the DP noise goes (horizontal, fedper, split, vertical). 'local' (default): every "
          "hospital runs its own DP-SGD with the full noise, private even if all other "
          "hospitals collude. "
          "'distributed': every step is one DP-SGD step of the whole federation, each hospital "
          "adding a 1/(K-1) share of the noise variance to its clipped gradient sum before the "
          "secure sum: ε holds against any one other hospital, weaker against colluding ones "
-         "(privacy.json lists them), with far less noise per record (docs/privacy.md). "
+         "(privacy.json lists them), with far less noise per record (docs/privacy.md); "
+         "FedPer's personal layers are never summed and keep the full noise. "
          "Split and vertical: every party adds a 1/(P-1) share of the noise on the encrypted "
          "gradient sum (split: the server layer's) instead of the full noise, with the same "
          "guarantee.")]

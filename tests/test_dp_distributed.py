@@ -1,10 +1,15 @@
-"""DP-SGD with distributed noise (``--dp-noise distributed``, horizontal): real party processes.
+"""DP-SGD with distributed noise (``--dp-noise distributed``, horizontal and FedPer): real party
+processes.
 
-One run of three hospitals records, at every DP-SGD step, what each hospital hands to the secure
-sum and what is revealed (helpers/dp_distributed_jobs.py), with the reveal audit on. Checked:
+One run of three hospitals per strategy records, at every DP-SGD step, what each hospital hands
+to the secure sum and what is revealed (helpers/dp_distributed_jobs.py), with the reveal audit
+on. Checked:
 
 - the revealed sum is the sum of the shares, every hospital sees the same one and, applying it,
-  ends every round with the same model;
+  ends every round with the same shared parameters (horizontal: the whole model; FedPer: all but
+  the personal layers, which differ between hospitals and never enter a sum);
+- FedPer's personal layers carry the hospital's full noise σ·C, and are scaled by its own
+  expected batch;
 - each hospital's noise share has std σ·C/√(K − 1), the shares are independent;
 - the attacker: a hospital that knows its own share and even every other hospital's clipped
   gradient sum is left with noise of std σ·C on them, the multiplier privacy.json's ε is for;
@@ -41,6 +46,7 @@ from helpers.resume import crash_after_round_1_and_resume
 from hypothesis import given
 from hypothesis import strategies as st
 from opacus.accountants import PRVAccountant
+from safetensors.torch import load_file
 
 EPSILON, ROUNDS, HOSPITALS = 2.0, 2, 3
 CONFIG = {**TINY_MODEL, "strategy": "horizontal", "dp_epsilon": EPSILON,
@@ -53,10 +59,12 @@ def fed(tmp_path_factory) -> Path:
                              hospitals=HOSPITALS)
 
 
-@pytest.fixture(scope="module")
-def recorded(fed, tmp_path_factory) -> dict:
-    """One recorded, audited run: privacy.json, each hospital's record, the reveal audit."""
-    root = tmp_path_factory.mktemp("dp-distributed-run")
+@pytest.fixture(scope="module", params=["horizontal", "fedper"])
+def recorded(request, fed, tmp_path_factory) -> dict:
+    """One recorded, audited run per strategy: privacy.json, each hospital's record, the reveal
+    audit."""
+    strategy = request.param
+    root = tmp_path_factory.mktemp(f"dp-distributed-{strategy}")
     (root / "record").mkdir()
     (root / "audit").mkdir()
     with pytest.MonkeyPatch.context() as patch:
@@ -65,12 +73,14 @@ def recorded(fed, tmp_path_factory) -> dict:
                                                     os.environ.get("PYTHONPATH", "")]))
         patch.setenv(DP_DIR_ENV, str(root / "record"))
         patch.setenv("CRYPTEN_FL_AUDIT", str(root / "audit"))
-        summary = train(TrainConfig(fed=str(fed), **CONFIG), root / "run")
+        summary = train(TrainConfig(fed=str(fed), **{**CONFIG, "strategy": strategy}),
+                        root / "run")
     records = {int(p.stem): torch.load(p) for p in (root / "record").glob("*.pt")}
     reveals = {rank: {json.loads(line)["tag"] for line in
                       (root / "audit" / f"reveals_{rank}.jsonl").read_text().splitlines()}
                for rank in range(HOSPITALS)}
-    return {"privacy": summary.privacy, "records": records, "reveals": reveals}
+    return {"strategy": strategy, "privacy": summary.privacy, "records": records,
+            "reveals": reveals, "run": root / "run"}
 
 
 def _records_total(fed: Path) -> int:
@@ -92,6 +102,38 @@ def test_every_hospital_applies_the_same_revealed_sum_of_the_shares(recorded) ->
         assert torch.allclose(total, shared, rtol=0, atol=HOSPITALS * 2.0 ** -16)
     digests = [r["digests"] for r in records.values()]
     assert len(digests[0]) == ROUNDS and all(d == digests[0] for d in digests)
+    models = [r["model_digests"] for r in records.values()]
+    if recorded["strategy"] == "horizontal":  # one model
+        assert all(m == models[0] for m in models)
+    else:  # every hospital its own personal layers
+        assert len({m[-1] for m in models}) == HOSPITALS
+
+
+def test_only_the_shared_parameters_are_summed_the_personal_ones_get_the_full_noise(
+        recorded, fed) -> None:
+    records, report = recorded["records"], recorded["privacy"]["hospitals"]["0"]
+    sigma, clip = report["noise_multiplier"], report["max_grad_norm"]
+    saved = load_file(sorted(recorded["run"].glob("model*.safetensors"))[0])
+    personal = sum(v.numel() for k, v in saved.items() if k.startswith("head.1."))
+    n_all = sum(v.numel() for v in saved.values())
+    for k, r in records.items():
+        if recorded["strategy"] == "horizontal":
+            assert r["local_clipped"] == [] and r["shared"][0].numel() == n_all
+            assert "personal_layers" not in report
+            continue
+        assert report["personal_layers"] == ("head.1: never summed or sent; noised with this "
+                                             "hospital's full noise")
+        # FedPer: the output layer (its personal layer) never enters the secure sum ...
+        assert personal == 16 * 12 + 12 and r["shared"][0].numel() == n_all - personal
+        assert len(r["local_clipped"]) == len(r["shared"])
+        # ... carries this hospital's full noise σ·C (not a 1/√(K − 1) share) ...
+        noise = torch.cat(r["local_noisy"]) - torch.cat(r["local_clipped"])
+        assert float(noise.std()) == pytest.approx(sigma * clip, rel=0.05)
+        # ... and is scaled by the hospital's own expected batch, N_k / S, not the federation's
+        n_k = len(load_split(fed / f"hospital_{k}", "train").keys)
+        steps_per_epoch = round(1 / report["sample_rate"])
+        own_batch = n_k / steps_per_epoch
+        assert r["local_scale"][0] == pytest.approx(report["expected_batch_size"] / own_batch)
 
 
 def test_each_share_carries_its_part_of_the_noise_and_an_observer_is_left_with_sigma(
@@ -156,7 +198,8 @@ def test_privacy_json_is_the_accountants_epsilon_for_the_federations_steps(recor
 
 def test_the_parties_obtain_the_record_count_and_noisy_gradient_sums_only(recorded, fed
                                                                           ) -> None:
-    declared = strategies.get("horizontal").receives_with(TrainConfig(fed=str(fed), **CONFIG))
+    config = TrainConfig(fed=str(fed), **{**CONFIG, "strategy": recorded["strategy"]})
+    declared = strategies.get(recorded["strategy"]).receives_with(config)
     assert declared == {tags.MOMENTS, tags.TRAINING_RECORDS, tags.NOISY_GRADIENT_SUM,
                         tags.METRIC_HISTOGRAMS}
     for obtained in recorded["reveals"].values():
@@ -184,8 +227,11 @@ def test_the_federation_batch_and_steps() -> None:
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"strategy": "fedper"}, "--dp-noise distributed works with --strategy horizontal, "
-                             "split, vertical, not fedper"),
+    ({"strategy": "fedmtl"}, "--dp-noise distributed works with --strategy fedper, "
+                             "horizontal, split, vertical, not fedmtl"),
+    ({"strategy": "fedper", "central_dp": True, "central_noise_multiplier": 1.0},
+     "--central-dp does not work"),
+    ({"strategy": "fedper", "max_update_norm": 5.0}, "--max-update-norm does not work"),
     ({"central_dp": True, "central_noise_multiplier": 1.0}, "--central-dp does not work"),
     ({"min_hospitals": 3}, "--min-hospitals does not work"),
     ({"max_update_norm": 5.0}, "--max-update-norm does not work"),

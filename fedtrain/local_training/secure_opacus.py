@@ -49,6 +49,18 @@ class SecureNoiseDPOptimizer(DPOptimizer):
         self.noise_share = noise_share
         #: sums the noised gradient sums of all hospitals (distributed noise), else None
         self.reduce = reduce
+        #: distributed noise: the parameters (by id) that are not summed across hospitals (a
+        #: personal head, FedPer): they get this party's full noise, and their sum is rescaled
+        #: from the federation's expected batch to this party's (:meth:`keep_local`)
+        self.local_ids: frozenset[int] = frozenset()
+        self.local_scale = 1.0
+
+    def keep_local(self, params: list[torch.nn.Parameter], scale: float) -> None:
+        """With ``reduce``: leave ``params`` out of the sum across hospitals; they are noised
+        with the full noise N(0, (σ·C)²) and their noisy sum is multiplied by ``scale`` (the
+        federation's expected batch over this party's, which Opacus' scaling then divides by)."""
+        self.local_ids = frozenset(id(p) for p in params)
+        self.local_scale = scale
 
     def clip_and_accumulate(self) -> None:
         """Flat clipping as Opacus does it, or automatic clipping; sums into ``summed_grad``."""
@@ -70,18 +82,30 @@ class SecureNoiseDPOptimizer(DPOptimizer):
 
     def add_noise(self) -> None:
         """``p.grad = p.summed_grad + N(0, (noise_share · noise_multiplier · max_grad_norm)²)``
-        for every p; with ``reduce``, then the sum of every hospital's such ``p.grad``."""
-        sums = [p.summed_grad for p in self.params]
-        for summed in sums:
-            _check_processed_flag(summed)
-        std = self.noise_share * self.noise_multiplier * self.max_grad_norm
-        flat = torch.cat([s.reshape(-1).to(torch.float64) for s in sums])
-        noisy = flat + self.rng.normal_like(torch.empty(flat.numel()), std).to(torch.float64)
-        if self.reduce is not None:
-            noisy = self.reduce(noisy)
+        for every p; with ``reduce``, then the sum of every hospital's such ``p.grad``. The
+        parameters of :meth:`keep_local` get the full noise and no sum."""
+        for p in self.params:
+            _check_processed_flag(p.summed_grad)
+        std = self.noise_multiplier * self.max_grad_norm
+        shared = [p for p in self.params if id(p) not in self.local_ids]
+        local = [p for p in self.params if id(p) in self.local_ids]
+        if shared:
+            noisy = self._noisy_sum(shared, self.noise_share * std)
+            self._set_grads(shared, noisy if self.reduce is None else self.reduce(noisy))
+        if local:
+            self._set_grads(local, self._noisy_sum(local, std) * self.local_scale)
+
+    def _noisy_sum(self, params: list[torch.nn.Parameter], std: float) -> torch.Tensor:
+        """The flat float64 ``summed_grad`` of ``params`` plus one draw of N(0, std²)."""
+        flat = torch.cat([p.summed_grad.reshape(-1).to(torch.float64) for p in params])
+        return flat + self.rng.normal_like(torch.empty(flat.numel()), std).to(torch.float64)
+
+    @staticmethod
+    def _set_grads(params: list[torch.nn.Parameter], flat: torch.Tensor) -> None:
         start = 0
-        for p, summed in zip(self.params, sums, strict=True):
-            piece = noisy[start : start + summed.numel()].view_as(summed)
+        for p in params:
+            summed = p.summed_grad
+            piece = flat[start : start + summed.numel()].view_as(summed)
             start += summed.numel()
             p.grad = piece.to(dtype=summed.dtype, device=summed.device).view_as(p)
             _mark_as_processed(summed)

@@ -243,6 +243,22 @@ class LocalTrainer:
             k: v for k, v in self.state_dict().items() if model.is_shared_key(k, personal_layers)
         }
 
+    def keep_local(self, is_local: Callable[[str], bool]) -> None:
+        """DP-SGD with distributed noise: the parameters whose name satisfies ``is_local`` (a
+        personal head) are left out of every step's sum across hospitals; they get this
+        hospital's full noise and are scaled by its own expected batch (the others by the
+        federation's). A no-op when no parameter is local."""
+        dp = self.dp_config
+        if self._private is None or dp is None or dp.global_batch is None:
+            raise ValueError("keep_local needs DP-SGD with distributed noise")
+        local = [p for name, p in self.model.named_parameters()
+                 if p.requires_grad and is_local(name)]
+        if not local:
+            return
+        assert dp.steps_per_epoch is not None
+        own_batch = len(self.loader.dataset) / dp.steps_per_epoch
+        self.optimizer.keep_local(local, dp.global_batch / own_batch)
+
     def load_shared_state(self, state: Mapping[str, torch.Tensor]) -> None:
         """Overwrite the given (e.g. aggregated) parameters in place; others stay as they are."""
         load_canonical_state_dict(self.module, state)

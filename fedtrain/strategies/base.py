@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
+from crypten_fl.fedtrain.local_training import dp_distributed
 from crypten_fl.fedtrain.local_training.proximal import ProximalTerm
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.tensors import flatten, unflatten
@@ -278,14 +279,26 @@ class ParameterSharing(Strategy):
         self.noise = (central_dp.mechanism(config, session.aggregator.world_size)
                       if config.central_dp else None)
         self.server_optimizer = ServerOptimizer(config.server_settings())
+        if session.federation is not None:  # distributed DP-SGD: personal layers stay local
+            session.trainer.keep_local(lambda name: not self.is_shared(name))
 
     @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
-        """With central DP the (weighted) means are replaced by the noisy sum."""
+        """With central DP the (weighted) means are replaced by the noisy sum; with distributed
+        DP-SGD noise by the record count and each step's noisy gradient sum."""
+        if config.distributed_dp:
+            return frozenset({tags.MOMENTS, tags.TRAINING_RECORDS, tags.NOISY_GRADIENT_SUM,
+                              tags.METRIC_HISTOGRAMS})
         if not config.central_dp:
             return cls.receives
         means = {tags.WEIGHTED_MODEL_SUM, tags.MEAN_OF_HEADS}
         return (cls.receives - means) | ({tags.NOISY_MODEL_SUM} if cls.receives & means else set())
+
+    @classmethod
+    def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
+        """Distributed noise: no model updates are shared, so no option acting on them holds."""
+        super()._check_distributed_dp(config, supported)
+        cls._refuse_update_options(config)
 
     def is_shared(self, key: str) -> bool:
         """Whether parameter ``key`` (canonical spelling) is averaged across hospitals."""
@@ -323,11 +336,37 @@ class ParameterSharing(Strategy):
                                    self.is_shared)
 
     def train_round(self, round_index: int) -> RoundResult:
+        if self.session.federation is not None:
+            return self._train_round_distributed_dp()
         start = self.session.trainer.state_dict()
         loss = self.session.trainer.train_epochs(self.config.local_epochs,
                                                  proximal=self.proximal_term())
         return RoundResult(train_loss=loss, exchanged_elements=self.share_update(round_index,
                                                                                  start))
+
+    def _train_round_distributed_dp(self) -> RoundResult:
+        """``--local-epochs`` passes of DP-SGD steps of the whole federation, each step one
+        secure sum of the shared parameters' noise-shared gradient sums
+        (fedtrain/local_training/dp_distributed.py): every hospital applies the same revealed
+        sum, so all hold the same shared parameters and no model mean is needed."""
+        trainer = self.session.trainer
+        loss = trainer.train_epochs(self.config.local_epochs)  # a secure sum every step
+        shared = sum(p.numel() for name, p in trainer.model.named_parameters()
+                     if p.requires_grad and self.is_shared(name))
+        steps = self.config.local_epochs * self.session.federation.steps_per_epoch
+        return RoundResult(train_loss=loss, exchanged_elements=steps * shared)
+
+    def privacy_report(self) -> dict[str, Any] | None:
+        private = super().privacy_report()
+        if private is None or self.session.federation is None:
+            return private
+        report = {**private, **dp_distributed.report(self.session.federation, private)}
+        personal = sorted({k.rsplit(".", 1)[0] for k in self.session.trainer.state_dict()
+                           if not self.is_shared(k)})
+        if personal:
+            report["personal_layers"] = (f"{', '.join(personal)}: never summed or sent; "
+                                         "noised with this hospital's full noise")
+        return report
 
     def shared_blocks(self, start: dict[str, torch.Tensor]) -> list[SharedBlock]:
         """What this hospital shares this round (``start``: its state at the round's start)."""

@@ -19,6 +19,7 @@ class FedPer(ParameterSharing):
     personalised = True
     shares_updates = True
     supports_central_dp = True
+    supports_distributed_dp = True  # the base's noise is shared, the personal layers' local
     tolerates_dropouts = True
     receives = frozenset({tags.MOMENTS, tags.WEIGHTED_MODEL_SUM, tags.METRIC_HISTOGRAMS})
     reveals = ("to all hospitals, each round: the weighted sum of the base-layer parameters and "

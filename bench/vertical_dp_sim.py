@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/vertical_dp_sim.py --fed VFED [--epsilons 8,3,1] [--seeds 5,6] \
         [--steps 40] [--lr RATE | --lr-scale 0.017] [--feature-scale 0.5] [--gradient-clamp 0.5] \
-        [--noise local|distributed]
+        [--noise local|distributed] [--whiten-from PUBLIC_VFED [--components K] [--shrink S]] \
+        [--sufficient-statistics LAMBDA [--public-gram PUBLIC_VFED]]
 
 A plaintext simulation of exactly what `crypten-fl train --strategy vertical --dp-epsilon E`
 computes under encryption (fedtrain/strategies/vertical_private.py): every party's stay summaries
@@ -12,6 +13,15 @@ party (ν·B each, or 1/(P − 1) shares) added to each step's gradient sum, ν 
 library's replace-one accountant. What it leaves out: CrypTen's fixed point and sigmoid
 approximation (≈ 10⁻³). Prints one line per setting and seed (test macro-AUROC on the aligned
 test stays) and the machine; seconds per run, not minutes, so that settings can be compared.
+
+Two alternatives that were studied and not adopted (docs/privacy.md, "Vertical: what else was
+tried"): ``--whiten-from`` replaces each party's block by its coordinates in the principal
+components of the same block on a public federation (a vertical partition of a public synthetic
+cohort), scaled to unit variance (eigenvalues + S × their mean), the first K kept, before the
+library's scaling and clipping; ``--sufficient-statistics`` releases the noisy Gram matrix XᵀX and
+XᵀY once (one Gaussian mechanism, sensitivity √((P + 1)² + (P + 1)·L) for rows of norm ≤ √(P + 1)
+with the bias) and solves ridge regression with λ = LAMBDA, or takes XᵀX from ``--public-gram``
+(noise on XᵀY only).
 """
 
 from __future__ import annotations
@@ -20,13 +30,15 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 from crypten_fl.fedtrain.data.preprocess import Normalizer, local_moments
 from crypten_fl.fedtrain.local_training import dp_recipe
-from crypten_fl.fedtrain.local_training.dp_exchange import calibrate, noise_std
+from crypten_fl.fedtrain.local_training.dp_exchange import calibrate, clip_rows, noise_std
+from crypten_fl.fedtrain.models.stay_summary import stay_summary
 from crypten_fl.fedtrain.strategies import vertical_private
 from crypten_fl.mimic_etl.hospital_data import load_split
 from sklearn.metrics import roc_auc_score
@@ -37,14 +49,18 @@ from bench.machine import describe
 SPLITS = ("train", "test")
 
 
-def aligned_features(fed: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
-    """Every party's features of the stays all parties hold, side by side; the label party's
+Transform = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def summaries(fed: Path) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch.Tensor], int]:
+    """Every party's unscaled stay summaries and static values (``party_features`` before its
+    scaling and clipping) of the stays all parties hold, one block per party; the label party's
     labels; the number of parties."""
     parties = sorted(fed.glob("hospital_*"))
     splits = {p: {s: load_split(p, s) for s in SPLITS} for p in parties}
     common = {s: sorted(set.intersection(*[set(splits[p][s].keys.tolist()) for p in parties]))
               for s in SPLITS}
-    features: dict[str, list[torch.Tensor]] = {s: [] for s in SPLITS}
+    blocks: dict[str, list[torch.Tensor]] = {s: [] for s in SPLITS}
     labels: dict[str, torch.Tensor] = {}
     for party in parties:
         train = splits[party]["train"]
@@ -58,10 +74,40 @@ def aligned_features(fed: Path) -> tuple[dict[str, torch.Tensor], dict[str, torc
                 split.values[rows], split.mask[rows],
                 split.static[rows] if has_static else None,
                 None if split.labels is None else split.labels[rows])
-            features[name].append(vertical_private.party_features(inputs.x, inputs.static))
+            blocks[name].append(torch.cat([stay_summary(inputs.x, inputs.x.shape[2] // 2),
+                                           inputs.static], dim=1))
             if inputs.labels is not None:
                 labels[name] = inputs.labels
-    return {s: torch.cat(v, 1) for s, v in features.items()}, labels, len(parties)
+    return blocks, labels, len(parties)
+
+
+def scaled(block: torch.Tensor) -> torch.Tensor:
+    """The library's scaling and clipping of a party's block (``party_features``)."""
+    scale = vertical_private.FEATURE_SCALE * math.sqrt(block.shape[1])
+    return clip_rows(block / scale, vertical_private.BLOCK_NORM)
+
+
+def whitening(public: list[torch.Tensor], components: int, shrink: float) -> Transform:
+    """Party p's block ↦ its first ``components`` principal coordinates on the public blocks,
+    divided by √(eigenvalue + shrink × mean eigenvalue)."""
+    maps = []
+    for block in public:
+        mean = block.mean(0)
+        values, vectors = torch.linalg.eigh(torch.cov((block - mean).T))
+        values, vectors = values.flip(0).clamp_min(1e-6), vectors.flip(1)
+        keep = min(components, block.shape[1])
+        maps.append((mean, vectors[:, :keep] / (values[:keep] + shrink * values.mean()).sqrt()))
+    return lambda p, block: (block - maps[p][0]) @ maps[p][1]
+
+
+def aligned_features(fed: Path, transform: Transform | None = None
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], int]:
+    """Every party's features (``party_features``, after ``transform`` of its block if given)
+    side by side; the label party's labels; the number of parties."""
+    blocks, labels, parties = summaries(fed)
+    features = {s: torch.cat([scaled(b if transform is None else transform(p, b))
+                              for p, b in enumerate(v)], 1) for s, v in blocks.items()}
+    return features, labels, parties
 
 
 def macro_auroc(y: torch.Tensor, p: torch.Tensor) -> float:
@@ -96,6 +142,31 @@ def run(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor], parties: int, *,
     return macro_auroc(y["test"], torch.sigmoid(x["test"] @ w + b))
 
 
+def sufficient_statistics(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor], parties: int,
+                          *, epsilon: float | None, ridge: float, distributed: bool, seed: int,
+                          public_gram: torch.Tensor | None = None) -> float:
+    """Test macro-AUROC of ridge regression on noisy sufficient statistics (one release)."""
+    n = len(x["train"])
+    ones = torch.ones(n, 1)
+    design = torch.cat([x["train"], ones], 1).double()
+    gram, cross = design.T @ design, design.T @ y["train"].double()
+    if public_gram is not None:
+        gram = public_gram * (n / float(public_gram[-1, -1]))  # the public rows, rescaled to n
+    if epsilon is not None:
+        width, labels = gram.shape[0], cross.shape[1]
+        sensitivity = math.sqrt((parties + 1) ** 2 + (parties + 1) * labels)
+        nu = calibrate(epsilon, 1.0, 1, dp_recipe.default_delta(n))
+        std = noise_std(nu, sensitivity, parties, distributed) * math.sqrt(parties)
+        gen = torch.Generator().manual_seed(seed)
+        if public_gram is None:
+            upper = torch.randn(width, width, generator=gen, dtype=torch.float64).triu() * std
+            gram = gram + upper + upper.triu(1).T
+        cross = cross + torch.randn(width, labels, generator=gen, dtype=torch.float64) * std
+    weights = torch.linalg.solve(gram + ridge * torch.eye(len(gram), dtype=torch.float64), cross)
+    test = torch.cat([x["test"], torch.ones(len(x["test"]), 1)], 1).double()
+    return macro_auroc(y["test"], (test @ weights).float())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fed", type=Path, required=True, help="a vertical federation")
@@ -108,22 +179,49 @@ def main() -> None:
     parser.add_argument("--feature-scale", type=float, default=vertical_private.FEATURE_SCALE)
     parser.add_argument("--gradient-clamp", type=float, default=vertical_private.GRADIENT_CLAMP)
     parser.add_argument("--noise", choices=("local", "distributed"), default="local")
+    parser.add_argument("--whiten-from", type=Path, default=None,
+                        help="a public vertical federation: whiten each block on it")
+    parser.add_argument("--components", type=int, default=10**6)
+    parser.add_argument("--shrink", type=float, default=0.0)
+    parser.add_argument("--sufficient-statistics", type=float, default=None, metavar="LAMBDA",
+                        help="ridge regression on noisy XᵀX, XᵀY instead of gradient descent")
+    parser.add_argument("--public-gram", type=Path, default=None,
+                        help="with --sufficient-statistics: XᵀX from this public federation")
     args = parser.parse_args()
     # the settings under study replace the library's constants for this process only
     vertical_private.FEATURE_SCALE = args.feature_scale
     vertical_private.GRADIENT_CLAMP = args.gradient_clamp
     vertical_private.LR_SCALE = args.lr_scale
-    x, y, parties = aligned_features(args.fed)
+    transform = (None if args.whiten_from is None else
+                 whitening(summaries(args.whiten_from)[0]["train"], args.components, args.shrink))
+    x, y, parties = aligned_features(args.fed, transform)
+    public_gram = None
+    if args.public_gram is not None:
+        rows = aligned_features(args.public_gram, transform)[0]["train"]
+        design = torch.cat([rows, torch.ones(len(rows), 1)], 1).double()
+        public_gram = design.T @ design
     print("machine:", json.dumps(describe()), file=sys.stderr)
+    distributed = args.noise == "distributed"
     for text in args.epsilons.split(","):
         epsilon = None if text == "inf" else float(text)
-        scores = [run(x, y, parties, epsilon=epsilon, steps=args.steps, lr=args.lr,
-                      distributed=args.noise == "distributed", seed=int(s))
-                  for s in args.seeds.split(",")]
+        if args.sufficient_statistics is None:
+            scores = [run(x, y, parties, epsilon=epsilon, steps=args.steps, lr=args.lr,
+                          distributed=distributed, seed=int(s)) for s in args.seeds.split(",")]
+        else:
+            scores = [sufficient_statistics(x, y, parties, epsilon=epsilon,
+                                            ridge=args.sufficient_statistics,
+                                            distributed=distributed, seed=int(s),
+                                            public_gram=public_gram)
+                      for s in args.seeds.split(",")]
         print(json.dumps({"epsilon": text, "noise": args.noise, "steps": args.steps,
                           "lr": args.lr or f"rule, scale {args.lr_scale}",
                           "feature_scale": args.feature_scale,
-                          "gradient_clamp": args.gradient_clamp, "train_stays": len(x["train"]),
+                          "gradient_clamp": args.gradient_clamp,
+                          "whiten_from": args.whiten_from and str(args.whiten_from),
+                          "components": args.components, "shrink": args.shrink,
+                          "sufficient_statistics": args.sufficient_statistics,
+                          "public_gram": args.public_gram and str(args.public_gram),
+                          "train_stays": len(x["train"]),
                           "test_macro_auroc": [round(v, 4) for v in scores],
                           "mean": round(float(np.mean(scores)), 4)}))
 

@@ -38,6 +38,7 @@ ICLR 2018; Kairouz, Liu & Steinke, ICML 2021 (noise shares added before secure a
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,23 +101,30 @@ def multiplier_left(sigma: float, hospitals: int, colluding: int) -> float:
     return sigma * math.sqrt((hospitals - colluding) / (hospitals - 1))
 
 
+def collusion_report(parties: int, share_std: float, spent: Callable[[int], float],
+                     who: str = "hospital") -> dict[str, Any]:
+    """The privacy.json fields of a mechanism whose noise is shared by ``parties`` parties (each
+    adding ``share_std``): ``spent(c)`` is the ε left when c of them collude (0: an observer
+    holding no share); the guarantee is ``spent(1)``, against any one other ``who``."""
+    return {
+        "noise": MODE,
+        "hospitals_adding_noise": parties,
+        "noise_share_std": share_std,
+        "guarantee": f"against any one other {who} (it knows its own noise share); "
+                     "epsilon_by_colluding_hospitals for more",
+        "epsilon_by_colluding_hospitals": {str(c): spent(c) for c in range(1, parties)},
+        "epsilon_observer_without_share": spent(0),
+    }
+
+
 def report(federation: FederationPlan, private: dict[str, Any]) -> dict[str, Any]:
     """What privacy.json adds for distributed noise to a hospital's DP-SGD report ``private``
     (its ε is the guarantee against any one other hospital)."""
     sigma, q = float(private["noise_multiplier"]), federation.sample_rate
     steps, delta = int(private["steps"]), float(private["delta"])
     k, accountant = federation.hospitals, str(private["accountant"])
-    return {
-        "noise": MODE,
-        "hospitals_adding_noise": k,
-        "noise_share_std": sigma * float(private["max_grad_norm"]) * federation.noise_share,
-        "federation_records": federation.records,
-        "expected_batch_size": federation.batch,
-        "guarantee": "against any one other hospital (it knows its own noise share); "
-                     "epsilon_by_colluding_hospitals for more",
-        "epsilon_by_colluding_hospitals": {
-            str(c): epsilon(multiplier_left(sigma, k, c), q, steps, delta, accountant)
-            for c in range(1, k)},
-        "epsilon_observer_without_share": epsilon(multiplier_left(sigma, k, 0), q, steps, delta,
-                                                  accountant),
-    }
+    share_std = sigma * float(private["max_grad_norm"]) * federation.noise_share
+    return {**collusion_report(k, share_std, lambda c: epsilon(
+                multiplier_left(sigma, k, c), q, steps, delta, accountant)),
+            "federation_records": federation.records,
+            "expected_batch_size": federation.batch}

@@ -200,7 +200,10 @@ def distributed_report(report: dict[str, Any], parties: int, share_std: float,
     1/(P − 1) share of the noise variance to the mechanisms other than ``local_mechanisms``
     (which keep their full local noise). Its ε is the guarantee against any one other party; c
     colluding parties leave those mechanisms the multiplier ν·√((P − c)/(P − 1))."""
-    from crypten_fl.fedtrain.local_training.dp_distributed import multiplier_left
+    from crypten_fl.fedtrain.local_training.dp_distributed import (
+        collusion_report,
+        multiplier_left,
+    )
 
     nu, q = float(report["noise_multiplier"]), float(report["sample_rate"])
     steps, delta = int(report["steps"]), float(report["delta"])
@@ -211,15 +214,7 @@ def distributed_report(report: dict[str, Any], parties: int, share_std: float,
         combined = (shared / left**2 + local_mechanisms / nu**2) ** -0.5
         return epsilon(q, combined, steps, delta)
 
-    return {
-        "noise": "distributed",
-        "hospitals_adding_noise": parties,
-        "noise_share_std": share_std,
-        "guarantee": "against any one other party (it knows its own noise share); "
-                     "epsilon_by_colluding_hospitals for more",
-        "epsilon_by_colluding_hospitals": {str(c): spent(c) for c in range(1, parties)},
-        "epsilon_observer_without_share": spent(0),
-    }
+    return collusion_report(parties, share_std, spent, who="party")
 
 
 def private_optimizer(module: nn.Module, optimizer: torch.optim.Optimizer, *,

@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/vertical_dp_sim.py --fed VFED [--epsilons 8,3,1] [--seeds 5,6] \
         [--steps 40] [--lr RATE | --lr-scale 0.017] [--feature-scale 0.5] [--gradient-clamp 0.5] \
-        [--noise local|distributed] [--whiten-from PUBLIC_VFED [--components K] [--shrink S]] \
+        [--noise local|distributed|dealer] \
+        [--whiten-from PUBLIC_VFED [--components K] [--shrink S]] \
         [--sufficient-statistics LAMBDA [--public-gram PUBLIC_VFED]]
 
 A plaintext simulation of exactly what `crypten-fl train --strategy vertical --dp-epsilon E`
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 from crypten_fl.fedtrain.data.preprocess import Normalizer, local_moments
 from crypten_fl.fedtrain.local_training import dp_recipe
-from crypten_fl.fedtrain.local_training.dp_exchange import calibrate, clip_rows, noise_std
+from crypten_fl.fedtrain.local_training.dp_exchange import calibrate, clip_rows, total_noise_std
 from crypten_fl.fedtrain.models.stay_summary import stay_summary
 from crypten_fl.fedtrain.strategies import vertical_private
 from crypten_fl.mimic_etl.hospital_data import load_split
@@ -117,7 +118,7 @@ def macro_auroc(y: torch.Tensor, p: torch.Tensor) -> float:
 
 
 def run(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor], parties: int, *,
-        epsilon: float | None, steps: int, lr: float | None, distributed: bool, seed: int
+        epsilon: float | None, steps: int, lr: float | None, noise: str, seed: int
         ) -> float:
     """Test macro-AUROC of one simulated run."""
     n, width = x["train"].shape
@@ -125,8 +126,7 @@ def run(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor], parties: int, *,
     bound = vertical_private.gradient_bound(parties, labels)
     nu = (calibrate(epsilon, 1.0, steps, dp_recipe.default_delta(n))
           if epsilon is not None else 0.0)
-    share = noise_std(nu, bound, parties, distributed)
-    total_std = share * math.sqrt(parties)  # P independent shares
+    total_std = total_noise_std(nu, bound, parties, noise)  # P draws, or the dealer's one
     if lr is None:
         lr = vertical_private.learning_rate(n, total_std / bound)
     gen = torch.Generator().manual_seed(seed)
@@ -143,7 +143,7 @@ def run(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor], parties: int, *,
 
 
 def sufficient_statistics(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor], parties: int,
-                          *, epsilon: float | None, ridge: float, distributed: bool, seed: int,
+                          *, epsilon: float | None, ridge: float, noise: str, seed: int,
                           public_gram: torch.Tensor | None = None) -> float:
     """Test macro-AUROC of ridge regression on noisy sufficient statistics (one release)."""
     n = len(x["train"])
@@ -156,7 +156,7 @@ def sufficient_statistics(x: dict[str, torch.Tensor], y: dict[str, torch.Tensor]
         width, labels = gram.shape[0], cross.shape[1]
         sensitivity = math.sqrt((parties + 1) ** 2 + (parties + 1) * labels)
         nu = calibrate(epsilon, 1.0, 1, dp_recipe.default_delta(n))
-        std = noise_std(nu, sensitivity, parties, distributed) * math.sqrt(parties)
+        std = total_noise_std(nu, sensitivity, parties, noise)
         gen = torch.Generator().manual_seed(seed)
         if public_gram is None:
             upper = torch.randn(width, width, generator=gen, dtype=torch.float64).triu() * std
@@ -178,7 +178,7 @@ def main() -> None:
     parser.add_argument("--lr-scale", type=float, default=vertical_private.LR_SCALE)
     parser.add_argument("--feature-scale", type=float, default=vertical_private.FEATURE_SCALE)
     parser.add_argument("--gradient-clamp", type=float, default=vertical_private.GRADIENT_CLAMP)
-    parser.add_argument("--noise", choices=("local", "distributed"), default="local")
+    parser.add_argument("--noise", choices=("local", "distributed", "dealer"), default="local")
     parser.add_argument("--whiten-from", type=Path, default=None,
                         help="a public vertical federation: whiten each block on it")
     parser.add_argument("--components", type=int, default=10**6)
@@ -201,16 +201,15 @@ def main() -> None:
         design = torch.cat([rows, torch.ones(len(rows), 1)], 1).double()
         public_gram = design.T @ design
     print("machine:", json.dumps(describe()), file=sys.stderr)
-    distributed = args.noise == "distributed"
     for text in args.epsilons.split(","):
         epsilon = None if text == "inf" else float(text)
         if args.sufficient_statistics is None:
             scores = [run(x, y, parties, epsilon=epsilon, steps=args.steps, lr=args.lr,
-                          distributed=distributed, seed=int(s)) for s in args.seeds.split(",")]
+                          noise=args.noise, seed=int(s)) for s in args.seeds.split(",")]
         else:
             scores = [sufficient_statistics(x, y, parties, epsilon=epsilon,
                                             ridge=args.sufficient_statistics,
-                                            distributed=distributed, seed=int(s),
+                                            noise=args.noise, seed=int(s),
                                             public_gram=public_gram)
                       for s in args.seeds.split(",")]
         print(json.dumps({"epsilon": text, "noise": args.noise, "steps": args.steps,

@@ -58,9 +58,9 @@ DpTrainable = Annotated[str | None, typer.Option(
          "initial weights). Default: 'head' from a public pretrained model (--init-from), "
          "'all' otherwise (docs/privacy.md).")]
 DpNoise = Annotated[str | None, typer.Option(
-    help="Where the DP noise goes (horizontal, fedper, split, vertical). 'local' (default): every "
-         "hospital runs its own DP-SGD with the full noise, private even if all other "
-         "hospitals collude. "
+    help="Where the DP noise comes from (horizontal, fedper, split, vertical). 'local' "
+         "(default): every hospital runs its own DP-SGD with the full noise, private even if "
+         "all other hospitals collude. "
          "'distributed': every step is one DP-SGD step of the whole federation, each hospital "
          "adding a 1/(K-1) share of the noise variance to its clipped gradient sum before the "
          "secure sum: ε holds against any one other hospital, weaker against colluding ones "
@@ -68,7 +68,9 @@ DpNoise = Annotated[str | None, typer.Option(
          "FedPer's personal layers are never summed and keep the full noise. "
          "Split and vertical: every party adds a 1/(P-1) share of the noise on the encrypted "
          "gradient sum (split: the server layer's) instead of the full noise, with the same "
-         "guarantee.")]
+         "guarantee. 'dealer' (split, vertical): the TTP dealer their encrypted models already "
+         "trust draws that noise once and secret-shares it: the calibrated noise exactly, "
+         "private against any coalition of parties as long as the dealer colludes with none.")]
 DpClipping = Annotated[str | None, typer.Option(
     help="DP-SGD per-example clipping: 'automatic' (g·C/(‖g‖+0.01), Bu et al. 2023; default) or "
          "'flat' (g·min(1, C/‖g‖), Opacus).")]

@@ -81,7 +81,7 @@ DP_SGD_OPTIONS = ("dp_delta", "max_grad_norm", "dp_batch_size", "dp_lr", "dp_cli
                   "dp_trainable", "dp_noise")
 #: where DP-SGD's noise is added: each hospital's own steps ("local"), or one share per hospital
 #: of every step's noise on the secure sum of the federation's gradients ("distributed")
-DP_NOISE_MODES = ("local", "distributed")
+DP_NOISE_MODES = ("local", "distributed", "dealer")
 #: the smallest --dp-epsilon: every mechanism's accountant certifies it at the δ of any real
 #: cohort (split and vertical use RDP orders up to 496: ε down to ≈ (log(1/δ) − log 496)/495,
 #: 0.02 at δ = 10⁻⁷; DP-SGD's PRV has no such floor)
@@ -267,6 +267,11 @@ class TrainConfig:
         """DP-SGD with distributed noise: one DP-SGD step of the whole federation per secure sum
         (fedtrain/local_training/dp_distributed.py)."""
         return self.dp_epsilon is not None and self.dp_noise == "distributed"
+
+    @property
+    def dp_noise_mode(self) -> str:
+        """``--dp-noise``, ``local`` by default."""
+        return self.dp_noise or "local"
 
     def with_dp_sgd(self, epsilon: float | None) -> TrainConfig:
         """This config at DP-SGD budget ``epsilon``; None turns DP-SGD and its options off."""

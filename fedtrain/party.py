@@ -139,7 +139,9 @@ def run_ttp_server(timeout_s: float, workdir: Path | None = None) -> None:
         store = group.connect_store(os.environ["RENDEZVOUS"], int(os.environ["RANK"]), timeout_s,
                                     host_it=False)
         set_group_store(group.world_store(store, 0))
-    crypten.mpc.provider.TTPServer()
+    from crypten_fl.fedtrain.secure.dealer_noise import NoiseDealer
+
+    NoiseDealer()  # CrypTen's TTPServer, which also deals DP noise (--dp-noise dealer)
 
 
 def _die_with_launcher() -> None:

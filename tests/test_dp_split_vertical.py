@@ -124,7 +124,7 @@ def _check_accounting(report: dict, target: float, planned_steps: int) -> None:
         sigma * math.sqrt(report["mechanisms_per_step"]))
 
 
-@pytest.mark.parametrize("noise", ["local", "distributed"])
+@pytest.mark.parametrize("noise", ["local", "distributed", "dealer"])
 def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
         noise, feds, tmp_path, monkeypatch) -> None:
     # the steps follow the DP batch (default DP_BATCH, or --dp-batch-size), not --batch-size
@@ -145,11 +145,34 @@ def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
         assert len(deltas) == 2 * report["steps"]  # weight and bias, each step
         added = torch.cat(deltas)
         std = report["noise_multiplier"] * report["max_grad_norm"]
+        if noise == "dealer":
+            continue  # below: only the parties' sum is noise
         if noise == "distributed":  # a 1/(K − 1) share of the server layer's noise variance
             std /= math.sqrt(2)
             _check_distributed(report, std)
         assert float(added.std()) == pytest.approx(std, rel=0.1)
         assert abs(float(added.mean())) < 6 * std / math.sqrt(added.numel())
+    if noise == "dealer":
+        _check_dealer(privacy["hospitals"], records)
+
+
+def _check_dealer(reports: dict, records: dict) -> None:
+    """The attacker is any party, or all of them but one: each one's share of the dealer's noise
+    is a uniform ring element (nothing Gaussian, nothing it could subtract), and only the sum
+    of all the parties' shares is the noise — one draw of std ν·B, not P of them."""
+    report = reports["0"]
+    std = report["noise_multiplier"] * report["max_grad_norm"]
+    assert report["noise"] == "dealer" and report["dealer_noise_std"] == pytest.approx(std)
+    assert "against any coalition of parties" in report["guarantee"]
+    rings = [torch.cat(records[p]["share_delta_ring"]) for p in sorted(records)]
+    total = sum(rings[1:], rings[0]).double() / 2**16  # ring sum, decoded
+    assert float(total.std()) == pytest.approx(std, rel=0.1)
+    assert abs(float(total.mean())) < 6 * std / math.sqrt(total.numel())
+    for party, ring in enumerate(rings):
+        alone = ring.double() / 2**16
+        assert float(alone.std()) > 1e6 * std, party  # uniform over the ring: ≈ 2^63/2^16/√3
+        without = (total - alone)  # what all the other parties together hold
+        assert float(without.std()) > 1e6 * std, party
 
 
 def _check_distributed(report: dict, share_std: float) -> None:
@@ -165,7 +188,7 @@ def _check_distributed(report: dict, share_std: float) -> None:
     assert report["epsilon_observer_without_share"] < report["epsilon"]
 
 
-@pytest.mark.parametrize("noise", ["local", "distributed"])
+@pytest.mark.parametrize("noise", ["local", "distributed", "dealer"])
 def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, feds, tmp_path,
                                                                           monkeypatch) -> None:
     config = TrainConfig(fed=str(feds["vertical"]), strategy="vertical", dp_epsilon=4.0,
@@ -182,12 +205,16 @@ def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, 
         assert len(deltas) == 2 * report["steps"]  # weight and bias, each step
         added = torch.cat(deltas)
         std = report["noise_multiplier"] * report["max_grad_norm"]
+        if noise == "dealer":
+            continue  # below: only the parties' sum is noise
         if noise == "distributed":  # a 1/(P − 1) share of the variance: any one party sees ν·B
             std /= math.sqrt(2)
             _check_distributed(report, std)
         assert float(added.std()) == pytest.approx(std, rel=0.1)
         assert abs(float(added.mean())) < 6 * std / math.sqrt(added.numel())
-    if noise == "distributed":
+    if noise == "dealer":
+        _check_dealer(privacy["hospitals"], records)
+    if noise != "local":
         return
     # the saved model (each party's feature widths and top share) predicts as in training,
     # although evaluate's configuration has no --dp-epsilon
@@ -217,6 +244,14 @@ def test_split_refuses_dp_with_a_two_layer_server(feds, tmp_path) -> None:
                           **ONE_ROUND), tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
+
+@pytest.mark.parametrize("strategy", ["horizontal", "fedper", "fedmtl"])
+def test_dealer_noise_is_refused_where_no_dealer_runs(strategy, feds, tmp_path) -> None:
+    with pytest.raises(UserError, match=r"^--dp-noise dealer works with --strategy split, "
+                                        rf"vertical, not {strategy} "):
+        train(TrainConfig(fed=str(feds["split"]), strategy=strategy, dp_epsilon=3.0,
+                          dp_noise="dealer", **ONE_ROUND), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
 
 
 @pytest.mark.slow  # two runs of two rounds per strategy (≈ 1 min each)

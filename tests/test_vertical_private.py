@@ -9,7 +9,7 @@ import math
 import hypothesis.strategies as st
 import pytest
 import torch
-from crypten_fl.fedtrain.local_training.dp_exchange import noise_std
+from crypten_fl.fedtrain.local_training.dp_exchange import noise_std, total_noise_std
 from crypten_fl.fedtrain.models.stay_summary import stay_summary
 from crypten_fl.fedtrain.strategies.vertical_private import (
     FEATURE_SCALE,
@@ -112,7 +112,11 @@ def test_the_rate_grows_with_the_records_and_shrinks_with_the_noise_within_its_b
 
 
 def test_each_party_adds_the_full_noise_or_a_one_over_p_minus_one_share_of_its_variance() -> None:
-    assert noise_std(10.0, 2.0, 3, distributed=False) == 20.0
-    assert noise_std(10.0, 2.0, 3, distributed=True) == pytest.approx(20.0 / math.sqrt(2))
+    assert noise_std(10.0, 2.0, 3, "local") == 20.0
+    assert noise_std(10.0, 2.0, 3, "distributed") == pytest.approx(20.0 / math.sqrt(2))
     # any one party sees the other two shares: variance (ν·B)², as with its own full noise
-    assert 2 * noise_std(10.0, 2.0, 3, distributed=True) ** 2 == pytest.approx(400.0)
+    assert 2 * noise_std(10.0, 2.0, 3, "distributed") ** 2 == pytest.approx(400.0)
+    # all the noise on the secret: three full draws, three shares, or the dealer's one draw
+    assert total_noise_std(10.0, 2.0, 3, "local") == pytest.approx(20.0 * math.sqrt(3))
+    assert total_noise_std(10.0, 2.0, 3, "distributed") == pytest.approx(20.0 * math.sqrt(1.5))
+    assert noise_std(10.0, 2.0, 3, "dealer") == total_noise_std(10.0, 2.0, 3, "dealer") == 20.0

@@ -66,10 +66,19 @@ def clip_linear_gradients(g: torch.Tensor, h: torch.Tensor, bound: float) -> tor
     return g * torch.clamp(bound * _CLIP_SAFETY / norms.clamp_min(1e-30), max=1.0)
 
 
-def add_noise_to_share(param_grads: list[Any], std: float, rng: SecureRandom) -> None:
+def add_noise_to_share(param_grads: list[Any], std: float, rng: SecureRandom,
+                       dealer: bool = False) -> None:
     """Add N(0, std²) from ``rng`` to this party's share of each encrypted gradient (additive
-    shares: the secret becomes gradient + this party's noise; nobody else knows the noise)."""
+    shares: the secret becomes gradient + this party's noise; nobody else knows the noise).
+    With ``dealer``, add instead this party's share of the one N(0, std²) the TTP dealer draws
+    (fedtrain/secure/dealer_noise.py; every party must call it, in the same order)."""
+    from crypten_fl.fedtrain.secure.dealer_noise import noise_share
+
     for grad in param_grads:
+        if dealer:
+            grad.share = grad.share + noise_share(grad.size(), std,
+                                                  grad.encoder._precision_bits)
+            continue
         noise = rng.normal_like(torch.empty(grad.size(), dtype=torch.float64), std)
         grad.share = grad.share + grad.encoder.encode(noise)
 
@@ -188,10 +197,29 @@ class ExchangeAccountant:
         }
 
 
-def noise_std(multiplier: float, bound: float, parties: int, distributed: bool) -> float:
-    """The std of the noise one party adds to its share of an encrypted gradient sum: ν·bound,
-    or with distributed noise its 1/(P − 1) share of the variance."""
-    return multiplier * bound / (math.sqrt(parties - 1) if distributed else 1.0)
+def noise_std(multiplier: float, bound: float, parties: int, mode: str) -> float:
+    """The std of the noise one party adds to its share of an encrypted gradient sum: ν·bound
+    (``local``), its 1/(P − 1) share of that variance (``distributed``), or for ``dealer`` the
+    std of the dealer's one draw, ν·bound, of which each party adds a share."""
+    return multiplier * bound / (math.sqrt(parties - 1) if mode == "distributed" else 1.0)
+
+
+def total_noise_std(multiplier: float, bound: float, parties: int, mode: str) -> float:
+    """The std of all the noise on the secret: the P parties' draws (``local``,
+    ``distributed``) or the dealer's one."""
+    std = noise_std(multiplier, bound, parties, mode)
+    return std if mode == "dealer" else std * math.sqrt(parties)
+
+
+def dealer_report(share_std: float) -> dict[str, Any]:
+    """What privacy.json adds when the TTP dealer draws the noise of the encrypted sums."""
+    return {
+        "noise": "dealer",
+        "dealer_noise_std": share_std,
+        "guarantee": "against any coalition of parties, as long as the TTP dealer colludes with "
+                     "none (the trust its Beaver triples already need): the dealer draws the "
+                     "noise once and secret-shares it, so no party knows it",
+    }
 
 
 def distributed_report(report: dict[str, Any], parties: int, share_std: float,

@@ -95,6 +95,9 @@ class Strategy(ABC):
     #: DP-SGD with --dp-noise distributed: one DP-SGD step of the whole federation per secure
     #: sum of noise-shared gradients (every parameter shared, no personal state)
     supports_distributed_dp: ClassVar[bool] = False
+    #: --dp-noise dealer: the TTP dealer draws the noise of its encrypted gradient sums once
+    #: and secret-shares it (fedtrain/secure/dealer_noise.py; split and vertical)
+    supports_dealer_dp: ClassVar[bool] = False
     #: every party's model is the whole ICU Transformer, so it can start from a pretrained one
     #: (--init-from); not so where parties hold models of feature subsets (vertical)
     supports_init_from: ClassVar[bool] = True
@@ -142,6 +145,11 @@ class Strategy(ABC):
                                     "mechanism batches and clips its own way (docs/privacy.md)")
         if config.distributed_dp:
             cls._check_distributed_dp(config, those("supports_distributed_dp"))
+        if config.dp_epsilon is not None and config.dp_noise == "dealer" \
+                and not cls.supports_dealer_dp:
+            raise UserError(f"--dp-noise dealer works with --strategy "
+                            f"{those('supports_dealer_dp')}, not {cls.name} (the strategies "
+                            "whose encrypted models already need the TTP dealer)")
         if config.init_from is not None and not cls.supports_init_from:
             raise UserError(f"--init-from works with --strategy {those('supports_init_from')}, "
                             f"not {cls.name} (its parties' models see feature subsets, not the "

@@ -36,6 +36,7 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
     ExchangeAccountant,
     add_noise_to_share,
     clip_linear_gradients,
+    dealer_report,
     distributed_report,
     noise_std,
     private_optimizer,
@@ -61,8 +62,10 @@ DP_MECHANISM = ("DP-SGD over the whole model, per hospital: Poisson sampling of 
                 "1/steps per epoch, from its CSPRNG; the block sizes are public); client part: "
                 "per-example gradients clipped to C, Gaussian noise of std nu*C; server layer: "
                 "per-example gradient (g_i h_i^T, g_i) clipped to C by scaling g_i before it is "
-                "shared, Gaussian noise of std nu*C added by the hospital to its share of the "
-                "encrypted gradient (every hospital adds its own, full noise). Two mechanisms per "
+                "shared, Gaussian noise of std nu*C on the encrypted gradient (--dp-noise local: "
+                "every hospital adds its own, full noise to its share; distributed: each a "
+                "1/(K-1) share of the variance; dealer: the TTP dealer's one draw, "
+                "secret-shared). Two mechanisms per "
                 "step on the same sample: one accountant step of multiplier nu/sqrt(2)")
 
 
@@ -94,6 +97,7 @@ class Split(ParameterSharing):
 
     #: with --dp-noise distributed each hospital adds a 1/(K-1) share of the server layer's noise
     supports_distributed_dp = True
+    supports_dealer_dp = True  # the server layer's noise; the client parts' stays local
 
     @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
@@ -158,7 +162,7 @@ class Split(ParameterSharing):
         #: the std of the noise this hospital adds to its share of the server layer's gradient:
         #: ν·C, or with --dp-noise distributed its 1/(K − 1) share of the variance
         self.server_noise_std = noise_std(self.accountant.noise_multiplier, self.clip,
-                                          len(self.sizes), config.distributed_dp)
+                                          len(self.sizes), config.dp_noise_mode)
         model = make_private_compatible(trainer.model)
         for name, param in model.named_parameters():
             param.requires_grad_(self.is_shared(name))
@@ -175,6 +179,8 @@ class Split(ParameterSharing):
         if self.config.distributed_dp:  # the client part's mechanism keeps its local noise
             report.update(distributed_report(report, len(self.sizes), self.server_noise_std,
                                              local_mechanisms=1))
+        elif self.config.dp_noise == "dealer":  # the client part's noise stays local
+            report.update(dealer_report(self.server_noise_std))
         return report
 
     def _sample(self) -> torch.Tensor:
@@ -208,8 +214,8 @@ class Split(ParameterSharing):
         z.backward(g_enc)
         if self.accountant is not None:
             add_noise_to_share([p.grad for p in self.server.model.parameters()],
-                               self.server_noise_std,
-                               self.rng)
+                               self.server_noise_std, self.rng,
+                               dealer=self.config.dp_noise == "dealer")
             self.accountant.step()
         self.server.sgd_step(self.config.encrypted_lr / total)
         grads = [b.grad for b in blocks]

@@ -16,7 +16,6 @@ is revealed during training (fedtrain/strategies/vertical_private.py, docs/priva
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,10 @@ from crypten_fl.fedtrain.data.preprocess import ModelInputs
 from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_exchange import (
     ExchangeAccountant,
+    dealer_report,
     distributed_report,
     noise_std,
+    total_noise_std,
 )
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
@@ -66,6 +67,7 @@ class Vertical(Strategy):
     needs_ttp = True
     uses_dp_recipe = False  # its own DP mechanism (fedtrain/strategies/vertical_private.py)
     supports_distributed_dp = True  # each party adds a 1/(P-1) share of the noise variance
+    supports_dealer_dp = True  # or the TTP dealer draws it once and secret-shares it
     plaintext_model = False
     receives = frozenset({tags.OWN_BOTTOM_GRADIENT, tags.JOINT_LOGITS_TO_LABEL_PARTY,
                           tags.METRIC_HISTOGRAMS})
@@ -132,11 +134,12 @@ class Vertical(Strategy):
             sample_rate=1.0, planned_steps=config.rounds * config.local_epochs, mechanisms=1,
             clip=private.gradient_bound(self.world, self.session.n_labels),
             description=private.MECHANISM.format(clamp=private.GRADIENT_CLAMP))
-        #: the std of the noise this party adds: ν·B, or with --dp-noise distributed its share
-        self.noise_std = noise_std(self.accountant.noise_multiplier,
-                                           self.accountant.clip, self.world,
-                                           config.distributed_dp)
-        total = self.noise_std * math.sqrt(self.world) / self.accountant.clip
+        #: the std of the noise this party adds: ν·B, or with --dp-noise distributed its share,
+        #: or with --dp-noise dealer the std of the dealer's draw (ν·B) it adds a share of
+        mode, nu = config.dp_noise_mode, self.accountant.noise_multiplier
+        bound = self.accountant.clip
+        self.noise_std = noise_std(nu, bound, self.world, mode)
+        total = total_noise_std(nu, bound, self.world, mode) / bound
         self.lr = config.dp_lr or private.learning_rate(n, total)
 
     def _is_label_party(self) -> bool:
@@ -148,6 +151,8 @@ class Vertical(Strategy):
         report = self.accountant.report()
         if self.config.distributed_dp:
             report.update(distributed_report(report, self.world, self.noise_std))
+        elif self.config.dp_noise == "dealer":
+            report.update(dealer_report(self.noise_std))
         return report
 
     def _embed_blocks(self, x: torch.Tensor, s: torch.Tensor):  # type: ignore[no-untyped-def]
@@ -200,7 +205,7 @@ class Vertical(Strategy):
         for _ in range(self.config.local_epochs):
             private.noisy_gradient_step(self.top, features, labels, lr=self.lr,
                                         n=self.session.n_train, std=self.noise_std,
-                                        rng=self.rng)
+                                        rng=self.rng, dealer=self.config.dp_noise == "dealer")
             self.accountant.step()
         return RoundResult(train_loss=None, exchanged_elements=0)
 

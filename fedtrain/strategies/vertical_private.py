@@ -22,7 +22,9 @@ party learns anything per record during training:
   distributed`` each party adds a share N(0, (ν·B)²/(P − 1)) instead, as horizontal's
   distributed DP-SGD does: any one party sees the other P − 1 shares, i.e. the mechanism of
   multiplier ν, and c colluding parties leave ν·√((P − c)/(P − 1))
-  (``dp_exchange.distributed_report``).
+  (``dp_exchange.distributed_report``). With ``--dp-noise dealer`` the TTP dealer draws
+  N(0, (ν·B)²) once and secret-shares it (fedtrain/secure/dealer_noise.py): the calibrated noise
+  exactly, against any coalition of parties, as long as the dealer colludes with none.
 
 What leaves the encryption: nothing during training. At prediction (validation each round,
 ``evaluate``) the logits of the predicted stays reach the label party, as in every vertical run;
@@ -63,8 +65,10 @@ CHUNK = 4096
 MECHANISM = ("Vertical, linear top model trained under encryption on every party's per-stay "
              "summaries (each record's block of features clipped to norm 1 by its party; the "
              "output gradient sigmoid(z) - y clamped to +-{clamp} per label under encryption): "
-             "full-batch gradient descent, every record in every step (no amplification); each "
-             "party adds Gaussian noise of std nu*B to its share of every step's gradient sum, "
+             "full-batch gradient descent, every record in every step (no amplification); "
+             "Gaussian noise of std nu*B on every step's encrypted gradient sum (--dp-noise "
+             "local: each party adds its own to its share; distributed: each a 1/(P-1) share of "
+             "the variance; dealer: the TTP dealer's one draw, secret-shared), "
              "B = {clamp}*sqrt(L)*sqrt(P + 1) the bound on one record's gradient. Replace-one "
              "sensitivity 2B: one accountant step of multiplier nu/2 per step")
 
@@ -104,9 +108,10 @@ def encrypted_chunks(features: crypten.CrypTensor) -> list[crypten.CrypTensor]:
 
 def noisy_gradient_step(top: EncryptedHead, features: list[crypten.CrypTensor],
                         labels: list[crypten.CrypTensor], *, lr: float, n: int, std: float,
-                        rng: SecureRandom) -> None:
+                        rng: SecureRandom, dealer: bool = False) -> None:
     """One step of full-batch gradient descent under encryption: w ← w − lr·(Σ_i ∇_i + noise)/n,
-    this party's noise N(0, std²) added to its share of the gradient sum."""
+    this party's noise N(0, std²) added to its share of the gradient sum (``dealer``: its share
+    of the dealer's one N(0, std²))."""
     top.zero_grad()
     for x, y in zip(features, labels, strict=True):
         z = top(x)
@@ -114,5 +119,5 @@ def noisy_gradient_step(top: EncryptedHead, features: list[crypten.CrypTensor],
             g = (z.sigmoid() - y).hardtanh(-GRADIENT_CLAMP, GRADIENT_CLAMP)
         z.backward(g)  # accumulates Σ x_i g_iᵀ and Σ g_i into the top model's gradients
     grads = [p.grad for p in top.model.parameters()]
-    add_noise_to_share(grads, std, rng)
+    add_noise_to_share(grads, std, rng, dealer=dealer)
     top.sgd_step(lr / n)

@@ -79,8 +79,9 @@ class ServerOptSettings:
 #: the options of DP-SGD besides --dp-epsilon (each needs it; None: the DP recipe's choice)
 DP_SGD_OPTIONS = ("dp_delta", "max_grad_norm", "dp_batch_size", "dp_lr", "dp_clipping",
                   "dp_trainable", "dp_noise")
-#: where DP-SGD's noise is added: each hospital's own steps ("local"), or one share per hospital
-#: of every step's noise on the secure sum of the federation's gradients ("distributed")
+#: where DP noise is added: each hospital's own steps ("local"), one share per hospital of every
+#: step's noise on the secure sum of the federation's gradients ("distributed"), or one draw by
+#: the TTP dealer, secret-shared, on split's and vertical's encrypted gradients ("dealer")
 DP_NOISE_MODES = ("local", "distributed", "dealer")
 #: the smallest --dp-epsilon: every mechanism's accountant certifies it at the δ of any real
 #: cohort (split and vertical use RDP orders up to 496: ε down to ≈ (log(1/δ) − log 496)/495,

@@ -36,14 +36,16 @@ class NoiseDealer(crypten.mpc.provider.TTPServer):
 
     Constructing it serves requests until the parties terminate it (as ``TTPServer`` does)."""
 
+    def __init__(self) -> None:
+        self._dp_rng = SecureRandom()  # before the serving loop, which runs in __init__
+        super().__init__()
+
     def dp_noise(self, size: torch.Size, std: float, precision_bits: int) -> torch.Tensor:
         """Party 0's share of N(0, std²) noise of ``size``: the noise, encoded, minus the
         shares the other parties draw from their generators (the others' are never sent)."""
         if not (std >= 0 and std < float("inf")):
             raise ValueError(f"noise std must be finite and >= 0, got {std}")
-        rng = getattr(self, "_dp_rng", None) or SecureRandom()
-        self._dp_rng = rng
-        noise = rng.normal_like(torch.empty(size, dtype=torch.float64), std)
+        noise = self._dp_rng.normal_like(torch.empty(size, dtype=torch.float64), std)
         encoded = crypten.encoder.FixedPointEncoder(precision_bits).encode(noise)
         return encoded - self._get_additive_PRSS(size, remove_rank=True)
 

@@ -93,7 +93,7 @@ class Strategy(ABC):
     #: of the recipe's options, those a strategy's own DP mechanism takes all the same
     own_dp_options: ClassVar[frozenset[str]] = frozenset()
     #: DP-SGD with --dp-noise distributed: one DP-SGD step of the whole federation per secure
-    #: sum of noise-shared gradients (every parameter shared, no personal state)
+    #: sum of noise-shared gradients (personal layers, FedPer's, keep their full local noise)
     supports_distributed_dp: ClassVar[bool] = False
     #: --dp-noise dealer: the TTP dealer draws the noise of its encrypted gradient sums once
     #: and secret-shares it (fedtrain/secure/dealer_noise.py; split and vertical)

@@ -8,6 +8,7 @@ bounds by gradients computed with autograd.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.evaluate.runner import EvalOptions, evaluate
 from crypten_fl.fedtrain.local_training.dp_exchange import (
@@ -28,6 +30,7 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
 )
 from crypten_fl.fedtrain.run import coordinator
 from crypten_fl.fedtrain.run.coordinator import train
+from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.strategies.split import DP_BATCH
 from crypten_fl.fedtrain.strategies.vertical_private import gradient_bound
 from helpers.dp_jobs import DP_DIR_ENV, JOB
@@ -243,6 +246,19 @@ def test_split_refuses_dp_with_a_two_layer_server(feds, tmp_path) -> None:
         train(TrainConfig(fed=str(feds["split"]), strategy="split", cut=2, dp_epsilon=3.0,
                           **ONE_ROUND), tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("noise", ["distributed", "dealer"])
+def test_splits_shared_noise_changes_only_the_server_layers_noise(noise, feds) -> None:
+    # unlike horizontal's and FedPer's distributed DP-SGD, the client parts are still averaged
+    # every round: the same exchanges, and the options acting on updates still hold
+    config = TrainConfig(fed=str(feds["split"]), strategy="split", dp_epsilon=3.0,
+                         dp_noise=noise, prox_mu=0.1, max_update_norm=5.0, **ONE_ROUND)
+    strategies.validate(config)
+    split = strategies.get("split")
+    local = dataclasses.replace(config, dp_noise="local")
+    assert split.receives_with(config) == split.receives_with(local)
+    assert tags.NOISY_GRADIENT_SUM not in split.receives_with(config)
 
 
 @pytest.mark.parametrize("strategy", ["horizontal", "fedper", "fedmtl"])

@@ -294,7 +294,7 @@ class ParameterSharing(Strategy):
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
         """With central DP the (weighted) means are replaced by the noisy sum; with distributed
         DP-SGD noise by the record count and each step's noisy gradient sum."""
-        if config.distributed_dp:
+        if cls._distributed_dp_sgd(config):
             return frozenset({tags.MOMENTS, tags.TRAINING_RECORDS, tags.NOISY_GRADIENT_SUM,
                               tags.METRIC_HISTOGRAMS})
         if not config.central_dp:
@@ -303,10 +303,19 @@ class ParameterSharing(Strategy):
         return (cls.receives - means) | ({tags.NOISY_MODEL_SUM} if cls.receives & means else set())
 
     @classmethod
+    def _distributed_dp_sgd(cls, config: TrainConfig) -> bool:
+        """Whether the run's DP-SGD (the trainer's, with the DP recipe) has distributed noise:
+        then every step is a secure sum of noisy gradients instead of a round's model mean.
+        Not split: its DP is its own mechanism, and its distributed noise only the server
+        layer's (split.py)."""
+        return config.distributed_dp and cls.uses_dp_recipe
+
+    @classmethod
     def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
-        """Distributed noise: no model updates are shared, so no option acting on them holds."""
+        """Distributed DP-SGD shares no model updates, so no option acting on them holds."""
         super()._check_distributed_dp(config, supported)
-        cls._refuse_update_options(config)
+        if cls._distributed_dp_sgd(config):
+            cls._refuse_update_options(config)
 
     def is_shared(self, key: str) -> bool:
         """Whether parameter ``key`` (canonical spelling) is averaged across hospitals."""

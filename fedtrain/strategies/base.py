@@ -287,7 +287,7 @@ class ParameterSharing(Strategy):
         self.noise = (central_dp.mechanism(config, session.aggregator.world_size)
                       if config.central_dp else None)
         self.server_optimizer = ServerOptimizer(config.server_settings())
-        if session.federation is not None:  # distributed DP-SGD: personal layers stay local
+        if self._distributed_dp_sgd(config):  # personal layers are never summed
             session.trainer.keep_local(lambda name: not self.is_shared(name))
 
     @classmethod

@@ -2,8 +2,9 @@
 
 With ``--dp-noise local`` (the default) every hospital runs DP-SGD on its own records with the
 full noise, and the secure mean of the hospitals' models averages K such noisy models. With
-``--dp-noise distributed`` (horizontal FedAvg only) every step is one DP-SGD step of the
-federation (DP-FedSGD with secure aggregation):
+``--dp-noise distributed`` (horizontal; FedPer for its shared layers, its personal ones keeping
+their full local noise) every step is one DP-SGD step of the federation (DP-FedSGD with secure
+aggregation):
 
 1. every hospital samples each of its training records with the common probability q = 1/S
    (S steps per pass; the union of the K samples is a Poisson sample of all records);

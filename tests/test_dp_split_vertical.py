@@ -144,19 +144,26 @@ def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
         assert report["sample_rate"] == 1 / steps_per_epoch
         assert report["mechanisms_per_step"] == 2
         # what the hospital added to its share of the encrypted server gradient, every step
-        deltas = records[hospital]["share_delta"]
-        assert len(deltas) == 2 * report["steps"]  # weight and bias, each step
-        added = torch.cat(deltas)
-        std = report["noise_multiplier"] * report["max_grad_norm"]
-        if noise == "dealer":
-            continue  # below: only the parties' sum is noise
-        if noise == "distributed":  # a 1/(K − 1) share of the server layer's noise variance
-            std /= math.sqrt(2)
-            _check_distributed(report, std)
-        assert float(added.std()) == pytest.approx(std, rel=0.1)
-        assert abs(float(added.mean())) < 6 * std / math.sqrt(added.numel())
+        _check_added_noise(report, records[hospital]["share_delta"], noise)
     if noise == "dealer":
         _check_dealer(privacy["hospitals"], records)
+
+
+def _check_added_noise(report: dict, deltas: list[torch.Tensor], noise: str) -> None:
+    """What one of the three parties added to its share of the encrypted weight and bias
+    gradients, every step: N(0, (ν·bound)²) with local noise; a 1/(P − 1) share of that variance
+    with distributed noise (any one other party sees ν·bound); with the dealer's noise a share
+    that is noise only summed with the others' (:func:`_check_dealer`)."""
+    assert len(deltas) == 2 * report["steps"]  # weight and bias, each step
+    if noise == "dealer":
+        return
+    added = torch.cat(deltas)
+    std = report["noise_multiplier"] * report["max_grad_norm"]
+    if noise == "distributed":
+        std /= math.sqrt(2)
+        _check_distributed(report, std)
+    assert float(added.std()) == pytest.approx(std, rel=0.1)
+    assert abs(float(added.mean())) < 6 * std / math.sqrt(added.numel())
 
 
 def _check_dealer(reports: dict, records: dict) -> None:
@@ -204,17 +211,7 @@ def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, 
         assert report["mechanisms_per_step"] == 1
         assert report["max_grad_norm"] == gradient_bound(3, 12) == 0.5 * math.sqrt(12) * 2
         # what the party added to its share of the encrypted top-model gradient, every step
-        deltas = records[party]["share_delta"]
-        assert len(deltas) == 2 * report["steps"]  # weight and bias, each step
-        added = torch.cat(deltas)
-        std = report["noise_multiplier"] * report["max_grad_norm"]
-        if noise == "dealer":
-            continue  # below: only the parties' sum is noise
-        if noise == "distributed":  # a 1/(P − 1) share of the variance: any one party sees ν·B
-            std /= math.sqrt(2)
-            _check_distributed(report, std)
-        assert float(added.std()) == pytest.approx(std, rel=0.1)
-        assert abs(float(added.mean())) < 6 * std / math.sqrt(added.numel())
+        _check_added_noise(report, records[party]["share_delta"], noise)
     if noise == "dealer":
         _check_dealer(privacy["hospitals"], records)
     if noise != "local":

@@ -270,6 +270,12 @@ class TrainConfig:
         return self.dp_epsilon is not None and self.dp_noise == "distributed"
 
     @property
+    def dealer_dp(self) -> bool:
+        """The TTP dealer draws the DP noise of split's and vertical's encrypted gradient sums
+        (fedtrain/secure/dealer_noise.py)."""
+        return self.dp_epsilon is not None and self.dp_noise == "dealer"
+
+    @property
     def dp_noise_mode(self) -> str:
         """``--dp-noise``, ``local`` by default."""
         return self.dp_noise or "local"

@@ -211,6 +211,17 @@ def total_noise_std(multiplier: float, bound: float, parties: int, mode: str) ->
     return std if mode == "dealer" else std * math.sqrt(parties)
 
 
+def noise_report(report: dict[str, Any], mode: str, parties: int, std: float,
+                 local_mechanisms: int = 0) -> dict[str, Any]:
+    """What privacy.json adds to a party's ``report`` for ``--dp-noise`` ``mode`` of its
+    encrypted gradient sums (``std``: :func:`noise_std`); nothing for local noise."""
+    if mode == "distributed":
+        return distributed_report(report, parties, std, local_mechanisms)
+    if mode == "dealer":
+        return dealer_report(std)
+    return {}
+
+
 def dealer_report(share_std: float) -> dict[str, Any]:
     """What privacy.json adds when the TTP dealer draws the noise of the encrypted sums."""
     return {

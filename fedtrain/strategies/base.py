@@ -145,8 +145,7 @@ class Strategy(ABC):
                                     "mechanism batches and clips its own way (docs/privacy.md)")
         if config.distributed_dp:
             cls._check_distributed_dp(config, those("supports_distributed_dp"))
-        if config.dp_epsilon is not None and config.dp_noise == "dealer" \
-                and not cls.supports_dealer_dp:
+        if config.dealer_dp and not cls.supports_dealer_dp:
             raise UserError(f"--dp-noise dealer works with --strategy "
                             f"{those('supports_dealer_dp')}, not {cls.name} (the strategies "
                             "whose encrypted models already need the TTP dealer)")
@@ -169,26 +168,10 @@ class Strategy(ABC):
     @classmethod
     def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
         """--dp-noise distributed: a strategy that supports it (what else it excludes is the
-        strategy's to say: horizontal.py)."""
+        strategy's to say: ParameterSharing)."""
         if not cls.supports_distributed_dp:
             raise UserError(f"--dp-noise distributed works with --strategy {supported}, not "
                             f"{cls.name} (every parameter must be trained together)")
-
-    @staticmethod
-    def _refuse_update_options(config: TrainConfig) -> None:
-        """Options that act on model updates, for a strategy whose distributed noise replaces
-        the updates by noisy gradient sums (horizontal)."""
-        for used, option in ((config.central_dp, "--central-dp"),
-                             (config.min_hospitals is not None, "--min-hospitals"),
-                             (config.max_update_norm is not None, "--max-update-norm"),
-                             (config.prox_mu > 0, "--prox-mu"),
-                             (bool(config.server_options_given()),
-                              "/".join(config.server_options_given()))):
-            if used:
-                why = ("every hospital must add its noise share to every step"
-                       if option == "--min-hospitals" else
-                       "no model updates are shared, only each step's noisy gradient sum")
-                raise UserError(f"{option} does not work with --dp-noise distributed ({why})")
 
     @staticmethod
     def open_session(rank: int, spec: dict[str, Any], config: TrainConfig) -> Any:
@@ -314,8 +297,19 @@ class ParameterSharing(Strategy):
     def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:
         """Distributed DP-SGD shares no model updates, so no option acting on them holds."""
         super()._check_distributed_dp(config, supported)
-        if cls._distributed_dp_sgd(config):
-            cls._refuse_update_options(config)
+        if not cls._distributed_dp_sgd(config):
+            return
+        for used, option in ((config.central_dp, "--central-dp"),
+                             (config.min_hospitals is not None, "--min-hospitals"),
+                             (config.max_update_norm is not None, "--max-update-norm"),
+                             (config.prox_mu > 0, "--prox-mu"),
+                             (bool(config.server_options_given()),
+                              "/".join(config.server_options_given()))):
+            if used:
+                why = ("every hospital must add its noise share to every step"
+                       if option == "--min-hospitals" else
+                       "no model updates are shared, only each step's noisy gradient sum")
+                raise UserError(f"{option} does not work with --dp-noise distributed ({why})")
 
     def is_shared(self, key: str) -> bool:
         """Whether parameter ``key`` (canonical spelling) is averaged across hospitals."""
@@ -353,7 +347,7 @@ class ParameterSharing(Strategy):
                                    self.is_shared)
 
     def train_round(self, round_index: int) -> RoundResult:
-        if self.session.federation is not None:
+        if self._distributed_dp_sgd(self.config):
             return self._train_round_distributed_dp()
         start = self.session.trainer.state_dict()
         loss = self.session.trainer.train_epochs(self.config.local_epochs,
@@ -375,7 +369,7 @@ class ParameterSharing(Strategy):
 
     def privacy_report(self) -> dict[str, Any] | None:
         private = super().privacy_report()
-        if private is None or self.session.federation is None:
+        if private is None or not self._distributed_dp_sgd(self.config):
             return private
         report = {**private, **dp_distributed.report(self.session.federation, private)}
         personal = sorted({k.rsplit(".", 1)[0] for k in self.session.trainer.state_dict()

@@ -36,8 +36,7 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
     ExchangeAccountant,
     add_noise_to_share,
     clip_linear_gradients,
-    dealer_report,
-    distributed_report,
+    noise_report,
     noise_std,
     private_optimizer,
 )
@@ -176,12 +175,9 @@ class Split(ParameterSharing):
         if self.accountant is None:
             return None
         report = self.accountant.report()
-        if self.config.distributed_dp:  # the client part's mechanism keeps its local noise
-            report.update(distributed_report(report, len(self.sizes), self.server_noise_std,
-                                             local_mechanisms=1))
-        elif self.config.dp_noise == "dealer":  # the client part's noise stays local
-            report.update(dealer_report(self.server_noise_std))
-        return report
+        # the server layer's noise follows --dp-noise; the client part's stays local
+        return {**report, **noise_report(report, self.config.dp_noise_mode, len(self.sizes),
+                                         self.server_noise_std, local_mechanisms=1)}
 
     def _sample(self) -> torch.Tensor:
         """This step's rows: each independently with probability 1/steps, from the CSPRNG; every
@@ -215,7 +211,7 @@ class Split(ParameterSharing):
         if self.accountant is not None:
             add_noise_to_share([p.grad for p in self.server.model.parameters()],
                                self.server_noise_std, self.rng,
-                               dealer=self.config.dp_noise == "dealer")
+                               dealer=self.config.dealer_dp)
             self.accountant.step()
         self.server.sgd_step(self.config.encrypted_lr / total)
         grads = [b.grad for b in blocks]

@@ -28,8 +28,7 @@ from crypten_fl.fedtrain.data.preprocess import ModelInputs
 from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_exchange import (
     ExchangeAccountant,
-    dealer_report,
-    distributed_report,
+    noise_report,
     noise_std,
     total_noise_std,
 )
@@ -149,11 +148,8 @@ class Vertical(Strategy):
         if self.accountant is None:
             return None
         report = self.accountant.report()
-        if self.config.distributed_dp:
-            report.update(distributed_report(report, self.world, self.noise_std))
-        elif self.config.dp_noise == "dealer":
-            report.update(dealer_report(self.noise_std))
-        return report
+        return {**report, **noise_report(report, self.config.dp_noise_mode, self.world,
+                                         self.noise_std)}
 
     def _embed_blocks(self, x: torch.Tensor, s: torch.Tensor):  # type: ignore[no-untyped-def]
         """This party's bottom output (with DP: its summary features) and every party's
@@ -205,7 +201,7 @@ class Vertical(Strategy):
         for _ in range(self.config.local_epochs):
             private.noisy_gradient_step(self.top, features, labels, lr=self.lr,
                                         n=self.session.n_train, std=self.noise_std,
-                                        rng=self.rng, dealer=self.config.dp_noise == "dealer")
+                                        rng=self.rng, dealer=self.config.dealer_dp)
             self.accountant.step()
         return RoundResult(train_loss=None, exchanged_elements=0)
 

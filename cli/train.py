@@ -200,8 +200,8 @@ def render_update_checks(summary: TrainSummary) -> None:
 
 def render_dp_sgd(privacy: dict[str, Any], strategy: str) -> None:
     """Record-level DP (--dp-epsilon): the ε each hospital spent, and from a random start a
-    pointer to public pretraining (what closed most of the gap to the non-private model) where
-    the strategy can start from one; the strategy's own note on DP, if it has one."""
+    pointer to public pretraining (what closed most of the gap to the non-private model; for
+    vertical, the public feature map); the strategy's own note on DP, if it has one."""
     reports = [r for r in (privacy.get("hospitals") or {}).values() if r and "epsilon" in r]
     spent = sorted(record_level_epsilons(privacy))
     if not spent:
@@ -214,7 +214,7 @@ def render_dp_sgd(privacy: dict[str, Any], strategy: str) -> None:
     chosen = strategies.get(strategy)
     if chosen.dp_note:
         console.print(f"[dim]note: {chosen.dp_note}[/]", highlight=False)
-    if chosen.supports_init_from and not privacy.get("pretraining"):
+    if not privacy.get("pretraining"):
         console.print("[dim]tip: a start pretrained on public data (`crypten-fl pretrain`, then "
                       "`train --init-from MODEL`) loses much less to the noise than a random "
                       "start; measured figures in docs/privacy.md, \"Public pretraining\"[/]",

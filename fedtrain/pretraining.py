@@ -39,6 +39,7 @@ from crypten_fl.fedtrain.data.preprocess import (
 from crypten_fl.fedtrain.local_training.trainer import LocalTrainer
 from crypten_fl.fedtrain.local_training.trainer import TrainConfig as LocalConfig
 from crypten_fl.fedtrain.metrics.classification import multilabel_metrics
+from crypten_fl.fedtrain.models import public_features
 from crypten_fl.fedtrain.models.pretrained import (
     CARD_FILE,
     CARD_FORMAT,
@@ -182,7 +183,8 @@ def _train(config: TrainConfig, hospital: Path, epochs: int, data: dict[str, Any
     normalizer = Normalizer.from_moments(local_moments(train.values, train.mask, train.static))
     model = build_model(config, len(train.feature_names), static_width(True),
                         len(train.label_names), train.values.shape[1])
-    trainer = LocalTrainer(model, split_inputs(normalizer, train),
+    train_inputs = split_inputs(normalizer, train)
+    trainer = LocalTrainer(model, train_inputs,
                            LocalConfig(lr=config.lr, batch_size=config.batch_size,
                                        seed=config.seed, num_threads=config.threads_per_party))
     val_inputs = split_inputs(normalizer, val)
@@ -222,6 +224,8 @@ def _train(config: TrainConfig, hospital: Path, epochs: int, data: dict[str, Any
                                       "federation normalises with its pooled statistics)",
                      "history": history},
         "validation": {"split": "val", "n": len(val), **_metrics(trainer, val_inputs, val)},
+        public_features.CARD_FIELD: public_features.write(
+            tmp, train_inputs.x, train_inputs.static, train_inputs.labels),
     }
     write_json(tmp / CARD_FILE, card)
     return card

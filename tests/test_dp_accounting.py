@@ -127,9 +127,9 @@ def test_the_train_command_reports_each_hospitals_epsilon_and_points_to_pretrain
                    "pretraining": {"model": "pub"}}, "horizontal")
     out = " ".join(capsys.readouterr().out.split())
     assert "ε = 1.50–2.99 per hospital" in out and "pretrain" not in out
-    # vertical refuses --init-from: no tip it could not follow, but what to expect instead
+    # vertical: what to expect, and the tip (its DP model starts from the public feature map)
     render_dp_sgd({"dp_sgd": True, "hospitals": two, "pretraining": None}, "vertical")
     out = " ".join(capsys.readouterr().out.split())
-    assert "pretrain" not in out and "vertical with DP trains a linear top model" in out
+    assert "crypten-fl pretrain" in out and "vertical with DP trains a linear top model" in out
     render_dp_sgd({"dp_sgd": False, "hospitals": {}}, "horizontal")
     assert capsys.readouterr().out == ""

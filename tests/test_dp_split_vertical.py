@@ -218,7 +218,11 @@ def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, 
         return
     # the saved model (each party's feature widths and top share) predicts as in training,
     # although evaluate's configuration has no --dp-epsilon
-    run = tmp_path / "run"
+    check_evaluate_predicts_as_trained(tmp_path / "run")
+
+
+def check_evaluate_predicts_as_trained(run: Path) -> None:
+    """``evaluate`` of a vertical DP run gives the test AUROC its training reported."""
     evaluate(EvalOptions(run=run, secure=False, threshold="0.5"))
     trained = json.loads((run / "test_metrics.json").read_text())["per_hospital"]
     evaluated = json.loads((run / "eval" / "metrics.json").read_text())["per_hospital"]

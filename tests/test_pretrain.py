@@ -69,7 +69,8 @@ def test_card_records_architecture_data_training_and_validation(model, public) -
     card = json.loads((model / "card.json").read_text())
     assert list(card) == ["format", "format_version", "created_by", "weights", "architecture",
                           "features", "labels", "static", "time_bins", "schema",
-                          "schema_sha256", "data", "training", "validation"]
+                          "schema_sha256", "data", "training", "validation",
+                          "public_features"]
     assert card["format"] == "crypten-fl pretrained ICU Transformer"
     assert card["format_version"] == 1
     assert card["weights"]["file"] == "model.safetensors"
@@ -102,7 +103,8 @@ def test_card_records_architecture_data_training_and_validation(model, public) -
     assert list(validation["per_label"]) == list(LABEL_NAMES)
     assert not (model / "scratch").exists()
     assert sorted(p.name for p in model.iterdir()) == [".crypten-fl-output", "card.json",
-                                                        "model.safetensors"]
+                                                        "model.safetensors",
+                                                        "public_features.safetensors"]
 
 
 def test_pretraining_is_reproducible_from_its_seed(model, public, tmp_path) -> None:
@@ -219,22 +221,13 @@ def test_a_federation_with_other_features_is_refused_naming_them(model, tmp_path
         "feature list differs: lactate missing")
 
 
-def test_vertical_refuses_init_from_in_one_line(model, tmp_path) -> None:
-    with pytest.raises(UserError) as err:
-        train(_config(tmp_path, strategy="vertical", init_from=str(model)), tmp_path / "r")
-    assert str(err.value) == (
-        "--init-from works with --strategy centralized, fedmtl, fedper, horizontal, local, "
-        "split, not vertical (its parties' models see feature subsets, not the pretrained "
-        "model's features)")
-
-
 def test_every_hospital_checks_its_copy_against_the_run_s_hash(model, tmp_path) -> None:
     schema = read_pretrained(model).card["schema"]
     other = "0" * 64
     config = TrainConfig(fed="", init_from=str(model), init_from_sha256=other, **ARCH)
     with pytest.raises(UserError, match=r"the run's config expects 000000000000… \(every "
                                         r"hospital must start from the same model\)"):
-        resolve_init_from(config, schema, model)
+        resolve_init_from(config, [schema], model)
     with pytest.raises(UserError, match="every hospital must start from the same model"):
         load_weights(model, other)
 

@@ -138,13 +138,18 @@ def _comparable(ours: Any, theirs: Any) -> tuple[Any, Any]:
     return strip(ours), strip(theirs)
 
 
-def check_fits(pretrained: Pretrained, config: Any, schema: dict[str, Any],
-               option: str = "--init-from") -> None:
-    """Raise one UserError naming what differs between the run and the pretrained model."""
+def check_public(pretrained: Pretrained, option: str = "--init-from") -> None:
+    """Raise a UserError unless the card says the model was trained on public data."""
     if pretrained.card["data"].get("public") is not True:
         raise UserError(f"{option} {pretrained.path}: its card does not say it was trained on "
                         "public data; starting from a model of private data would spend privacy "
                         "that no accountant here measures")
+
+
+def check_fits(pretrained: Pretrained, config: Any, schema: dict[str, Any],
+               option: str = "--init-from") -> None:
+    """Raise one UserError naming what differs between the run and the pretrained model."""
+    check_public(pretrained, option)
     found = mismatches(pretrained, config, schema)
     if found:
         shown = "; ".join(found[:4]) + (" …" if len(found) > 4 else "")

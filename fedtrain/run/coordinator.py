@@ -156,7 +156,7 @@ def train(config: TrainConfig, out: Path, *, resume: bool = False, overwrite: bo
     if config.min_hospitals is not None and config.min_hospitals > len(hospitals):
         raise UserError(f"--min-hospitals {config.min_hospitals}: the federation has only "
                         f"{len(hospitals)} hospitals")
-    config, pretrained = resolve_init_from(config, hospitals[0].schema)
+    config, pretrained = resolve_init_from(config, [h.schema for h in hospitals])
     reads = federation_reads(Path(config.fed), hospitals)
     if config.init_from is not None:
         reads = {**reads, "--init-from": [Path(config.init_from)]}

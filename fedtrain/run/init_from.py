@@ -1,7 +1,8 @@
 """``--init-from``: check a pretrained model against the run before any process starts.
 
 The coordinator (and each node, for its own hospital) reads the model's card, compares its
-architecture and data schema with the run's, and records the weights' SHA-256 in config.json;
+architecture and data schema with the run's (vertical parties: their features with the public
+feature map's, fedtrain/models/public_features.py), and records the weights' SHA-256 in config.json;
 each hospital process then loads the weights and checks that hash (fedtrain/sessions/hospital.py),
 so every hospital starts from the same public model without exchanging anything.
 """
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from crypten_fl.common.errors import UserError
+from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import preprocessing_spec
-from crypten_fl.fedtrain.models.pretrained import Pretrained, check_fits, read_pretrained
+from crypten_fl.fedtrain.models.pretrained import Pretrained, read_pretrained
 from crypten_fl.mimic_etl.schema import fingerprint
 
 
@@ -25,11 +27,12 @@ def run_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {**schema, "training": fingerprint(preprocessing_spec())[:16]}
 
 
-def resolve_init_from(config: TrainConfig, schema: dict[str, Any],
+def resolve_init_from(config: TrainConfig, schemas: list[dict[str, Any]],
                       path: Path | None = None, option: str = "--init-from"
                       ) -> tuple[TrainConfig, Pretrained | None]:
     """The config with ``init_from`` absolute and ``init_from_sha256`` filled in, after checking
-    that the model fits ``config`` and the hospitals' ``schema``. ``path``: where this machine's
+    that the model fits ``config`` and every hospital's data (``schemas``: all the coordinator
+    knows, a node's own; the strategy decides what fits). ``path``: where this machine's
     copy of the model is (default: ``config.init_from``); its weights must have the hash the
     config already records, if any."""
     if config.init_from is None:
@@ -38,7 +41,9 @@ def resolve_init_from(config: TrainConfig, schema: dict[str, Any],
                             "initialisation (no init_from); every hospital must start alike")
         return config, None
     pretrained = read_pretrained(Path(path if path is not None else config.init_from), option)
-    check_fits(pretrained, config, run_schema(schema), option)
+    strategy = strategies.get(config.strategy)
+    for one in schemas:
+        strategy.check_pretrained(pretrained, config, run_schema(one), option)
     recorded = config.init_from_sha256
     if recorded is not None and recorded != pretrained.weights_sha256:
         raise UserError(f"{option} {pretrained.path}: its weights have sha256 "

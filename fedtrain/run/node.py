@@ -302,7 +302,7 @@ def run_node(identity: NodeIdentity, *, data: Path | None, run_config: Path | No
                         "hash every hospital checks its copy against; `crypten-fl train` writes "
                         "both)")
     model_copy = Path(init_from) if init_from is not None else None
-    resolve_init_from(config, manifest_schema(manifest), model_copy,
+    resolve_init_from(config, [manifest_schema(manifest)], model_copy,
                       "--init-from" if init_from is not None else "init_from of --run-config")
     if config.insecure_transport != (identity.kit is None):
         raise UserError(f"--run-config {run_config}: the run is configured "

@@ -19,6 +19,7 @@ from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import ModelInputs, Normalizer, local_moments, static_width
 from crypten_fl.fedtrain.models.dp_compat import canonical_state_dict, load_canonical_state_dict
+from crypten_fl.fedtrain.models.public_features import PublicProjection, load_projection
 from crypten_fl.fedtrain.models.transformer import ICUEncoder
 from crypten_fl.fedtrain.secure.aggregator import SecureAggregator
 from crypten_fl.fedtrain.secure.psi import CryptenChannel, align
@@ -60,6 +61,8 @@ class VerticalSession(Session):
 
     trainer: BottomTrainer
     psi_bytes: int
+    #: with --dp-epsilon and --init-from: this party's feature map fitted on public data
+    public_projection: PublicProjection | None = None
 
     @property
     def is_label_party(self) -> bool:
@@ -108,6 +111,11 @@ def open_vertical_session(rank: int, spec: dict[str, Any], config: TrainConfig
         n_layers=config.n_layers, dim_feedforward=config.dim_feedforward,
         dropout=config.model_dropout, pooling=config.pooling,
     )
+    init_from = spec.get("init_from") or config.init_from
+    projection = None
+    if config.dp_epsilon is not None and init_from is not None:
+        projection = load_projection(Path(init_from), config.init_from_sha256,
+                                     list(train.feature_names), has_static, config.seed)
     gathered = all_sizes(len(train.label_names))
     return VerticalSession(
         rank=rank, hospitals=[int(spec["hospital"])], train=inputs(train),
@@ -115,5 +123,6 @@ def open_vertical_session(rank: int, spec: dict[str, Any], config: TrainConfig
         label_names=list(train.label_names), n_labels=max(gathered),
         trainer=BottomTrainer(copy.deepcopy(bottom), config.lr),
         aggregator=SecureAggregator(degree=config.mask_degree), psi_bytes=psi_bytes,
+        public_projection=projection,
     )
 

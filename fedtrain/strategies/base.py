@@ -23,6 +23,7 @@ from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.local_training import dp_distributed
 from crypten_fl.fedtrain.local_training.proximal import ProximalTerm
+from crypten_fl.fedtrain.models.pretrained import Pretrained, check_fits
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.tensors import flatten, unflatten
 from crypten_fl.fedtrain.updates import central_dp
@@ -98,9 +99,6 @@ class Strategy(ABC):
     #: --dp-noise dealer: the TTP dealer draws the noise of its encrypted gradient sums once
     #: and secret-shares it (fedtrain/secure/dealer_noise.py; split and vertical)
     supports_dealer_dp: ClassVar[bool] = False
-    #: every party's model is the whole ICU Transformer, so it can start from a pretrained one
-    #: (--init-from); not so where parties hold models of feature subsets (vertical)
-    supports_init_from: ClassVar[bool] = True
     #: what a user should expect from record-level DP with this strategy, where the measured
     #: figures call for a warning (shown by ``train`` after a DP run; None: nothing to say)
     dp_note: ClassVar[str | None] = None
@@ -149,10 +147,6 @@ class Strategy(ABC):
             raise UserError(f"--dp-noise dealer works with --strategy "
                             f"{those('supports_dealer_dp')}, not {cls.name} (the strategies "
                             "whose encrypted models already need the TTP dealer)")
-        if config.init_from is not None and not cls.supports_init_from:
-            raise UserError(f"--init-from works with --strategy {those('supports_init_from')}, "
-                            f"not {cls.name} (its parties' models see feature subsets, not the "
-                            "pretrained model's features)")
         if config.min_hospitals is not None and not cls.tolerates_dropouts:
             raise UserError(f"--min-hospitals: --strategy {cls.name} cannot continue without "
                             f"a hospital (dropout tolerance covers {those('tolerates_dropouts')})")
@@ -164,6 +158,14 @@ class Strategy(ABC):
                 (config.prox_mu > 0, "--prox-mu", "shares_updates")):
             if used and not getattr(cls, trait):
                 raise UserError(f"{option} works with --strategy {those(trait)}, not {cls.name}")
+
+    @classmethod
+    def check_pretrained(cls, pretrained: Pretrained, config: TrainConfig,
+                         schema: dict[str, Any], option: str = "--init-from") -> None:
+        """Raise one UserError if a party with data ``schema`` cannot start from ``pretrained``
+        (--init-from): here every party's model is the whole ICU Transformer, so the model must
+        have the run's architecture and the hospitals' features."""
+        check_fits(pretrained, config, schema, option)
 
     @classmethod
     def _check_distributed_dp(cls, config: TrainConfig, supported: str) -> None:

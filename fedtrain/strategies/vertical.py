@@ -32,6 +32,9 @@ from crypten_fl.fedtrain.local_training.dp_exchange import (
     noise_std,
     total_noise_std,
 )
+from crypten_fl.fedtrain.models import public_features
+from crypten_fl.fedtrain.models.pretrained import Pretrained
+from crypten_fl.fedtrain.models.public_features import PublicProjection
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, plain_head, share_blocks
 from crypten_fl.fedtrain.secure.reveal_audit import revealing
@@ -58,7 +61,6 @@ class Vertical(Strategy):
     name = "vertical"
     summary = "vertical FL: parties hold other features of the same stays; encrypted top model"
     partition = "vertical"
-    supports_init_from = False  # its bottom models see feature subsets
     dp_note = ("vertical with DP trains a linear top model on every party's stay summaries "
                "entirely under encryption (no bottom Transformers; nothing per record is "
                "revealed during training): docs/privacy.md, \"DP for split and vertical "
@@ -94,7 +96,14 @@ class Vertical(Strategy):
         if self.private:
             self._make_private(config)
 
+    def _projection(self) -> PublicProjection | None:
+        """This party's public feature map (--dp-epsilon with --init-from), if it has one."""
+        return getattr(self.session, "public_projection", None)  # test sessions may lack it
+
     def _own_feature_width(self) -> int:
+        projection = self._projection()
+        if projection is not None:  # --init-from: L public logits
+            return projection.width
         train = self.session.train
         return private.feature_width(train.x.shape[2] // 2, train.static.shape[1])
 
@@ -110,9 +119,21 @@ class Vertical(Strategy):
         if config.dp_epsilon is not None and config.cut != 1:
             raise UserError("--dp-epsilon with --strategy vertical trains a linear top model "
                             "(docs/privacy.md): --cut 2 does not apply")
+        if config.init_from is not None and config.dp_epsilon is None:
+            raise UserError("--init-from with --strategy vertical works with --dp-epsilon (each "
+                            "party's features mapped by a model fitted on the public data, "
+                            "docs/privacy.md); without DP its bottom Transformers see feature "
+                            "subsets that no pretrained model fits")
         if config.dp_epsilon is not None and config.max_grad_norm is not None:
             raise UserError("--max-grad-norm is not used by --strategy vertical: its bound "
                             "follows from its features and output clamp (docs/privacy.md)")
+
+    @classmethod
+    def check_pretrained(cls, pretrained: Pretrained, config: TrainConfig,
+                         schema: dict[str, Any], option: str = "--init-from") -> None:
+        """A party starts from the public feature map of its own columns (not the model's
+        weights): its features must be among the public data's."""
+        public_features.check_fits(pretrained, schema, option)
 
     @classmethod
     def receives_with(cls, config: TrainConfig) -> frozenset[str]:
@@ -148,13 +169,19 @@ class Vertical(Strategy):
         if self.accountant is None:
             return None
         report = self.accountant.report()
-        return {**report, **noise_report(report, self.config.dp_noise_mode, self.world,
-                                         self.noise_std)}
+        projection = self._projection()
+        features = ("its stay summaries and static values" if projection is None else
+                    f"the {projection.width} logits of a logistic regression fitted on its "
+                    "columns of the public data (--init-from, the pretraining block; it "
+                    "costs no ε)")
+        return {**report, "features": f"{self.widths[self.session.rank]} per record: {features}",
+                **noise_report(report, self.config.dp_noise_mode, self.world, self.noise_std)}
 
     def _embed_blocks(self, x: torch.Tensor, s: torch.Tensor):  # type: ignore[no-untyped-def]
         """This party's bottom output (with DP: its summary features) and every party's
         secret-shared block."""
-        e = private.party_features(x, s) if self.private else self.session.trainer.model(x, s)
+        e = (private.party_features(x, s, self._projection()) if self.private
+             else self.session.trainer.model(x, s))
         shapes = [(e.shape[0], width) for width in self.widths]
         blocks, enc = share_blocks(e.detach(), shapes, self.session.rank, 1,
                                    requires_grad=not self.private)
@@ -250,6 +277,7 @@ class Vertical(Strategy):
                             "2026-12-06), which this version no longer runs; train it again")
         saved = load_file(str(Path(run_dir) / model))
         if FEATURE_WIDTHS in saved:  # trained with DP (evaluate's config has no --dp-epsilon)
+            self.session.public_projection = PublicProjection.from_state(saved)
             widths = [int(w) for w in saved[FEATURE_WIDTHS]]
             if widths[self.session.rank] != self._own_feature_width():
                 raise UserError(f"{run_dir / model}: a block of {widths[self.session.rank]} "
@@ -278,7 +306,10 @@ class Vertical(Strategy):
     def models_to_save(self) -> dict[str, dict[str, torch.Tensor]]:
         rank = self.session.rank
         # with DP a party's "bottom model" is its fixed feature map: only the widths are saved
-        bottom = ({FEATURE_WIDTHS: torch.tensor(self.widths)} if self.private
+        # (and its public feature map, with --init-from)
+        projection = self._projection()
+        bottom = ({FEATURE_WIDTHS: torch.tensor(self.widths),
+                   **({} if projection is None else projection.to_state())} if self.private
                   else self.session.trainer.state_dict())
         # the top model stays secret-shared: each party keeps its own share (int64 ring elements)
         return {f"model_party_{rank}": bottom, f"top_share_party_{rank}": self.top.shares()}

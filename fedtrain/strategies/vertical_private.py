@@ -40,6 +40,7 @@ import math
 import torch
 from crypten_fl.fedtrain.compat import crypten
 from crypten_fl.fedtrain.local_training.dp_exchange import add_noise_to_share, clip_rows
+from crypten_fl.fedtrain.models.public_features import PublicProjection
 from crypten_fl.fedtrain.models.stay_summary import stay_summary
 from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead
 from crypten_fl.fedtrain.secure_noise import SecureRandom
@@ -73,10 +74,14 @@ MECHANISM = ("Vertical, linear top model trained under encryption on every party
              "sensitivity 2B: one accountant step of multiplier nu/2 per step")
 
 
-def party_features(x: torch.Tensor, static: torch.Tensor) -> torch.Tensor:
-    """``(N, 5F + S)``: the stay summaries of ``x (N, T, 2F)`` and the static vector, each row
-    clipped to norm ``FEATURE_SCALE·√width`` and divided by it (row norm ≤ 1)."""
+def party_features(x: torch.Tensor, static: torch.Tensor,
+                   projection: PublicProjection | None = None) -> torch.Tensor:
+    """``(N, 5F + S)``: the stay summaries of ``x (N, T, 2F)`` and the static vector, or with a
+    public ``projection`` (``--init-from``) its L logits of them, each row clipped to norm
+    ``FEATURE_SCALE·√width`` and divided by it (row norm ≤ 1)."""
     features = torch.cat([stay_summary(x, x.shape[2] // 2), static], dim=1)
+    if projection is not None:
+        features = projection(features)
     scale = FEATURE_SCALE * math.sqrt(features.shape[1])
     return clip_rows(features / scale, BLOCK_NORM)
 

@@ -3,6 +3,7 @@
     .venv/bin/python bench/vertical_dp_sim.py --fed VFED [--epsilons 8,3,1] [--seeds 5,6] \
         [--steps 40] [--lr RATE | --lr-scale 0.017] [--feature-scale 0.5] [--gradient-clamp 0.5] \
         [--noise local|distributed|dealer] \
+        [--public-model MODEL] \
         [--whiten-from PUBLIC_VFED [--components K] [--shrink S]] \
         [--sufficient-statistics LAMBDA [--public-gram PUBLIC_VFED]]
 
@@ -14,6 +15,9 @@ party (ν·B each, or 1/(P − 1) shares) added to each step's gradient sum, ν 
 library's replace-one accountant. What it leaves out: CrypTen's fixed point and sigmoid
 approximation (≈ 10⁻³). Prints one line per setting and seed (test macro-AUROC on the aligned
 test stays) and the machine; seconds per run, not minutes, so that settings can be compared.
+
+``--public-model MODEL`` maps each party's block by its public feature map first, as ``train
+--strategy vertical --dp-epsilon E --init-from MODEL`` does (fedtrain/models/public_features.py).
 
 Two alternatives that were studied and not adopted (docs/privacy.md, "Vertical: what else was
 tried"): ``--whiten-from`` replaces each party's block by its coordinates in the principal
@@ -39,6 +43,8 @@ import torch
 from crypten_fl.fedtrain.data.preprocess import Normalizer, local_moments
 from crypten_fl.fedtrain.local_training import dp_recipe
 from crypten_fl.fedtrain.local_training.dp_exchange import calibrate, clip_rows, total_noise_std
+from crypten_fl.fedtrain.models import public_features
+from crypten_fl.fedtrain.models.pretrained import read_pretrained
 from crypten_fl.fedtrain.models.stay_summary import stay_summary
 from crypten_fl.fedtrain.strategies import vertical_private
 from crypten_fl.mimic_etl.hospital_data import load_split
@@ -99,6 +105,19 @@ def whitening(public: list[torch.Tensor], components: int, shrink: float) -> Tra
         keep = min(components, block.shape[1])
         maps.append((mean, vectors[:, :keep] / (values[:keep] + shrink * values.mean()).sqrt()))
     return lambda p, block: (block - maps[p][0]) @ maps[p][1]
+
+
+def public_map(fed: Path, model: Path, seed: int) -> Transform:
+    """Party p's block ↦ the L logits of its public feature map (``--init-from MODEL``): the
+    library's logistic regression fitted on its columns of MODEL's public stays."""
+    rows = public_features.read(read_pretrained(model))
+    maps = []
+    for party in sorted(fed.glob("hospital_*")):
+        train = load_split(party, "train")
+        has_static = bool(set(train.static.columns) & {"age", "sex"})
+        maps.append(public_features.fit_projection(rows, list(train.feature_names), has_static,
+                                                   seed))
+    return lambda p, block: maps[p](block)
 
 
 def aligned_features(fed: Path, transform: Transform | None = None
@@ -183,6 +202,9 @@ def main() -> None:
                         help="a public vertical federation: whiten each block on it")
     parser.add_argument("--components", type=int, default=10**6)
     parser.add_argument("--shrink", type=float, default=0.0)
+    parser.add_argument("--public-model", type=Path, default=None,
+                        help="a MODEL of `crypten-fl pretrain`: each party's block mapped by "
+                             "its public feature map (train --init-from)")
     parser.add_argument("--sufficient-statistics", type=float, default=None, metavar="LAMBDA",
                         help="ridge regression on noisy XᵀX, XᵀY instead of gradient descent")
     parser.add_argument("--public-gram", type=Path, default=None,
@@ -194,6 +216,8 @@ def main() -> None:
     vertical_private.LR_SCALE = args.lr_scale
     transform = (None if args.whiten_from is None else
                  whitening(summaries(args.whiten_from)[0]["train"], args.components, args.shrink))
+    if args.public_model is not None:  # the run's --seed fits the map: the first seed here
+        transform = public_map(args.fed, args.public_model, int(args.seeds.split(",")[0]))
     x, y, parties = aligned_features(args.fed, transform)
     public_gram = None
     if args.public_gram is not None:
@@ -217,6 +241,7 @@ def main() -> None:
                           "feature_scale": args.feature_scale,
                           "gradient_clamp": args.gradient_clamp,
                           "whiten_from": args.whiten_from and str(args.whiten_from),
+                          "public_model": args.public_model and str(args.public_model),
                           "components": args.components, "shrink": args.shrink,
                           "sufficient_statistics": args.sufficient_statistics,
                           "public_gram": args.public_gram and str(args.public_gram),

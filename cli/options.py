@@ -157,4 +157,6 @@ InitFrom = Annotated[Path | None, typer.Option(
     help="Start every hospital from this model of `crypten-fl pretrain` (pretrained on public "
          "data) instead of the --seed's random initialisation. Its architecture, features, labels "
          "and time bins must match the run; it costs no ε (docs/privacy.md, \"Public "
-         "pretraining\"). Not with --strategy vertical. Default: random initialisation.")]
+         "pretraining\"). With --strategy vertical (and --dp-epsilon) each party maps its "
+         "features by the model's public feature map instead (docs/privacy.md, \"Vertical "
+         "from a public feature map\"). Default: random initialisation.")]

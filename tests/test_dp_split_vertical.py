@@ -20,7 +20,6 @@ import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain import strategies
 from crypten_fl.fedtrain.config import TrainConfig
-from crypten_fl.fedtrain.evaluate.runner import EvalOptions, evaluate
 from crypten_fl.fedtrain.local_training.dp_exchange import (
     ALPHAS,
     calibrate,
@@ -33,11 +32,15 @@ from crypten_fl.fedtrain.run.coordinator import train
 from crypten_fl.fedtrain.secure import tags
 from crypten_fl.fedtrain.strategies.split import DP_BATCH
 from crypten_fl.fedtrain.strategies.vertical_private import gradient_bound
+from helpers.dp_checks import (
+    check_evaluate_predicts_as_trained,
+    check_exchange_accounting,
+    opacus_rdp_epsilon,
+)
 from helpers.dp_jobs import DP_DIR_ENV, JOB
 from helpers.federation import TINY_MODEL, both_federations
 from helpers.parties import HELPERS
 from helpers.resume import crash_after_round_1_and_resume
-from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 
 #: one round of two local epochs; a generous timeout: DP setup (Opacus) on a loaded machine
@@ -79,22 +82,17 @@ def _triangle(q: float, sigma: float, steps: int, delta: float) -> float:
     return float(get_privacy_spent(orders=ALPHAS, rdp=rdp, delta=delta)[0])
 
 
-def _opacus(sigma: float, q: float, steps: int, delta: float) -> float:
-    accountant = RDPAccountant()
-    accountant.history = [(sigma, q, steps)]
-    return float(accountant.get_epsilon(delta, alphas=ALPHAS))
-
-
 @pytest.mark.parametrize("q, steps", [(0.25, 40), (1.0, 10)])
 def test_replace_one_epsilon_is_opacus_rdp_and_calibration_reaches_the_target(q, steps) -> None:
     sigma = calibrate(3.0, q, steps, 1e-4)
     spent = epsilon(q, sigma, steps, 1e-4)
     assert 2.99 <= spent <= 3.0
     if q == 1.0:  # no sampling: the Gaussian mechanism of sensitivity 2, exactly
-        assert spent == _opacus(sigma / 2, 1.0, steps, 1e-4)
+        assert spent == opacus_rdp_epsilon(sigma / 2, 1.0, steps, 1e-4)
     else:
         assert spent == _triangle(q, sigma, steps, 1e-4)
-        assert spent > _opacus(sigma, q, steps, 1e-4)  # replace-one costs more than add/remove
+        # replace-one costs more than add/remove
+        assert spent > opacus_rdp_epsilon(sigma, q, steps, 1e-4)
     assert calibrate(1.0, q, steps, 1e-4) > sigma > calibrate(8.0, q, steps, 1e-4)
 
 
@@ -117,16 +115,6 @@ def _recorded_run(config: TrainConfig, tmp_path: Path, monkeypatch) -> tuple[dic
     return summary.privacy, records
 
 
-def _check_accounting(report: dict, target: float, planned_steps: int) -> None:
-    assert report["secure_rng"] is True and report["steps"] == planned_steps
-    q, sigma, delta = report["sample_rate"], report["combined_noise_multiplier"], report["delta"]
-    assert report["epsilon"] == epsilon(q, sigma, planned_steps, delta)
-    assert target - 0.01 <= report["epsilon"] <= target
-    assert report["epsilon_add_remove"] == _opacus(sigma, q, planned_steps, delta)
-    assert report["noise_multiplier"] == pytest.approx(
-        sigma * math.sqrt(report["mechanisms_per_step"]))
-
-
 @pytest.mark.parametrize("noise", ["local", "distributed", "dealer"])
 def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
         noise, feds, tmp_path, monkeypatch) -> None:
@@ -140,7 +128,7 @@ def test_split_with_dp_accounts_every_step_and_noises_each_hospitals_share(
     steps_per_epoch = max(math.ceil(n / (config.dp_batch_size or DP_BATCH)) for n in sizes)
     assert privacy["dp_sgd"] is True and set(privacy["hospitals"]) == {"0", "1", "2"}
     for hospital, report in privacy["hospitals"].items():
-        _check_accounting(report, 2.0, steps_per_epoch * config.local_epochs)
+        check_exchange_accounting(report, 2.0, steps_per_epoch * config.local_epochs)
         assert report["sample_rate"] == 1 / steps_per_epoch
         assert report["mechanisms_per_step"] == 2
         # what the hospital added to its share of the encrypted server gradient, every step
@@ -206,7 +194,7 @@ def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, 
     privacy, records = _recorded_run(config, tmp_path, monkeypatch)
     assert set(privacy["hospitals"]) == {"0", "1", "2"}
     for party, report in privacy["hospitals"].items():
-        _check_accounting(report, 4.0, config.rounds * config.local_epochs)
+        check_exchange_accounting(report, 4.0, config.rounds * config.local_epochs)
         assert report["sample_rate"] == 1.0  # every record in every step: nothing sampled
         assert report["mechanisms_per_step"] == 1
         assert report["max_grad_norm"] == gradient_bound(3, 12) == 0.5 * math.sqrt(12) * 2
@@ -219,16 +207,6 @@ def test_vertical_with_dp_noises_each_partys_share_of_every_gradient_sum(noise, 
     # the saved model (each party's feature widths and top share) predicts as in training,
     # although evaluate's configuration has no --dp-epsilon
     check_evaluate_predicts_as_trained(tmp_path / "run")
-
-
-def check_evaluate_predicts_as_trained(run: Path) -> None:
-    """``evaluate`` of a vertical DP run gives the test AUROC its training reported."""
-    evaluate(EvalOptions(run=run, secure=False, threshold="0.5"))
-    trained = json.loads((run / "test_metrics.json").read_text())["per_hospital"]
-    evaluated = json.loads((run / "eval" / "metrics.json").read_text())["per_hospital"]
-    for hospital, metrics in trained.items():
-        assert evaluated[hospital]["macro"]["auroc"] == pytest.approx(
-            metrics["macro"]["auroc"], abs=2e-3)
 
 
 @pytest.mark.parametrize(("changes", "message"), [
@@ -285,4 +263,4 @@ def test_a_crashed_and_resumed_dp_run_accounts_every_step_once(strategy, feds, t
         / DP_BATCH) for k in range(3)), "vertical": 1}[strategy]
     planned = per_epoch * config.local_epochs * config.rounds
     for report in summary.privacy["hospitals"].values():
-        _check_accounting(report, 3.0, planned)
+        check_exchange_accounting(report, 3.0, planned)

@@ -24,11 +24,11 @@ from crypten_fl.fedtrain.run.init_from import resolve_init_from
 from crypten_fl.fedtrain.strategies.vertical_private import gradient_bound, party_features
 from crypten_fl.mimic_etl.partition.pipeline import partition
 from helpers.cohort_fixture import DEFAULT_FEATURES, random_cohort
+from helpers.dp_checks import check_evaluate_predicts_as_trained, check_exchange_accounting
 from helpers.federation import TINY_MODEL, both_federations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
-from test_dp_split_vertical import _check_accounting, check_evaluate_predicts_as_trained
 
 ONE_ROUND = {**TINY_MODEL, "rounds": 1, "timeout": 180}
 ARCH = {k: v for k, v in TINY_MODEL.items() if k != "timeout"}
@@ -173,7 +173,7 @@ def test_vertical_dp_from_the_public_map_accounts_as_before_and_evaluates_alike(
     assert privacy["pretraining"]["public_data"] is True
     rows = public_features.read(read_pretrained(model))
     for party, report in privacy["hospitals"].items():
-        _check_accounting(report, 4.0, config.rounds * config.local_epochs)
+        check_exchange_accounting(report, 4.0, config.rounds * config.local_epochs)
         assert report["max_grad_norm"] == gradient_bound(3, 12) == 0.5 * math.sqrt(12) * 2
         assert report["features"].startswith("12 per record: the 12 logits of a logistic ")
         saved = load_file(str(tmp_path / "run" / f"model_party_{party}.safetensors"))

@@ -4,10 +4,10 @@
         [--no-dp STRATEGY=AUROC ...] [--title TEXT]
 
 Each RUN.json is a ``bench/out/dp_utility_<tag>.json``; its rows are grouped by strategy (a run
-with ``dp_noise=distributed`` among its overrides is labelled so). Left: task macro-AUROC against
-ε per strategy, with each strategy's no-DP AUROC (``--no-dp``, or a no-DP row of the inputs) as
-a dotted line. Right: the loss attack's AUROC of every audited run, with chance (0.5).
-docs/privacy.md shows the figure of the 12k federation.
+with ``dp_noise=distributed`` or ``dealer`` among its overrides is labelled so). Left: task
+macro-AUROC against ε per strategy, with each strategy's no-DP AUROC (``--no-dp``, or a no-DP
+row of the inputs) as a dotted line. Right: the loss attack's AUROC of every audited run, with
+chance (0.5). docs/privacy.md shows the figures of the 12k federation.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from typing import Any
 
 
 def _series(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
-    """Rows by label (strategy, and the noise mode when it is distributed)."""
+    """Rows by label (strategy, and the noise mode when it is not local)."""
     series: dict[str, list[dict[str, Any]]] = {}
     for path in paths:
         data = json.loads(path.read_text())
-        distributed = (data.get("overrides") or {}).get("dp_noise") == "distributed"
+        noise = (data.get("overrides") or {}).get("dp_noise") or "local"
         for row in data["rows"]:
-            label = row["strategy"] + (" (distributed noise)" if distributed else "")
+            label = row["strategy"] + ("" if noise == "local" else f" ({noise} noise)")
             series.setdefault(label, []).append(row)
     return series
 

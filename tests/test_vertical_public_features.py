@@ -14,7 +14,7 @@ from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import static_width
 from crypten_fl.fedtrain.models import public_features
-from crypten_fl.fedtrain.models.pretrained import Pretrained, read_pretrained
+from crypten_fl.fedtrain.models.pretrained import Pretrained, read_pretrained, state_digest
 from crypten_fl.fedtrain.models.public_features import PublicProjection, PublicRows
 from crypten_fl.fedtrain.models.stay_summary import stay_summary
 from crypten_fl.fedtrain.pretraining import pretrain
@@ -179,13 +179,15 @@ def test_vertical_dp_from_the_public_map_accounts_as_before_and_evaluates_alike(
         saved = load_file(str(tmp_path / "run" / f"model_party_{party}.safetensors"))
         assert saved["feature_widths"].tolist() == [12, 12, 12]
         projection = PublicProjection.from_state(saved)
+        assert projection is not None  # privacy.json records the digest of the map it started from
+        assert privacy["pretraining"]["initial_model_sha256"][party] == state_digest(
+            projection.to_state())
         manifest = json.loads((feds["vertical"] / f"hospital_{party}" / "manifest.json")
                               .read_text())
         names = [f["name"] for f in manifest["features"]]
         has_static = "age" in (manifest.get("static") or [])
         # the party's map is the one fitted on its own public columns with the run's seed
         fitted = public_features.fit_projection(rows, names, has_static, config.seed)
-        assert projection is not None
         assert torch.equal(projection.linear.weight, fitted.linear.weight)
         block = rows.summaries[:10, rows.columns(names, has_static)]
         assert torch.equal(projection(block), fitted(block))

@@ -73,7 +73,7 @@ def run(ctx: PartyContext) -> dict[str, Any]:
         ctx.emit("status", message="comparing data schemas with the other hospitals")
         schema_check.agree(ctx.spec, strategy_cls.partition == "vertical")
     session = strategy_cls.open_session(ctx.rank, ctx.spec, config)
-    initial = state_digest(session.trainer.state_dict()) if config.init_from else None
+    initial = state_digest(strategy_cls.initial_state(session)) if config.init_from else None
     strategy = strategy_cls(config, session)
     strategy.emit = ctx.emit  # e.g. a rejected update (fedtrain/updates/validation.py)
     if saved is not None:

@@ -194,6 +194,12 @@ class Strategy(ABC):
         """File stem → state dict of the final model(s) this hospital writes."""
         return {f"model_hospital_{self.session.rank}": self.session.trainer.state_dict()}
 
+    @staticmethod
+    def initial_state(session: Any) -> dict[str, torch.Tensor]:
+        """What a party started from with --init-from (privacy.json records its digest): its
+        model's weights, loaded from the pretrained model."""
+        return session.trainer.state_dict()
+
     @classmethod
     def final_model_files(cls, index: int) -> list[str]:
         """Files in RUN/ holding party ``index``'s final model (what :meth:`load_final` reads)."""

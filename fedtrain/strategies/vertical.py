@@ -62,9 +62,9 @@ class Vertical(Strategy):
     summary = "vertical FL: parties hold other features of the same stays; encrypted top model"
     partition = "vertical"
     dp_note = ("vertical with DP trains a linear top model on every party's stay summaries "
-               "entirely under encryption (no bottom Transformers; nothing per record is "
-               "revealed during training): docs/privacy.md, \"DP for split and vertical "
-               "learning\"")
+               "(with --init-from: their public feature map) entirely under encryption (no "
+               "bottom Transformers; nothing per record is revealed during training): "
+               "docs/privacy.md, \"DP for split and vertical learning\"")
     needs_ttp = True
     uses_dp_recipe = False  # its own DP mechanism (fedtrain/strategies/vertical_private.py)
     supports_distributed_dp = True  # each party adds a 1/(P-1) share of the noise variance
@@ -262,6 +262,12 @@ class Vertical(Strategy):
         if self.session.rank != self.label_party:
             return np.zeros((0, self.session.n_labels), dtype=np.float32)
         return torch.cat(out).numpy() if out else np.zeros((0, self.session.n_labels))
+
+    @staticmethod
+    def initial_state(session: Any) -> dict[str, torch.Tensor]:
+        """With --init-from a vertical party starts from its public feature map."""
+        projection = getattr(session, "public_projection", None)
+        return {} if projection is None else projection.to_state()
 
     @classmethod
     def final_model_files(cls, index: int) -> list[str]:

@@ -47,6 +47,7 @@ def main() -> None:
 
     series = _series(args.runs)
     fig, (utility, attack) = plt.subplots(1, 2, figsize=(10, 4))
+    drawn: set[str] = set()
     for label, rows in series.items():
         private = sorted((r for r in rows if r["epsilon_target"]),
                          key=lambda r: r["epsilon_target"])
@@ -55,7 +56,8 @@ def main() -> None:
                                              if r["epsilon_target"] is None), None))
         line = utility.plot([r["epsilon_target"] for r in private],
                             [r["macro_auroc"] for r in private], marker="o", label=label)[0]
-        if baseline is not None and "distributed" not in label:
+        if baseline is not None and strategy not in drawn:  # one line per strategy
+            drawn.add(strategy)
             utility.axhline(baseline, color=line.get_color(), linestyle=":", linewidth=1)
         audited = [r for r in private if r.get("attack_auroc") is not None]
         attack.plot([r["epsilon_target"] for r in audited], [r["attack_auroc"] for r in audited],

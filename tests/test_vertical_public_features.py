@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -145,8 +146,6 @@ def test_pretrain_writes_the_public_rows_with_their_hash(model) -> None:
 
 
 def test_a_changed_or_missing_public_file_is_refused_in_one_line(model, tmp_path) -> None:
-    import shutil
-
     copy = tmp_path / "model"
     shutil.copytree(model, copy)
     data = bytearray((copy / public_features.FILE).read_bytes())
@@ -226,3 +225,17 @@ def test_a_party_whose_features_the_public_data_lacks_is_refused(model, tmp_path
         resolve_init_from(train_config, [schema])
     assert str(err.value) == (f"--init-from {model}: the public feature map does not fit this "
                               "party's data: feature sofa is not in the public data")
+
+
+def test_a_map_of_data_not_declared_public_is_refused(feds, model, tmp_path) -> None:
+    """The map costs no ε only because its data is public: a card that does not say so is
+    refused before any process starts, as for every --init-from."""
+    copy = tmp_path / "model"
+    shutil.copytree(model, copy)
+    card = json.loads((copy / "card.json").read_text())
+    card["data"]["public"] = False
+    (copy / "card.json").write_text(json.dumps(card))
+    with pytest.raises(UserError, match=r"its card does not say it was trained on public data"):
+        train(TrainConfig(fed=str(feds["vertical"]), strategy="vertical", dp_epsilon=3.0,
+                          init_from=str(copy), **ONE_ROUND), tmp_path / "r")
+    assert not (tmp_path / "r").exists()

@@ -7,7 +7,9 @@ model of the given architecture is trained for ``--epochs`` with Adam in one pro
 the weights (``model.safetensors``) and ``card.json`` (fedtrain/models/pretrained.py): the
 architecture, the data schema, where the data came from with SHA-256s of the files trained on,
 why it is public, the training settings, the loss and validation macro-AUROC of every epoch and
-the final model's validation metrics.
+the final model's validation metrics; and ``public_features.safetensors``, the public training
+stays' summaries and labels from which vertical parties fit their public feature maps
+(fedtrain/models/public_features.py).
 
 Pretraining is free in privacy terms only because the data is public: output of ``crypten-fl
 synth`` is public by construction (detected from the release's own marker and summary); any other

@@ -14,6 +14,7 @@ import torch
 from crypten_fl.common.errors import UserError
 from crypten_fl.fedtrain.config import TrainConfig
 from crypten_fl.fedtrain.data.preprocess import static_width
+from crypten_fl.fedtrain.experiments.sweep import sweep
 from crypten_fl.fedtrain.models import public_features
 from crypten_fl.fedtrain.models.pretrained import Pretrained, read_pretrained, state_digest
 from crypten_fl.fedtrain.models.public_features import PublicProjection, PublicRows
@@ -203,6 +204,17 @@ def test_vertical_without_dp_refuses_init_from_in_one_line(feds, model, tmp_path
         train(TrainConfig(fed=str(feds["vertical"]), strategy="vertical",
                           init_from=str(model), **ONE_ROUND), tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_a_sweep_names_the_epsilon_vertical_cannot_start_from_the_map(feds, model, tmp_path
+                                                                      ) -> None:
+    base = TrainConfig(fed=str(feds["vertical"]), strategy="vertical", init_from=str(model),
+                       **ONE_ROUND)
+    with pytest.raises(UserError) as err:
+        sweep(base, [3.0, None], tmp_path / "sweep")
+    assert str(err.value).startswith("--dp-epsilon inf: --init-from with --strategy vertical "
+                                     "works with --dp-epsilon")
+    assert not (tmp_path / "sweep").exists()
 
 
 def test_a_party_whose_features_the_public_data_lacks_is_refused(model, tmp_path) -> None:

@@ -83,6 +83,23 @@ def _round_progress(progress: ProgressFn, label: str, rounds: int) -> EventFn:
     return on_event
 
 
+def _validated(base: TrainConfig, epsilons: list[float | None]) -> list[TrainConfig]:
+    """``base`` at each ε, checked. A refusal that only some of the ε values meet names the
+    first of them (vertical's ``--init-from`` has no run without DP, for example)."""
+    configs, refused = [], []
+    for epsilon in epsilons:
+        try:
+            configs.append(strategies.validate(base.with_dp_sgd(epsilon)))
+        except UserError as err:
+            refused.append((epsilon, err))
+    if refused and len(refused) == len(epsilons):
+        raise refused[0][1]
+    if refused:
+        epsilon, err = refused[0]
+        raise UserError(f"--dp-epsilon {epsilon_label(epsilon)}: {err}")
+    return configs
+
+
 def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
           overwrite: bool = False, audit_runs: bool = False,
           progress: ProgressFn = no_progress) -> SweepResult:
@@ -93,7 +110,7 @@ def sweep(base: TrainConfig, epsilons: list[float | None], out: Path, *,
     if audit_runs and not strategies.get(base.strategy).plaintext_model:
         raise UserError(f"--audit: no party of a {base.strategy} run holds the model the "
                         "attack needs (docs/privacy.md)")
-    configs = [strategies.validate(base.with_dp_sgd(e)) for e in epsilons]
+    configs = _validated(base, epsilons)
     check_output_dir(Path(out), overwrite, reads={"--fed": [Path(base.fed)]}, command="sweep")
     reads = federation_reads(Path(base.fed), read_federation(Path(base.fed), base.strategy))
     rows: list[dict[str, Any]] = []

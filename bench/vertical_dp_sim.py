@@ -46,6 +46,7 @@ from crypten_fl.fedtrain.local_training.dp_exchange import calibrate, clip_rows,
 from crypten_fl.fedtrain.models import public_features
 from crypten_fl.fedtrain.models.pretrained import read_pretrained
 from crypten_fl.fedtrain.models.stay_summary import stay_summary
+from crypten_fl.fedtrain.sessions.vertical import holds_static
 from crypten_fl.fedtrain.strategies import vertical_private
 from crypten_fl.mimic_etl.hospital_data import load_split
 from sklearn.metrics import roc_auc_score
@@ -71,7 +72,7 @@ def summaries(fed: Path) -> tuple[dict[str, list[torch.Tensor]], dict[str, torch
     labels: dict[str, torch.Tensor] = {}
     for party in parties:
         train = splits[party]["train"]
-        has_static = bool(set(train.static.columns) & {"age", "sex"})
+        has_static = holds_static(train)
         normalizer = Normalizer.from_moments(
             local_moments(train.values, train.mask, train.static if has_static else None))
         for name, split in splits[party].items():
@@ -114,7 +115,7 @@ def public_map(fed: Path, model: Path, seed: int) -> Transform:
     maps = []
     for party in sorted(fed.glob("hospital_*")):
         train = load_split(party, "train")
-        has_static = bool(set(train.static.columns) & {"age", "sex"})
+        has_static = holds_static(train)
         maps.append(public_features.fit_projection(rows, list(train.feature_names), has_static,
                                                    seed))
     return lambda p, block: maps[p](block)

@@ -69,6 +69,17 @@ class VerticalSession(Session):
         return self.train.labels is not None
 
 
+def holds_static(split: HospitalSplit) -> bool:
+    """Whether this party holds the stays' static columns (the partition gives them to one)."""
+    return bool(set(split.static.columns) & {"age", "sex"})
+
+
+def public_projection(session: Any) -> PublicProjection | None:
+    """A party's public feature map (--dp-epsilon with --init-from), if it has one (a minimal
+    session of the tests may lack the field)."""
+    return getattr(session, "public_projection", None)
+
+
 def _aligned(split: HospitalSplit, rank: int, world: int, channel: CryptenChannel,
              label_party: int) -> tuple[HospitalSplit, int]:
     result = align(list(split.keys), rank, world, channel, label_party=label_party)
@@ -96,7 +107,7 @@ def open_vertical_session(rank: int, spec: dict[str, Any], config: TrainConfig
     train = splits["train"]
     if not train.feature_names:
         raise UserError(f"{directory}: a vertical party needs at least one time-series feature")
-    has_static = bool(set(train.static.columns) & {"age", "sex"})
+    has_static = holds_static(train)
     static = train.static if has_static else None
     normalizer = Normalizer.from_moments(local_moments(train.values, train.mask, static))
 

@@ -40,7 +40,7 @@ from crypten_fl.fedtrain.secure.encrypted_head import EncryptedHead, plain_head,
 from crypten_fl.fedtrain.secure.reveal_audit import revealing
 from crypten_fl.fedtrain.secure_noise import SecureRandom
 from crypten_fl.fedtrain.sessions.lockstep import all_sizes
-from crypten_fl.fedtrain.sessions.vertical import open_vertical_session
+from crypten_fl.fedtrain.sessions.vertical import open_vertical_session, public_projection
 from crypten_fl.fedtrain.strategies import vertical_private as private
 from crypten_fl.fedtrain.strategies.base import RoundResult, Strategy
 from safetensors.torch import load_file
@@ -96,12 +96,8 @@ class Vertical(Strategy):
         if self.private:
             self._make_private(config)
 
-    def _projection(self) -> PublicProjection | None:
-        """This party's public feature map (--dp-epsilon with --init-from), if it has one."""
-        return getattr(self.session, "public_projection", None)  # test sessions may lack it
-
     def _own_feature_width(self) -> int:
-        projection = self._projection()
+        projection = public_projection(self.session)
         if projection is not None:  # --init-from: L public logits
             return projection.width
         train = self.session.train
@@ -169,7 +165,7 @@ class Vertical(Strategy):
         if self.accountant is None:
             return None
         report = self.accountant.report()
-        projection = self._projection()
+        projection = public_projection(self.session)
         features = ("its stay summaries and static values" if projection is None else
                     f"the {projection.width} logits of a logistic regression fitted on its "
                     "columns of the public data (--init-from, the pretraining block; it "
@@ -180,7 +176,7 @@ class Vertical(Strategy):
     def _embed_blocks(self, x: torch.Tensor, s: torch.Tensor):  # type: ignore[no-untyped-def]
         """This party's bottom output (with DP: its summary features) and every party's
         secret-shared block."""
-        e = (private.party_features(x, s, self._projection()) if self.private
+        e = (private.party_features(x, s, public_projection(self.session)) if self.private
              else self.session.trainer.model(x, s))
         shapes = [(e.shape[0], width) for width in self.widths]
         blocks, enc = share_blocks(e.detach(), shapes, self.session.rank, 1,
@@ -266,7 +262,7 @@ class Vertical(Strategy):
     @staticmethod
     def initial_state(session: Any) -> dict[str, torch.Tensor]:
         """With --init-from a vertical party starts from its public feature map."""
-        projection = getattr(session, "public_projection", None)
+        projection = public_projection(session)
         return {} if projection is None else projection.to_state()
 
     @classmethod
@@ -313,7 +309,7 @@ class Vertical(Strategy):
         rank = self.session.rank
         # with DP a party's "bottom model" is its fixed feature map: only the widths are saved
         # (and its public feature map, with --init-from)
-        projection = self._projection()
+        projection = public_projection(self.session)
         bottom = ({FEATURE_WIDTHS: torch.tensor(self.widths),
                    **({} if projection is None else projection.to_state())} if self.private
                   else self.session.trainer.state_dict())
